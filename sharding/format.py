@@ -1,0 +1,152 @@
+"""The on-disk shard format: one tar sample per track (raw PCM16 audio + JSON metadata) and the set's index.
+
+Every other module reads and writes shards through the helpers here, so the format lives in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+INDEX_NAME = "index.json"
+SHARD_PATTERN = "shard-%06d.tar"
+AUDIO_KEY = "pcm"  # raw little-endian int16 mono samples, no header
+META_KEY = "json"  # TrackMeta as JSON
+ENCODING = "pcm_s16le"
+PCM_SCALE = 32768.0
+
+
+@dataclass
+class TrackMeta:
+    """Metadata stored next to each track's audio."""
+
+    track_id: str
+    source: str
+    duration_s: float
+    sample_rate: int
+    num_samples: int
+    tags: list[str] = field(default_factory=list)
+    split: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ShardInfo:
+    """One complete shard as listed in the index."""
+
+    name: str
+    samples: int
+    duration_s: float
+    bytes: int
+    sha256: str
+
+
+@dataclass
+class ShardIndex:
+    """What a shard set holds, so epoch sizes and consistency checks need no scan of the tars."""
+
+    sample_rate: int
+    normalisation: str
+    shards: list[ShardInfo] = field(default_factory=list)
+    format_version: int = FORMAT_VERSION
+    encoding: str = ENCODING
+
+    @property
+    def total_samples(self) -> int:
+        return sum(s.samples for s in self.shards)
+
+    @property
+    def total_duration_s(self) -> float:
+        return sum(s.duration_s for s in self.shards)
+
+    def to_json(self) -> str:
+        body = asdict(self)
+        body["total_samples"] = self.total_samples
+        body["total_duration_s"] = round(self.total_duration_s, 3)
+        return json.dumps(body, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str, origin: str = "index") -> ShardIndex:
+        body = json.loads(text)
+        version = body.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"{origin}: shard format version {version!r}, this code reads {FORMAT_VERSION}; "
+                "re-run data_prep with this version to rebuild the shards"
+            )
+        return cls(
+            sample_rate=int(body["sample_rate"]),
+            normalisation=body["normalisation"],
+            shards=[ShardInfo(**s) for s in body["shards"]],
+            format_version=version,
+            encoding=body.get("encoding", ENCODING),
+        )
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write index.json atomically (temporary file, fsync, rename)."""
+        path = Path(directory) / INDEX_NAME
+        write_atomic(path, self.to_json().encode())
+        return path
+
+    @classmethod
+    def load_local(cls, directory: str | os.PathLike[str]) -> ShardIndex:
+        path = Path(directory) / INDEX_NAME
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no shard index; build the shard set with `python -m data_prep`")
+        return cls.from_json(path.read_text(), origin=str(path))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes so that a kill at any moment leaves either the old file or the new one, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def encode_track(key: str, pcm: np.ndarray, meta: TrackMeta) -> dict[str, Any]:
+    """A webdataset sample for one track; `pcm` is int16 mono."""
+    if pcm.dtype != np.int16 or pcm.ndim != 1:
+        raise ValueError(f"{meta.source}: expected mono int16 audio, got {pcm.dtype} with shape {pcm.shape}")
+    return {
+        "__key__": key,
+        AUDIO_KEY: pcm.astype("<i2", copy=False).tobytes(),
+        META_KEY: json.dumps(asdict(meta)).encode(),
+    }
+
+
+def decode_track(sample: dict[str, Any]) -> tuple[np.ndarray, TrackMeta]:
+    """Int16 samples and metadata of a raw webdataset sample; raises ValueError on a corrupt member."""
+    key = sample.get("__key__", "?")
+    try:
+        meta = TrackMeta(**json.loads(sample[META_KEY]))
+        raw = sample[AUDIO_KEY]
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"sample {key}: missing or unreadable member ({err})") from err
+    if len(raw) % 2 or len(raw) // 2 != meta.num_samples:
+        raise ValueError(f"sample {key}: {len(raw)} audio bytes, metadata says {meta.num_samples} samples")
+    return np.frombuffer(raw, dtype="<i2"), meta
+
+
+def pcm_to_float(pcm: np.ndarray) -> np.ndarray:
+    """Int16 PCM to float32 in [-1, 1)."""
+    return pcm.astype(np.float32) / PCM_SCALE
+
+
+def float_to_pcm(wave: np.ndarray) -> np.ndarray:
+    """Float audio in [-1, 1] to int16 PCM, clipped."""
+    return np.clip(np.round(wave * PCM_SCALE), -32768, 32767).astype(np.int16)
