@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Shared by the sbatch scripts: run a launcher while forwarding Slurm's pre-emption signal, requeue when it came.
+#
+# Slurm sends SIGUSR2 to the batch shell 120 s before the time limit (--signal=B:USR2@120) or on pre-emption.
+# The launcher (accelerate launch / torchrun) does not pass SIGUSR2 on, so we signal its children, the training
+# processes, which checkpoint, agree to stop and exit; then the job puts itself back in the queue and the same
+# command resumes from the checkpoint.
+
+preempted=0
+
+# forward_usr2 TARGET PID: send SIGUSR2 to PID itself (TARGET=process, e.g. srun, which passes it to its tasks)
+# or to PID's direct children (TARGET=children: the training processes of a launcher).
+forward_usr2() {
+  local targets=$2
+  if [[ "$1" == children ]]; then
+    targets=$(pgrep -P "$2" || true)
+  fi
+  [[ -n "$targets" ]] && kill -s USR2 $targets 2>/dev/null || true
+}
+
+# run_forwarding_signals TARGET CMD...: run CMD, forwarding SIGUSR2/SIGTERM as SIGUSR2 to TARGET (see
+# forward_usr2); returns CMD's exit code.
+run_forwarding_signals() {
+  local target=$1
+  shift
+  "$@" &
+  local pid=$!
+  trap 'echo "[slurm] $(date +%T) pre-emption signal: asking training to checkpoint"; preempted=1; forward_usr2 '"$target $pid"'' USR2 TERM
+  local rc=0
+  while true; do
+    wait "$pid" && rc=0 || rc=$?
+    kill -0 "$pid" 2>/dev/null || break  # wait returned because of a trapped signal: keep waiting
+  done
+  trap - USR2 TERM
+  return "$rc"
+}
+
+# requeue_if_preempted RC: after a pre-emption, put the job back in the queue; otherwise exit with RC.
+requeue_if_preempted() {
+  local rc=$1
+  if [[ "$preempted" == 1 ]]; then
+    echo "[slurm] $(date +%T) checkpoint written (exit $rc); requeueing job ${SLURM_JOB_ID:?}"
+    scontrol requeue "$SLURM_JOB_ID"
+    exit 0
+  fi
+  exit "$rc"
+}
+
+# gpus_on_node: GPUs Slurm gave this node (1 when none are visible, e.g. CPU tests).
+gpus_on_node() {
+  if [[ -n "${SLURM_GPUS_ON_NODE:-}" ]]; then
+    echo "$SLURM_GPUS_ON_NODE"
+  elif command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi -L | wc -l
+  else
+    echo 1
+  fi
+}

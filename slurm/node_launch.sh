@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run by srun on every node of a multi-node job: accelerate launch with this node's machine rank.
+set -uo pipefail
+source slurm/lib.sh
+gpus=$(gpus_on_node)
+nodes=${SLURM_NNODES:-1}
+run_forwarding_signals children accelerate launch --config_file configs/accelerate/multi_node.yaml \
+  --num_machines "$nodes" --machine_rank "${SLURM_NODEID:-0}" --num_processes $((nodes * gpus)) \
+  --main_process_ip "${MAIN_PROCESS_IP:?}" --main_process_port "${MAIN_PROCESS_PORT:-29500}" \
+  train.py "$@"

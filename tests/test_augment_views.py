@@ -1,0 +1,64 @@
+"""View modes turn (B, 2, S) temporal pairs into the two views the pretexts compare."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from trainer.augment import AugmentationChain, AugmentConfig, ViewMode, make_views
+
+CROP = 16384
+FLIP_ONLY = AugmentConfig(
+    crop_samples=CROP, polarity_p=1, noise_p=0, gain_p=0, filter_p=0, delay_p=0, pitch_p=0, reverb_p=0
+)
+
+
+def pairs(batch: int, length: int) -> torch.Tensor:
+    return torch.randn(batch, 2, length, generator=torch.Generator().manual_seed(0))
+
+
+def test_temporal_mode_is_the_identity() -> None:
+    temporal = pairs(3, 1000)
+    assert make_views(temporal, "temporal") is temporal
+
+
+@pytest.mark.parametrize("mode", [ViewMode.AUGMENTED_CROP, ViewMode.AUGMENTED_TEMPORAL])
+def test_augmented_modes_give_two_cropped_views_per_pair(mode: ViewMode) -> None:
+    views = make_views(
+        pairs(3, CROP + 200), mode, AugmentationChain(AugmentConfig(crop_samples=CROP), seed=0)
+    )
+    assert views.shape == (3, 2, CROP)
+    assert views.dtype == torch.float32
+    assert not torch.equal(views[:, 0], views[:, 1])
+
+
+def test_augmented_crop_views_both_come_from_the_anchor() -> None:
+    temporal = pairs(4, CROP)
+    views = make_views(temporal, "augmented_crop", AugmentationChain(FLIP_ONLY, seed=0))
+    assert torch.equal(views[:, 0], -temporal[:, 0])
+    assert torch.equal(views[:, 1], -temporal[:, 0])
+
+
+def test_augmented_temporal_views_keep_anchor_and_positive() -> None:
+    temporal = pairs(4, CROP)
+    views = make_views(temporal, ViewMode.AUGMENTED_TEMPORAL, AugmentationChain(FLIP_ONLY, seed=0))
+    assert torch.equal(views, -temporal)
+
+
+def test_augmented_crop_draws_each_copy_independently() -> None:
+    half_flips = replace(FLIP_ONLY, crop_samples=256, polarity_p=0.5)
+    views = make_views(pairs(400, 256), "augmented_crop", AugmentationChain(half_flips, seed=0))
+    differ = (views[:, 0] != views[:, 1]).any(dim=1).float().mean()
+    assert 0.35 < float(differ) < 0.65
+
+
+def test_unknown_mode_lists_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="temporal, augmented_crop, augmented_temporal"):
+        make_views(pairs(1, 10), "augmented")
+
+
+def test_augmented_mode_without_chain_is_refused() -> None:
+    with pytest.raises(ValueError, match="AugmentationChain"):
+        make_views(pairs(1, 10), "augmented_crop")

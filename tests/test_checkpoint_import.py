@@ -1,0 +1,107 @@
+"""Tests for trainer.checkpoint_import: deezer checkpoints round-trip with both prefixes; pickles are refused.
+
+The fake checkpoints are built from deezer's backbone key names and shapes, recorded once from
+deezer/multi-view-ssl-benchmark's own code in tests/data/deezer_resnet_backbone_keys.json.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torchaudio
+
+from trainer.backbones import build_backbone
+from trainer.checkpoint_import import load_deezer_checkpoint
+
+pytestmark = pytest.mark.filterwarnings("ignore:At least one mel filterbank has all zero values")
+
+KEYS_FILE = Path(__file__).parent / "data" / "deezer_resnet_backbone_keys.json"
+
+
+class _RunsCodeWhenLoaded:
+    """A pickle payload that creates a marker file if it is ever unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return open, (str(self.marker), "w")
+
+
+def _deezer_backbone_state() -> dict[str, torch.Tensor]:
+    """Random backbone weights under deezer's names and shapes, with deezer's (fixed) front-end buffers."""
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for key, shape in json.loads(KEYS_FILE.read_text()).items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(7)
+        elif key.endswith("running_var"):
+            state[key] = torch.rand(shape, generator=generator) + 0.5
+        else:
+            state[key] = torch.randn(shape, generator=generator) * 0.05
+    state["spec.spec.spectrogram.window"] = torch.hann_window(1024)
+    state["spec.spec.mel_scale.fb"] = torchaudio.functional.melscale_fbanks(
+        513, 0.0, 11025.0, 128, 16000, norm=None, mel_scale="slaney"
+    )
+    return state
+
+
+def _save_checkpoint(path: Path, prefix: str, backbone: dict[str, torch.Tensor]) -> Path:
+    model = {prefix + key: value for key, value in backbone.items()}
+    model["module.head.ops.0.weight"] = torch.zeros(4, 4)
+    if prefix.startswith("student."):
+        model.update({"teacher.module.backbone." + key: value + 1 for key, value in backbone.items()})
+    torch.save({"model": model, "epoch": 999}, path)
+    return path
+
+
+@pytest.mark.filterwarnings("ignore:LogMelFrontend. f_max")
+@pytest.mark.parametrize("prefix", ["module.backbone.", "student.module.backbone."])
+def test_round_trip_with_both_prefixes(tmp_path: Path, prefix: str) -> None:
+    backbone = _deezer_backbone_state()
+    path = _save_checkpoint(tmp_path / "model.pt", prefix, backbone)
+    state, info = load_deezer_checkpoint(path)
+    assert info.prefix == prefix
+    assert info.other_entries == ("epoch",)
+    assert list(state) == list(backbone)
+    for key, value in backbone.items():
+        torch.testing.assert_close(state[key], value, rtol=0, atol=0)  # student, never the teacher copy
+    model = build_backbone("resnet", **info.backbone_kwargs)
+    result = model.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    torch.testing.assert_close(
+        model.embedding.attnpool.c_proj.weight, backbone["embedding.attnpool.c_proj.weight"]
+    )
+
+
+def test_default_frontend_refuses_deezer_filterbank() -> None:
+    with pytest.raises(RuntimeError, match="DEEZER_FRONTEND"):
+        build_backbone("resnet").load_state_dict(_deezer_backbone_state())
+
+
+def test_malicious_pickle_is_refused_without_running_it(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {"module.backbone.x": _RunsCodeWhenLoaded(marker)}}, path)
+    with pytest.raises(ValueError, match=r"evil\.pt: refused.*weights_only=False"):
+        load_deezer_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_missing_backbone_key_is_named(tmp_path: Path) -> None:
+    backbone = _deezer_backbone_state()
+    del backbone["embedding.layer4.2.conv3.weight"]
+    path = _save_checkpoint(tmp_path / "broken.pt", "module.backbone.", backbone)
+    with pytest.raises(ValueError, match=r"(?s)broken\.pt.*embedding\.layer4\.2\.conv3\.weight"):
+        load_deezer_checkpoint(path)
+
+
+def test_checkpoint_without_backbone_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.pt"
+    torch.save({"model": {"encoder.weight": torch.zeros(2)}}, path)
+    with pytest.raises(ValueError, match=r"other\.pt: no backbone found.*encoder\.weight"):
+        load_deezer_checkpoint(path)
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(ValueError, match="'model' state dict"):
+        load_deezer_checkpoint(path)

@@ -1,0 +1,144 @@
+"""Tests for trainer.distributed and the 1-vs-2-process equality of every pretext's optimiser step.
+
+The 2-process checks spawn 2 gloo processes once (module fixture); each runs the gather checks and one DDP
+step per pretext on its half of the batch, then saves its results for the tests to compare with a
+single-process step on the whole batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from test_pretexts import TINY_CONFIGS, synthetic_pairs, tiny_pretext
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from trainer.distributed import (
+    all_reduce_mean,
+    all_reduce_sum,
+    convert_sync_batchnorm,
+    gather,
+    rank,
+    world_size,
+)
+from trainer.pretexts import Pretext
+
+WORLD_SIZE = 2
+BATCH = 8
+LEARNING_RATE = 0.5
+TOTAL_STEPS = 10
+
+
+def one_step(pretext: Pretext, views: Tensor, student: nn.Module) -> dict[str, Any]:
+    """One SGD step on ``views`` then the EMA / schedule update; returns the rank-mean loss and the state."""
+    optimizer = torch.optim.SGD(pretext.student.parameters(), lr=LEARNING_RATE)
+    out = pretext.compute_loss(views, student)
+    out.loss.backward()
+    optimizer.step()
+    pretext.after_optimizer_step(0, TOTAL_STEPS)
+    state = {key: value.detach().clone() for key, value in pretext.state_dict().items()}
+    return {"loss": all_reduce_mean(out.loss.detach()), "state": state}
+
+
+def full_batch() -> Tensor:
+    return synthetic_pairs(BATCH, torch.Generator().manual_seed(7))
+
+
+def gather_checks(this_rank: int) -> dict[str, Any]:
+    """Forward and backward of gather, the reductions, and the refusal of unequal batch sizes."""
+    local = (torch.arange(3.0) + 10 * this_rank).requires_grad_()
+    gathered = gather(local.unsqueeze(1)).squeeze(1)
+    weights = torch.arange(1.0, 7.0)
+    (gathered * weights).sum().backward()  # the same loss on both ranks
+    try:
+        gather(torch.zeros(this_rank + 1, 2))
+        unequal_error = ""
+    except ValueError as error:
+        unequal_error = str(error)
+    return {
+        "gathered": gathered.detach(),
+        "grad": local.grad,
+        "sum": all_reduce_sum(torch.tensor([this_rank + 1.0])),
+        "mean": all_reduce_mean(torch.tensor([this_rank + 1.0])),
+        "world_size_and_rank": (world_size(), rank()),
+        "unequal_error": unequal_error,
+    }
+
+
+def _worker(this_rank: int, init_file: str, out_dir: str) -> None:
+    """Body of each spawned process: join the gloo group, run every check, save the results."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=this_rank, world_size=WORLD_SIZE)
+    try:
+        results: dict[str, Any] = {"gather": gather_checks(this_rank), "pretexts": {}}
+        half = BATCH // WORLD_SIZE
+        local_views = full_batch()[this_rank * half : (this_rank + 1) * half]
+        for name in TINY_CONFIGS:
+            pretext = tiny_pretext(name)
+            results["pretexts"][name] = one_step(
+                pretext, local_views, DistributedDataParallel(pretext.student)
+            )
+        torch.save(results, Path(out_dir) / f"rank{this_rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """Results of both spawned ranks."""
+    out_dir = tmp_path_factory.mktemp("two_ranks")
+    mp.spawn(_worker, args=(str(out_dir / "init"), str(out_dir)), nprocs=WORLD_SIZE, join=True)
+    return [torch.load(out_dir / f"rank{r}.pt", weights_only=False) for r in range(WORLD_SIZE)]
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(180)
+def test_gather_concatenates_in_rank_order_and_sums_gradients(two_ranks: list[dict[str, Any]]) -> None:
+    weights = torch.arange(1.0, 7.0)
+    for this_rank, results in enumerate(two_ranks):
+        checks = results["gather"]
+        assert torch.equal(checks["gathered"], torch.tensor([0.0, 1.0, 2.0, 10.0, 11.0, 12.0]))
+        # the loss is the same on both ranks, so the summed gradient is twice the local one
+        assert torch.equal(checks["grad"], 2 * weights[3 * this_rank : 3 * this_rank + 3])
+        assert checks["sum"].item() == 3.0 and checks["mean"].item() == 1.5
+        assert checks["world_size_and_rank"] == (2, this_rank)
+        assert "same batch size on every rank, got [1, 2]" in checks["unequal_error"]
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
+def test_two_ranks_with_half_batches_step_like_one_rank(name: str, two_ranks: list[dict[str, Any]]) -> None:
+    reference_pretext = tiny_pretext(name)
+    initial = {key: value.clone() for key, value in reference_pretext.state_dict().items()}
+    reference = one_step(reference_pretext, full_batch(), reference_pretext.student)
+    for results in two_ranks:
+        distributed = results["pretexts"][name]
+        torch.testing.assert_close(distributed["loss"], reference["loss"], rtol=1e-5, atol=1e-7)
+        assert distributed["state"].keys() == reference["state"].keys()
+        for key, value in reference["state"].items():  # student, EMA teacher, DINO center and temperature
+            torch.testing.assert_close(distributed["state"][key], value, rtol=1e-5, atol=1e-7, msg=key)
+    moved = max(float((reference["state"][k] - initial[k]).abs().max()) for k in initial)
+    assert moved > 1e-2  # the step is large enough that a wrong gradient scale would break the equality
+
+
+def test_without_a_process_group_everything_is_local() -> None:
+    local = torch.randn(3, 2, requires_grad=True)
+    assert gather(local) is local
+    assert (world_size(), rank()) == (1, 0)
+    torch.testing.assert_close(all_reduce_sum(local), local.detach())
+    torch.testing.assert_close(all_reduce_mean(local), local.detach())
+
+
+def test_convert_sync_batchnorm_replaces_batch_norms_and_keeps_weights() -> None:
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    with torch.no_grad():
+        model[1].weight.fill_(2.0)
+    converted = convert_sync_batchnorm(model)
+    assert isinstance(converted[1], nn.SyncBatchNorm)
+    assert torch.equal(converted[1].weight, torch.full((3,), 2.0))

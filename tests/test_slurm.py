@@ -1,0 +1,127 @@
+"""The sbatch scripts' logic on CPU: stand-in srun / scontrol / accelerate on PATH, a fake training worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+WORKER = """
+import os, signal, sys, time, pathlib
+log = pathlib.Path(os.environ["STUB_LOG"])
+got = []
+signal.signal(signal.SIGUSR2, lambda *args: got.append(1))
+(log / "worker.started").touch()
+deadline = time.time() + 30
+while not got and time.time() < deadline and not os.environ.get("STUB_FINISH"):
+    time.sleep(0.05)
+(log / "worker.exit").write_text("signal" if got else "done")
+sys.exit(int(os.environ.get("STUB_RC", "0")))
+"""
+
+STUBS = {
+    # A launcher that, like accelerate launch, does not handle SIGUSR2 itself: signalling it would kill it.
+    "accelerate": '#!/usr/bin/env bash\necho "$@" >> "$STUB_LOG/accelerate.args"\n'
+    '"$STUB_PYTHON" "$STUB_LOG/worker.py" &\nwait $!\n',
+    "scontrol": '#!/usr/bin/env bash\nif [[ "$1" == show ]]; then printf "node-a\\nnode-b\\n"; '
+    'else echo "$@" >> "$STUB_LOG/scontrol.args"; fi\n',
+    # Like srun: start the task and pass SIGUSR2 on to it.
+    "srun": '#!/usr/bin/env bash\necho "$@" >> "$STUB_LOG/srun.args"\nshift\n"$@" &\npid=$!\n'
+    "trap 'kill -USR2 $pid' USR2\nwhile true; do wait $pid; rc=$?; kill -0 $pid 2>/dev/null || break; done\n"
+    "exit $rc\n",
+}
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A submit dir with the repo's scripts, stand-in Slurm commands and the environment of a job."""
+    submit = tmp_path / "submit"
+    submit.mkdir()
+    for name in ("slurm", "configs", "train.py"):
+        (submit / name).symlink_to(REPO / name)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in STUBS.items():
+        (bin_dir / name).write_text(body)
+        (bin_dir / name).chmod(0o755)
+    log = tmp_path / "log"
+    log.mkdir()
+    (log / "worker.py").write_text(WORKER)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "STUB_LOG": str(log),
+        "STUB_PYTHON": sys.executable,
+        "SLURM_JOB_ID": "4242",
+        "SLURM_SUBMIT_DIR": str(submit),
+        "SLURM_GPUS_ON_NODE": "2",
+        "SLURM_JOB_NODELIST": "node-[a-b]",
+        "SLURM_NNODES": "2",
+        "SLURM_NODEID": "0",
+    }
+    return log, env
+
+
+def start(script: str, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["bash", f"slurm/{script}", *args],
+        cwd=env["SLURM_SUBMIT_DIR"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(path: Path, timeout: float = 20.0) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        if time.time() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("script", ["pretrain.sh", "pretrain_multinode.sh"])
+def test_preemption_signal_reaches_workers_and_requeues(
+    cluster: tuple[Path, dict[str, str]], script: str
+) -> None:
+    log, env = cluster
+    job = start(script, env, "vicreg", "--preset", "paper")
+    wait_for(log / "worker.started")
+    job.send_signal(signal.SIGUSR2)
+    output, _ = job.communicate(timeout=30)
+    assert job.returncode == 0, output
+    assert (log / "worker.exit").read_text() == "signal", output
+    assert (log / "scontrol.args").read_text().split() == ["requeue", "4242"]
+    launched = (log / "accelerate.args").read_text()
+    assert "train.py --pretext vicreg --preset paper" in launched
+
+
+def test_multinode_passes_machine_rank_and_main_address(cluster: tuple[Path, dict[str, str]]) -> None:
+    log, env = cluster
+    env = {**env, "STUB_FINISH": "1", "SLURM_NODEID": "1"}
+    job = start("pretrain_multinode.sh", env, "byol")
+    output, _ = job.communicate(timeout=30)
+    assert job.returncode == 0, output
+    args = (log / "accelerate.args").read_text().split()
+    assert args[args.index("--machine_rank") + 1] == "1"
+    assert args[args.index("--num_processes") + 1] == "4"
+    assert args[args.index("--main_process_ip") + 1] == "node-a"
+    assert "--kill-on-bad-exit=1" in (log / "srun.args").read_text()
+
+
+def test_finished_or_failed_job_is_not_requeued(cluster: tuple[Path, dict[str, str]]) -> None:
+    log, env = cluster
+    job = start("pretrain.sh", {**env, "STUB_FINISH": "1", "STUB_RC": "3"}, "contrastive")
+    output, _ = job.communicate(timeout=30)
+    assert job.returncode == 3, output
+    assert (log / "worker.exit").read_text() == "done"
+    assert not (log / "scontrol.args").exists()
+    assert "--num_processes 2" in (log / "accelerate.args").read_text()

@@ -1,0 +1,8 @@
+"""Pre-train a backbone: `accelerate launch train.py --pretext contrastive --data shards/` (or plain python)."""
+
+import sys
+
+from trainer.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

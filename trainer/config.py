@@ -1,0 +1,130 @@
+"""Every hyperparameter of a pre-training run, as dataclasses that tyro turns into `train.py` flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from trainer.augment import AugmentConfig
+from trainer.pretexts.barlow_twins import BarlowTwinsConfig
+from trainer.pretexts.byol import BYOLConfig
+from trainer.pretexts.clustering import ClusteringConfig
+from trainer.pretexts.contrastive import ContrastiveConfig
+from trainer.pretexts.vicreg import VICRegConfig
+
+PretextName = Literal["contrastive", "byol", "clustering", "barlow_twins", "vicreg"]
+
+
+@dataclass
+class DataConfig:
+    """Where pairs come from and how they are drawn."""
+
+    data: str | None = None
+    """Shard set: a folder, an http(s) base URL or a `{}` template (`pipe:` commands too).
+    Default: the demo corpus, built under ./demo_data on first use."""
+    crop_seconds: float = 4.0
+    """Length of each crop in seconds (ignored when the backbone fixes its input length, e.g. SampleCNN)."""
+    min_gap_seconds: float = 4.0
+    """Smallest start-to-start distance between anchor and positive."""
+    max_gap_seconds: float = 16.0
+    """Largest start-to-start distance between anchor and positive."""
+    pairs_per_track: int = 1
+    """Pairs drawn per track visit (1 = the paper; more reads fewer bytes per pair, see docs/data-layout.md)."""
+    track_shuffle: int = 256
+    """Shuffle buffer of tracks per loader worker."""
+    pair_shuffle: int = 2048
+    """Shuffle buffer of pairs per loader worker."""
+    num_workers: int = 4
+    """Loader worker processes per rank."""
+    views: Literal["temporal", "augmented_crop", "augmented_temporal"] = "temporal"
+    """temporal: the pairs as they are (paper); augmented_crop: two augmented copies of the anchor (CLMR);
+    augmented_temporal: each crop of the pair augmented."""
+
+
+@dataclass
+class ModelConfig:
+    """The backbone whose embeddings are the product."""
+
+    backbone: Literal["resnet", "samplecnn"] = "resnet"
+    """resnet: the paper's log-mel ResNet (16 kHz); samplecnn: the thesis' waveform SampleCNN (22.05 kHz)."""
+    f_max: float = 8000.0
+    """ResNet mel upper frequency in Hz (11025 reproduces the published models)."""
+    width: int = 16
+    """ResNet width (16 = the paper)."""
+    embed_dim: int = 512
+    """SampleCNN representation size (32-512 in the thesis sweeps)."""
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and learning-rate schedule."""
+
+    optimizer: Literal["adamw", "adam", "lars"] = "adam"
+    base_lr: float = 1e-4
+    """Learning rate at batch 256; the applied rate is batch_size / 256 x base_lr."""
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    final_lr_ratio: float = 0.0
+    """Learning rate at the end of the cosine decay, as a fraction of the peak."""
+    grad_clip: float | None = None
+    """Clip the gradient norm to this value (None: no clipping)."""
+
+
+@dataclass
+class CheckpointConfig:
+    """When checkpoints are written and kept."""
+
+    every_steps: int = 1000
+    keep_last: int = 3
+    keep_steps: tuple[int, ...] = ()
+    """Steps whose checkpoints are never deleted (e.g. to probe convergence)."""
+    keep_epochs: tuple[int, ...] = ()
+    """Epochs whose end-of-epoch checkpoints are never deleted."""
+
+
+@dataclass
+class TrainConfig:
+    """A pre-training run: `train.py --preset paper --pretext vicreg` then any flag to override the preset."""
+
+    pretext: PretextName = "contrastive"
+    study: str = "demo"
+    """MLflow experiment the run belongs to (one per study)."""
+    run_name: str | None = None
+    """MLflow run name; default: `<pretext>-<backbone>`."""
+    output_dir: str = "runs/{study}/{pretext}"
+    """Checkpoints and exports go here; `{study}` and `{pretext}` are filled in."""
+    epochs: int = 1000
+    steps_per_epoch: int = 512
+    batch_size: int = 256
+    """Pairs per optimiser step over all processes (global batch)."""
+    grad_accum: int = 1
+    """Micro-batches per optimiser step; each holds batch_size / (processes x grad_accum) pairs per process."""
+    precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    """auto: bf16 on GPUs that have it, fp16 with loss scaling on older GPUs, fp32 on CPU."""
+    seed: int = 0
+    log_every: int = 10
+    diagnostics_every: int = 100
+    max_nonfinite: int = 20
+    """Stop with an error after this many consecutive non-finite losses (each one is skipped)."""
+    mlflow: bool = True
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    byol: BYOLConfig = field(default_factory=BYOLConfig)
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    barlow_twins: BarlowTwinsConfig = field(default_factory=BarlowTwinsConfig)
+    vicreg: VICRegConfig = field(default_factory=VICRegConfig)
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    @property
+    def pretext_config(self) -> object:
+        return getattr(self, self.pretext)
+
+    def resolved_output_dir(self) -> str:
+        return self.output_dir.format(study=self.study, pretext=self.pretext)

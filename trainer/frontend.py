@@ -1,0 +1,118 @@
+"""Log-mel spectrogram front end computed inside the model, on the model's device, always in fp32.
+
+Matches deezer/multi-view-ssl-benchmark's ``SpecModule`` (ssl_framework/models/__init__.py): Hann window,
+``n_fft`` 1024, hop ``n_fft // 2`` = 512, centred frames with reflect padding (``num_samples // 512 + 1``
+frames: 126 for 4 s at 16 kHz), power spectrogram normalised by the window's L2 norm
+(``normalized=True``), mel filterbank on the slaney mel scale, ``10 log10`` with the 100 dB floor taken
+per example. The submodule names (``spec``, ``amplitude_to_db``) are deezer's so their checkpoints load.
+
+Deviations, both settable to deezer's values for reproduction (``DEEZER_FRONTEND``):
+- ``f_max`` defaults to the Nyquist frequency. deezer uses 11025 Hz at 16 kHz, above Nyquist: the mel
+  points above 8 kHz have no FFT bins, so the top bands are empty. Allowed, with a warning.
+- ``mel_norm`` defaults to ``"slaney"`` (area-normalised triangles, as librosa); deezer uses none.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+import torchaudio
+from torch import nn
+
+DEEZER_FRONTEND: dict[str, Any] = {"f_max": 11025.0, "mel_norm": None}
+"""Front-end settings that reproduce the published deezer checkpoints (16 kHz input)."""
+
+
+class LogMelFrontend(nn.Module):
+    """Waveform (N, T) -> log-mel (N, 1, n_mels, frames) in dB, computed in fp32 even under autocast."""
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_fft: int = 1024,
+        hop_length: int = 512,
+        n_mels: int = 128,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        mel_norm: str | None = "slaney",
+        top_db: float = 100.0,
+    ) -> None:
+        super().__init__()
+        nyquist = sample_rate / 2
+        f_max = nyquist if f_max is None else float(f_max)
+        if not 0 <= f_min < f_max:
+            raise ValueError(f"LogMelFrontend: need 0 <= f_min < f_max, got f_min={f_min}, f_max={f_max}")
+        if f_max > nyquist:
+            warnings.warn(
+                f"LogMelFrontend: f_max={f_max:g} Hz is above the Nyquist frequency {nyquist:g} Hz of "
+                f"{sample_rate} Hz audio, so the top mel bands stay empty; use it only to reproduce the "
+                "deezer checkpoints (f_max=11025), otherwise leave f_max unset",
+                stacklevel=2,
+            )
+        self.sample_rate = sample_rate
+        self.hop_length = hop_length
+        self.n_mels = n_mels
+        self.f_max = f_max
+        with warnings.catch_warnings():
+            # torchaudio's "all zero filterbank" warning repeats the one above in less useful words
+            warnings.filterwarnings("ignore", message=".*filterbank.*all zero.*")
+            self.spec = torchaudio.transforms.MelSpectrogram(
+                sample_rate=sample_rate,
+                n_fft=n_fft,
+                hop_length=hop_length,
+                f_min=f_min,
+                f_max=f_max,
+                n_mels=n_mels,
+                power=2.0,
+                normalized=True,
+                center=True,
+                pad_mode="reflect",
+                norm=mel_norm,
+                mel_scale="slaney",
+            )
+        self.amplitude_to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=top_db)
+
+    def num_frames(self, num_samples: int) -> int:
+        """Number of spectrogram frames for ``num_samples`` input samples (centred frames)."""
+        return num_samples // self.hop_length + 1
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Return the log-mel spectrogram of a (N, T) waveform batch as (N, 1, n_mels, frames) float32."""
+        if waveform.dim() != 2:
+            raise ValueError(
+                f"LogMelFrontend expects a (N, T) waveform batch, got shape {tuple(waveform.shape)}"
+            )
+        with torch.autocast(device_type=waveform.device.type, enabled=False):
+            # 4-D input makes AmplitudeToDB take its top_db floor per example, not over the whole batch
+            power = self.spec(waveform.float().unsqueeze(1))
+            return self.amplitude_to_db(power)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        """Refuse a checkpoint whose filterbank or window differs from this front end's, not adopt it."""
+        for name, own in (
+            ("spec.mel_scale.fb", self.spec.mel_scale.fb),
+            ("spec.spectrogram.window", self.spec.spectrogram.window),
+        ):
+            saved = state_dict.get(prefix + name)
+            if saved is not None and (
+                saved.shape != own.shape or not torch.allclose(saved.to(own), own, atol=1e-6)
+            ):
+                error_msgs.append(
+                    f"{prefix}{name}: the checkpoint's front end differs from this model's "
+                    f"(f_max={self.f_max:g}); build the backbone with the front end it was trained with "
+                    "(for deezer checkpoints: trainer.frontend.DEEZER_FRONTEND)"
+                )
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )

@@ -1,0 +1,51 @@
+"""Presets: TOML files in configs/presets that set TrainConfig defaults before CLI flags override them."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "configs" / "presets"
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def load_preset(name_or_path: str) -> dict[str, Any]:
+    """The nested dict of a preset given by name (configs/presets/NAME.toml) or by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PRESET_DIR / f"{name_or_path}.toml"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"preset {name_or_path!r} not found; choose one of {available_presets()} or give a .toml path"
+        )
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+def apply_overrides(config: Any, overrides: dict[str, Any], where: str = "preset") -> Any:
+    """A copy of a dataclass with the (nested) values of `overrides` set; unknown keys are an error."""
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise KeyError(f"{where}: unknown setting {key!r}; valid here: {sorted(fields)}")
+        current = getattr(config, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            changes[key] = apply_overrides(current, value, f"{where}.{key}")
+        elif isinstance(current, tuple) and isinstance(value, list):
+            changes[key] = tuple(value)
+        elif isinstance(value, list) and current is not None and isinstance(current, list):
+            changes[key] = list(value)
+        else:
+            changes[key] = value
+    return dataclasses.replace(config, **changes)

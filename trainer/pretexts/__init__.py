@@ -1,0 +1,37 @@
+"""The five pretext tasks, by name: ``build_pretext(name, backbone, config)``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from trainer.pretexts.barlow_twins import BarlowTwins
+from trainer.pretexts.base import Encoder, Pretext, PretextOutput
+from trainer.pretexts.byol import BYOL
+from trainer.pretexts.clustering import Clustering
+from trainer.pretexts.contrastive import Contrastive
+from trainer.pretexts.vicreg import VICReg
+
+PRETEXTS: dict[str, type[Pretext]] = {
+    cls.name: cls for cls in (Contrastive, BYOL, Clustering, BarlowTwins, VICReg)
+}
+
+
+def build_pretext(name: str, backbone: nn.Module, config: Any = None) -> Pretext:
+    """Pretext ``name`` around ``backbone``; ``config``: its Config, a dict of overrides or None (paper)."""
+    if name not in PRETEXTS:
+        raise KeyError(f"unknown pretext {name!r}; choose one of {sorted(PRETEXTS)}")
+    cls = PRETEXTS[name]
+    if isinstance(config, Mapping):
+        known = {field.name for field in dataclasses.fields(cls.Config)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise KeyError(f"pretext {name!r}: unknown settings {unknown}; valid: {sorted(known)}")
+        config = cls.Config(**config)
+    return cls(backbone, config)
+
+
+__all__ = ["PRETEXTS", "Encoder", "Pretext", "PretextOutput", "build_pretext"]

@@ -1,0 +1,128 @@
+"""Clustering pretext (DINO-style): the student matches the EMA teacher's centred, sharpened prototype scores.
+
+The teacher's scores are centred by a running mean over the global batch (momentum 0.9) and sharpened by a
+low temperature that warms up over the first steps; the student's scores use a fixed higher temperature. The
+centre and the current teacher temperature are buffers, so ``pretext.state_dict()`` resumes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from trainer.distributed import all_reduce_sum, world_size
+from trainer.pretexts.base import Encoder, ProjectorConfig
+from trainer.pretexts.ema import EMATeacherPretext
+from trainer.schedules import TeacherTemperature
+
+
+@dataclass
+class ClusteringConfig(ProjectorConfig):
+    """DINO-style clustering hyperparameters (temperatures and centre as in Meseguer-Brocal et al. 2024)."""
+
+    projector_widths: tuple[int, ...] = (1024, 256)
+    """MLPHead widths up to the bottleneck that is L2-normalised before the prototypes."""
+    num_prototypes: int = 4096
+    student_temperature: float = 0.1
+    teacher_temperature_start: float = 0.02
+    teacher_temperature: float = 0.04
+    teacher_temperature_warmup_steps: int = 5120
+    """Linear warm-up of the teacher temperature (10 epochs x 512 steps in the paper)."""
+    center_momentum: float = 0.9
+    momentum_start: float = 0.996
+    momentum_end: float = 1.0
+
+
+class PrototypeHead(nn.Module):
+    """Projector to a bottleneck, L2 normalisation, then cosine scores against K unit-norm prototypes."""
+
+    def __init__(self, projector: nn.Module, bottleneck_dim: int, num_prototypes: int) -> None:
+        super().__init__()
+        self.projector = projector
+        self.prototypes = nn.Linear(bottleneck_dim, num_prototypes, bias=False)
+
+    def forward(self, embedding: Tensor) -> Tensor:
+        """(N, D) embeddings -> (N, K) scores in [-1, 1] (DINO's weight-normalised last layer with g = 1)."""
+        bottleneck = F.normalize(self.projector(embedding), dim=-1)
+        return F.linear(bottleneck, F.normalize(self.prototypes.weight, dim=-1))
+
+
+def clustering_loss(
+    student_scores: Tensor, teacher_probabilities: Tensor, student_temperature: float
+) -> Tensor:
+    """Cross-entropy of each view's student softmax against the teacher's distribution for the other view.
+
+    ``-sum_k q_{i,other}(k) log softmax(s_{i,v} / t_s)(k)``, averaged over pairs and both directions.
+    """
+    log_student = F.log_softmax(student_scores / student_temperature, dim=-1)
+    return -(teacher_probabilities.flip(1) * log_student).sum(dim=-1).mean()
+
+
+def usage_entropy(counts: Tensor) -> float:
+    """Entropy (nats) of the prototype assignment histogram ``counts``; log K when all are used equally."""
+    probabilities = counts.double() / counts.sum()
+    return float(-(probabilities * probabilities.clamp_min(1e-30).log()).sum())
+
+
+class Clustering(EMATeacherPretext):
+    """DINO-style self-distillation onto K prototypes with teacher centering and sharpening."""
+
+    name = "clustering"
+    Config = ClusteringConfig
+
+    def __init__(self, backbone: nn.Module, config: ClusteringConfig | None = None) -> None:
+        super().__init__(backbone, config)
+        self.register_buffer("center", torch.zeros(self.config.num_prototypes))
+        self.register_buffer("teacher_temperature", torch.tensor(self.temperature_at(0)))
+        self.assignment_counts: Tensor | None = None
+
+    def build_student(self, backbone: nn.Module) -> Encoder:
+        projector = self.projector(backbone.embed_dim)
+        return Encoder(backbone, PrototypeHead(projector, projector.out_dim, self.config.num_prototypes))
+
+    def temperature_at(self, step: int) -> float:
+        """Teacher temperature used by the loss of optimiser step ``step``."""
+        config = self.config
+        schedule = TeacherTemperature(
+            config.teacher_temperature_warmup_steps,
+            config.teacher_temperature_start,
+            config.teacher_temperature,
+        )
+        return schedule.value_at(step)
+
+    def objective(self, outputs: Tensor, views: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        teacher_scores = self.teacher_outputs(views)
+        teacher_probabilities = F.softmax((teacher_scores - self.center) / self.teacher_temperature, dim=-1)
+        loss = clustering_loss(outputs, teacher_probabilities, self.config.student_temperature)
+        if self.training:
+            self.update_center(teacher_scores)
+        self.assignment_counts = all_reduce_sum(
+            torch.bincount(
+                teacher_probabilities.argmax(dim=-1).flatten(), minlength=self.config.num_prototypes
+            )
+        )
+        return loss, {"cross_entropy": loss, "teacher_temperature": self.teacher_temperature.clone()}
+
+    @torch.no_grad()
+    def update_center(self, teacher_scores: Tensor) -> None:
+        """center <- m * center + (1 - m) * mean teacher score over both views of the global batch."""
+        total = all_reduce_sum(teacher_scores.sum(dim=(0, 1)))
+        count = 2 * teacher_scores.shape[0] * world_size()
+        self.center.lerp_(total / count, 1.0 - self.config.center_momentum)
+
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:
+        """EMA update of the teacher, then the teacher temperature for the next step."""
+        super().after_optimizer_step(step, total_steps)
+        self.teacher_temperature.fill_(self.temperature_at(step + 1))
+
+    def extra_metrics(self) -> dict[str, float]:
+        """Usage of the prototypes by the teacher's hard assignments over the last global batch."""
+        if self.assignment_counts is None:
+            return {}
+        return {
+            "prototypes_in_use": float((self.assignment_counts > 0).sum()),
+            "prototype_usage_entropy": usage_entropy(self.assignment_counts),
+        }
