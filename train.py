@@ -1,4 +1,4 @@
-"""Pre-train a backbone: `accelerate launch train.py --pretext contrastive --data shards/` (or plain python)."""
+"""Pre-train a backbone: `accelerate launch train.py --pretext contrastive --data shards/` (or python)."""
 
 import sys
 

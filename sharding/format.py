@@ -5,6 +5,7 @@ Every other module reads and writes shards through the helpers here, so the form
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -21,6 +22,8 @@ AUDIO_KEY = "pcm"  # raw little-endian int16 mono samples, no header
 META_KEY = "json"  # TrackMeta as JSON
 ENCODING = "pcm_s16le"
 PCM_SCALE = 32768.0
+FILE_MODE = 0o644
+PCM_SHA1_KEY = "pcm_sha1"  # optional TrackMeta.extra entry: sha1 of the track's PCM bytes, checked by verify
 
 
 @dataclass
@@ -109,6 +112,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), FILE_MODE)  # mkstemp makes 0600; others must read a shared set
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -150,3 +154,8 @@ def pcm_to_float(pcm: np.ndarray) -> np.ndarray:
 def float_to_pcm(wave: np.ndarray) -> np.ndarray:
     """Float audio in [-1, 1] to int16 PCM, clipped."""
     return np.clip(np.round(wave * PCM_SCALE), -32768, 32767).astype(np.int16)
+
+
+def pcm_sha1(pcm: np.ndarray) -> str:
+    """Hex sha1 of int16 PCM as stored, identifying a track's audio content."""
+    return hashlib.sha1(pcm.astype("<i2", copy=False).tobytes()).hexdigest()

@@ -1,7 +1,8 @@
 """Complete, atomic training checkpoints: written to a temporary folder, renamed when whole, the last k kept.
 
 A checkpoint is Accelerate's state folder (student, optimiser, scaler, every rank's RNG) plus the objects
-registered with `accelerator.register_for_checkpointing` (EMA teacher and DINO center, lr schedule, loop state).
+registered with `accelerator.register_for_checkpointing` (EMA teacher and DINO center, lr schedule,
+loop state).
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ def parse_config(argv: list[str]) -> tuple[TrainConfig, int | None]:
         defaults = apply_overrides(defaults, load_preset(preset), where=f"preset {preset}")
     stop_after, rest = split_stop_after(rest)
     description = (
-        f"Pre-train a music backbone with a self-supervised pretext. Presets: {', '.join(available_presets())} "
+        "Pre-train a music backbone with a self-supervised pretext. "
+        f"Presets: {', '.join(available_presets())} "
         "(--preset NAME, default: none; flags given after it override it). --stop-after-steps N stops with a "
         "checkpoint after N steps, as a pre-emption would; the same command resumes."
     )

@@ -29,7 +29,7 @@ class DataConfig:
     max_gap_seconds: float = 16.0
     """Largest start-to-start distance between anchor and positive."""
     pairs_per_track: int = 1
-    """Pairs drawn per track visit (1 = the paper; more reads fewer bytes per pair, see docs/data-layout.md)."""
+    """Pairs drawn per track visit (1 = the paper; more read fewer bytes per pair: docs/data-layout.md)."""
     track_shuffle: int = 256
     """Shuffle buffer of tracks per loader worker."""
     pair_shuffle: int = 2048
@@ -98,7 +98,7 @@ class TrainConfig:
     batch_size: int = 256
     """Pairs per optimiser step over all processes (global batch)."""
     grad_accum: int = 1
-    """Micro-batches per optimiser step; each holds batch_size / (processes x grad_accum) pairs per process."""
+    """Micro-batches per optimiser step, each of batch_size / (processes x grad_accum) pairs per process."""
     precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     """auto: bf16 on GPUs that have it, fp16 with loss scaling on older GPUs, fp32 on CPU."""
     seed: int = 0

@@ -1,4 +1,4 @@
-"""The pre-training loop: Accelerate (DDP, mixed precision, accumulation), pre-emption-safe checkpoints, MLflow."""
+"""The pre-training loop: Accelerate (DDP, mixed precision, accumulation), safe checkpoints, MLflow."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def backbone_spec(config: TrainConfig) -> tuple[str, dict[str, Any]]:
 
 
 class PairBatches:
-    """Micro-batches of pairs in a fixed order per epoch, so a resumed run sees exactly the data it would have."""
+    """Micro-batches of pairs in a fixed order per epoch: a resumed run sees the data it would have seen."""
 
     def __init__(
         self, location: str, config: TrainConfig, crop_samples: int, micro_batch: int, rank: int, world: int
@@ -167,7 +167,7 @@ def all_finite(accelerator: Accelerator, loss: torch.Tensor) -> bool:
 
 
 def train(config: TrainConfig, stop_after_steps: int | None = None) -> TrainResult:
-    """Run (or resume) a pre-training; `stop_after_steps` stops early with a checkpoint, as a pre-emption would."""
+    """Run or resume a pre-training; `stop_after_steps` stops early with a checkpoint, like a pre-emption."""
     accelerator = make_accelerator(config)
     set_seed(config.seed)
     output_dir = Path(config.resolved_output_dir())
@@ -324,15 +324,17 @@ def train(config: TrainConfig, stop_after_steps: int | None = None) -> TrainResu
             if state.step % config.checkpoint.every_steps == 0 or state.step in policy.keep_steps:
                 checkpoint()
             ran = state.step - first_step
-            if stop.agreed(accelerator) or (stop_after_steps is not None and ran >= stop_after_steps):
-                if state.step < config.total_steps:
-                    checkpoint()
-                    preempted = True
-                    reason = stop.signal_name or f"--stop-after-steps {stop_after_steps}"
-                    accelerator.print(
-                        f"stopping at step {state.step} ({reason}); checkpoint saved, rerun to resume"
-                    )
-                    break
+            asked_to_stop = stop.agreed(accelerator) or (
+                stop_after_steps is not None and ran >= stop_after_steps
+            )
+            if asked_to_stop and state.step < config.total_steps:
+                checkpoint()
+                preempted = True
+                reason = stop.signal_name or f"--stop-after-steps {stop_after_steps}"
+                accelerator.print(
+                    f"stopping at step {state.step} ({reason}); checkpoint saved, rerun to resume"
+                )
+                break
     finally:
         stop.restore()
         progress.close()

@@ -1,4 +1,4 @@
-"""Pre-emption: SIGTERM / SIGUSR2 (Slurm's warning signal) ask the loop to checkpoint and stop, on all ranks at once."""
+"""Pre-emption: SIGTERM / SIGUSR2 (Slurm's warning) make the loop checkpoint and stop, on every rank."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
 
 
 class StopRequest:
-    """Remembers that a stop signal arrived; the decision to stop is agreed across ranks before acting on it."""
+    """Remembers that a stop signal arrived; ranks agree on the decision to stop before acting on it."""
 
     def __init__(self) -> None:
         self.signal_name: str | None = None

@@ -3,8 +3,8 @@
 A pretext turns a batch of positive pairs ``views`` (B, 2, T) into a loss. Subclasses only build their
 ``student`` and implement :meth:`Pretext.objective`; this module runs the student on the 2B crops in one
 forward and hands back the projector outputs as (B, 2, P). Losses run in fp32 with autocast turned off; EMA
-teacher passes run in the caller's precision from their fp32 weights. Losses follow the gradient convention of :mod:`trainer.distributed`: the
-mean over ranks of the per-rank losses equals the single-process loss.
+teacher passes run in the caller's precision from their fp32 weights. Losses follow the gradient convention
+of :mod:`trainer.distributed`: the mean over ranks of the per-rank losses equals the single-process loss.
 
 Under DDP on GPUs convert the whole pretext, ``convert_sync_batchnorm(pretext)``, before wrapping the
 student, so that EMA teachers with BatchNorm also normalise over the global batch.
