@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +47,15 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return found[-1][1] if found else None
 
 
-def save_checkpoint(accelerator: Accelerator, directory: Path, step: int, policy: CheckpointPolicy) -> Path:
-    """Save on every rank into a temporary folder, then rank 0 renames it and prunes old checkpoints."""
+def save_checkpoint(
+    accelerator: Accelerator,
+    directory: Path,
+    step: int,
+    policy: CheckpointPolicy,
+    extra_files: Mapping[str, str] | None = None,
+) -> Path:
+    """Save on every rank into a temporary folder, then rank 0 adds `extra_files` (name -> text), renames
+    the folder and prunes old checkpoints."""
     final = directory / checkpoint_name(step)
     partial = directory / f".{final.name}.partial"
     if accelerator.is_main_process:
@@ -57,6 +65,8 @@ def save_checkpoint(accelerator: Accelerator, directory: Path, step: int, policy
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        for name, text in (extra_files or {}).items():
+            (partial / name).write_text(text)
         if final.exists():  # the same step saved again (e.g. a signal right after a periodic save)
             shutil.rmtree(final)
         partial.rename(final)

@@ -1,38 +1,97 @@
-"""The trained backbone on its own, as safetensors with the recipe to rebuild it, for the downstream stage."""
+"""The trained backbone on its own, and loading a frozen backbone from any source downstream accepts.
+
+Sources: an exported `backbone.safetensors` (weights + the `build_backbone` recipe as metadata), a training
+checkpoint folder (`step-*/`, whose `backbone.json` holds the recipe), or a deezer published `.pt` checkpoint.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from trainer.backbones import build_backbone
+from trainer.checkpoint_import import load_deezer_checkpoint
+
+RECIPE_NAME = "backbone.json"
+STUDENT_WEIGHTS = "model.safetensors"  # Accelerate's file for the first prepared model (the student)
+STUDENT_BACKBONE_PREFIX = "backbone."
 
 
-def export_backbone(backbone: nn.Module, name: str, kwargs: dict[str, Any], path: Path) -> Path:
-    """Write the backbone's weights and `build_backbone(name, **kwargs)` as metadata."""
+@dataclass(frozen=True)
+class BackboneRecipe:
+    """How to rebuild a backbone: `build_backbone(name, **kwargs)`."""
+
+    name: str
+    kwargs: dict[str, Any]
+
+    def build(self) -> nn.Module:
+        return build_backbone(self.name, **self.kwargs)
+
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "kwargs": self.kwargs})
+
+    @classmethod
+    def from_json(cls, text: str) -> BackboneRecipe:
+        body = json.loads(text)
+        return cls(body["name"], body["kwargs"])
+
+
+def export_backbone(backbone: nn.Module, recipe: BackboneRecipe, path: Path) -> Path:
+    """Write the backbone's weights with its recipe as safetensors metadata (atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
-    metadata = {"backbone": name, "kwargs": json.dumps(kwargs)}
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
+    save_file(tensors, str(tmp), metadata={"recipe": recipe.to_json()})
     tmp.replace(path)
     return path
 
 
-def load_exported_backbone(path: Path) -> nn.Module:
-    """Rebuild a backbone exported by `export_backbone` and load its weights (strict)."""
+def load_backbone(source: str | Path) -> tuple[nn.Module, BackboneRecipe]:
+    """A backbone in eval mode with its weights, from an export, a training checkpoint or a deezer `.pt`."""
+    path = Path(source)
+    if path.is_dir():
+        recipe, state = _from_training_checkpoint(path)
+    elif path.suffix == ".safetensors":
+        recipe, state = _from_export(path)
+    elif path.suffix in (".pt", ".pth"):
+        state, info = load_deezer_checkpoint(path)
+        recipe = BackboneRecipe("resnet", dict(info.backbone_kwargs))
+    elif not path.exists():
+        raise FileNotFoundError(f"{path}: no such backbone file or checkpoint folder")
+    else:
+        raise ValueError(
+            f"{path}: unknown backbone source; give a backbone.safetensors exported by train.py, "
+            "a checkpoint folder runs/.../checkpoints/step-*, or a deezer .pt checkpoint"
+        )
+    backbone = recipe.build()
+    backbone.load_state_dict(state)
+    return backbone.eval(), recipe
+
+
+def _from_export(path: Path) -> tuple[BackboneRecipe, dict[str, torch.Tensor]]:
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata() or {}
-        if "backbone" not in metadata:
-            raise ValueError(
-                f"{path}: no backbone recipe in the safetensors metadata; export it with train.py"
-            )
-        state = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 - safe_open has no iterator
-    backbone = build_backbone(metadata["backbone"], **json.loads(metadata["kwargs"]))
-    backbone.load_state_dict(state)
-    return backbone
+    if "recipe" not in metadata:
+        raise ValueError(f"{path}: no backbone recipe in the safetensors metadata; export it with train.py")
+    return BackboneRecipe.from_json(metadata["recipe"]), load_file(str(path))
+
+
+def _from_training_checkpoint(folder: Path) -> tuple[BackboneRecipe, dict[str, torch.Tensor]]:
+    recipe_path, weights_path = folder / RECIPE_NAME, folder / STUDENT_WEIGHTS
+    for needed in (recipe_path, weights_path):
+        if not needed.exists():
+            raise FileNotFoundError(f"{needed}: missing; is {folder} a checkpoint written by train.py?")
+    student = load_file(str(weights_path))
+    state = {
+        key[len(STUDENT_BACKBONE_PREFIX) :]: value
+        for key, value in student.items()
+        if key.startswith(STUDENT_BACKBONE_PREFIX)
+    }
+    return BackboneRecipe.from_json(recipe_path.read_text()), state

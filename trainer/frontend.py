@@ -72,6 +72,8 @@ class LogMelFrontend(nn.Module):
                 norm=mel_norm,
                 mel_scale="slaney",
             )
+        # torchaudio's periodic window is a view into n_fft + 1 values; safetensors refuses such buffers
+        self.spec.spectrogram.window = self.spec.spectrogram.window.clone()
         self.amplitude_to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=top_db)
 
     def num_frames(self, num_samples: int) -> int:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,12 @@ from tqdm.auto import tqdm
 from sharding.location import load_index
 from sharding.stream import PairStreamConfig, pair_loader
 from trainer.augment import AugmentationChain, make_views
-from trainer.backbones import build_backbone
 from trainer.checkpoints import CheckpointPolicy, latest_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.demo_data import ensure_demo_shards
 from trainer.diagnostics import collapse_metrics
 from trainer.distributed import convert_sync_batchnorm
-from trainer.export import export_backbone
+from trainer.export import RECIPE_NAME, BackboneRecipe, export_backbone
 from trainer.optim import build_optimizer
 from trainer.preemption import StopRequest
 from trainer.pretexts import Pretext, build_pretext
@@ -34,6 +34,7 @@ from trainer.tracking import RunTracker
 
 log = logging.getLogger(__name__)
 
+CONFIG_NAME = "config.json"  # the run's full configuration, in every checkpoint
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped on request with a checkpoint; run the same command again to resume
 
 
@@ -45,7 +46,6 @@ class LoopState:
     mlflow_run_id: str | None = None
     nonfinite_skipped: int = 0
     view_rng: torch.Tensor | None = None
-    config: dict[str, Any] = field(default_factory=dict)
 
     def state_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -107,12 +107,13 @@ def micro_batch_size(config: TrainConfig, processes: int) -> int:
     return config.batch_size // parts
 
 
-def backbone_spec(config: TrainConfig) -> tuple[str, dict[str, Any]]:
-    """`build_backbone` arguments for the configured model (the ResNet's input length is the crop length)."""
+def backbone_recipe(config: TrainConfig) -> BackboneRecipe:
+    """How to build the configured backbone (the ResNet's input length is the crop length)."""
     model = config.model
     if model.backbone == "resnet":
-        return "resnet", {"f_max": model.f_max, "width": model.width, "duration_s": config.data.crop_seconds}
-    return "samplecnn", {"embed_dim": model.embed_dim}
+        kwargs = {"f_max": model.f_max, "width": model.width, "duration_s": config.data.crop_seconds}
+        return BackboneRecipe("resnet", kwargs)
+    return BackboneRecipe("samplecnn", {"embed_dim": model.embed_dim})
 
 
 class PairBatches:
@@ -172,11 +173,11 @@ def train(config: TrainConfig, stop_after_steps: int | None = None) -> TrainResu
     set_seed(config.seed)
     output_dir = Path(config.resolved_output_dir())
     checkpoint_dir = output_dir / "checkpoints"
-    location = config.data.data or ensure_demo_shards(accelerator)
+    recipe = backbone_recipe(config)
+    name = recipe.name
+    backbone = recipe.build()
+    location = config.data.data or ensure_demo_shards(accelerator, backbone.sample_rate)
     index = load_index(location)
-
-    name, kwargs = backbone_spec(config)
-    backbone = build_backbone(name, **kwargs)
     if backbone.sample_rate != index.sample_rate:
         raise ValueError(
             f"{location}: shards are at {index.sample_rate} Hz but the {name} backbone expects "
@@ -212,12 +213,14 @@ def train(config: TrainConfig, stop_after_steps: int | None = None) -> TrainResu
         chain = AugmentationChain(augment)
     view_rng = torch.Generator(device=accelerator.device).manual_seed(config.seed + accelerator.process_index)
 
-    state = LoopState(config=dataclasses.asdict(config))
+    state = LoopState()
+    config_json = json.dumps(dataclasses.asdict(config), indent=1)
     accelerator.register_for_checkpointing(state, TeacherState(pretext), lr_schedule)
     resume_from = latest_checkpoint(checkpoint_dir)
     if resume_from is not None:
+        saved_config = json.loads((resume_from / CONFIG_NAME).read_text())
+        check_same_run(saved_config, json.loads(config_json), resume_from)
         accelerator.load_state(str(resume_from))
-        check_same_run(state.config, dataclasses.asdict(config), resume_from)
         if state.view_rng is not None:
             view_rng.set_state(state.view_rng)
         accelerator.print(f"resuming from {resume_from} at step {state.step}")
@@ -243,7 +246,8 @@ def train(config: TrainConfig, stop_after_steps: int | None = None) -> TrainResu
 
     def checkpoint() -> None:
         state.view_rng = view_rng.get_state()
-        save_checkpoint(accelerator, checkpoint_dir, state.step, policy)
+        extra_files = {RECIPE_NAME: recipe.to_json(), CONFIG_NAME: config_json}
+        save_checkpoint(accelerator, checkpoint_dir, state.step, policy, extra_files)
 
     stop = StopRequest()
     losses: list[float] = []
@@ -346,7 +350,7 @@ def train(config: TrainConfig, stop_after_steps: int | None = None) -> TrainResu
         checkpoint()
         backbone_path = output_dir / "backbone.safetensors"
         if accelerator.is_main_process:
-            export_backbone(accelerator.unwrap_model(student).backbone, name, kwargs, backbone_path)
+            export_backbone(accelerator.unwrap_model(student).backbone, recipe, backbone_path)
             tracker.log_artifact(backbone_path)
         tracker.end()
     accelerator.wait_for_everyone()
@@ -355,10 +359,14 @@ def train(config: TrainConfig, stop_after_steps: int | None = None) -> TrainResu
 
 def check_same_run(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
     """Refuse to resume a checkpoint of another method or model; report other changed settings."""
-    for key in ("pretext", "model", "batch_size"):
-        if saved.get(key) != current.get(key):
+    essentials = {"pretext": (), "model": (), "batch_size": (), "crop_seconds": ("data",)}
+    for key, parents in essentials.items():
+        before, now = saved, current
+        for parent in parents:
+            before, now = before.get(parent, {}), now.get(parent, {})
+        if before.get(key) != now.get(key):
             raise ValueError(
-                f"{where} was written with {key}={saved.get(key)!r}, this run has {current.get(key)!r}; "
+                f"{where} was written with {key}={before.get(key)!r}, this run has {now.get(key)!r}; "
                 "use another --output-dir or the original settings"
             )
     changed = sorted(k for k in current if saved.get(k) != current[k])

@@ -1,0 +1,141 @@
+"""Speed of data_prep against plain PyAV decoding of the same files, and its scaling with --workers.
+
+    python benchmarks/data_prep_speed.py [--tracks 6] [--seconds 240] [--json]
+
+Generates its own 44.1 kHz tracks (synthetic music, mp3/flac/ogg) in a temporary folder, then measures:
+- baseline: PyAV alone decoding, downmixing and resampling each file to 16 kHz (the least any pipeline does);
+- data_prep with --workers 1 and 2 (decode + checks + normalise + hash + shard writing + report), wall time
+  of the whole call, including the start-up of worker processes.
+Overhead is data_prep (1 worker) time over baseline time, minus one; the goal is <= 20 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import av
+import numpy as np
+
+from data_prep.audio_files import write_audio
+from data_prep.synth import TrackRecipe, render
+from data_prep.track import PrepSettings
+
+SOURCE_RATE = 44100
+TARGET_RATE = 16000
+FORMATS = (".mp3", ".flac", ".ogg")
+SECONDS_PER_HOUR = 3600.0
+
+
+def make_inputs(folder: Path, tracks: int, seconds: float) -> list[Path]:
+    """Synthetic tracks rotating through the formats."""
+    paths = []
+    for i in range(tracks):
+        recipe = TrackRecipe(
+            80.0 + 12 * i, i % 12, ("major", "minor")[i % 2], "piano", bool(i % 2), 0, 0, seconds, i
+        )
+        paths.append(
+            write_audio(
+                folder / f"track{i}{FORMATS[i % len(FORMATS)]}", render(recipe, SOURCE_RATE), SOURCE_RATE
+            )
+        )
+    return paths
+
+
+def decode_only(path: Path) -> int:
+    """Decode one file with PyAV alone into a mono 16 kHz numpy array; returns its length."""
+    chunks = []
+    with av.open(str(path)) as container:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=TARGET_RATE)
+        for frame in container.decode(audio=0):
+            chunks += [f.to_ndarray()[0] for f in resampler.resample(frame)]
+        chunks += [f.to_ndarray()[0] for f in resampler.resample(None)]
+    return len(np.concatenate(chunks))
+
+
+def prepare_fresh(source: Path, scratch: Path, workers: int, tracks: int) -> None:
+    """data_prep into a new output folder, checking every track made it."""
+    from data_prep.pipeline import prepare_shards  # here: spawned workers re-import this script, not torch
+
+    out = Path(tempfile.mkdtemp(dir=scratch, prefix=f"out{workers}-"))
+    summary = prepare_shards(source, out, PrepSettings(), workers=workers, progress=False)
+    if summary.statuses["ok"] != tracks:
+        raise RuntimeError(f"benchmark inputs were not all prepared: {dict(summary.statuses)}")
+
+
+def best_of(repeats: int, action: Callable[[], object]) -> float:
+    """The shortest wall time of `repeats` runs of `action` (the least disturbed by other load)."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def rates(files: int, audio_s: float, seconds: float, workers: int) -> dict[str, float]:
+    """Throughput figures, total and per worker."""
+    return {
+        "seconds": round(seconds, 3),
+        "files_per_s": round(files / seconds, 3),
+        "audio_hours_per_s": round(audio_s / SECONDS_PER_HOUR / seconds, 4),
+        "files_per_s_per_worker": round(files / seconds / workers, 3),
+        "audio_hours_per_s_per_worker": round(audio_s / SECONDS_PER_HOUR / seconds / workers, 4),
+    }
+
+
+def run(tracks: int, seconds: float, repeats: int) -> dict[str, object]:
+    """All measurements (best of `repeats` each, files already in the page cache), as one dictionary."""
+    with tempfile.TemporaryDirectory(prefix="data_prep_speed_") as tmp:
+        folder = Path(tmp)
+        paths = make_inputs(folder / "in", tracks, seconds)
+        audio_s = sum(decode_only(p) for p in paths) / TARGET_RATE  # also warms the page cache
+        results: dict[str, object] = {"tracks": tracks, "track_seconds": seconds, "formats": list(FORMATS)}
+        results["pyav_decode_only"] = rates(
+            tracks, audio_s, best_of(repeats, lambda: [decode_only(p) for p in paths]), 1
+        )
+        for workers in (1, 2):
+            prepare = partial(prepare_fresh, folder / "in", folder, workers, tracks)
+            results[f"data_prep_workers_{workers}"] = rates(
+                tracks, audio_s, best_of(repeats, prepare), workers
+            )
+    base = results["pyav_decode_only"]["seconds"]  # type: ignore[index]
+    one, two = (results[f"data_prep_workers_{w}"]["seconds"] for w in (1, 2))  # type: ignore[index]
+    results["overhead_vs_pyav_1_worker"] = round(one / base - 1, 3)
+    results["speedup_2_workers"] = round(one / two, 3)
+    return results
+
+
+def main() -> None:
+    """Command line."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tracks", type=int, default=6, help="number of generated tracks")
+    parser.add_argument("--seconds", type=float, default=240.0, help="length of each track")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per measurement; the fastest counts")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    args = parser.parse_args()
+    results = run(args.tracks, args.seconds, args.repeats)
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return
+    print(f"{args.tracks} tracks x {args.seconds:g} s ({', '.join(FORMATS)}), 44.1 kHz -> 16 kHz mono")
+    for name in ("pyav_decode_only", "data_prep_workers_1", "data_prep_workers_2"):
+        r = results[name]
+        print(
+            f"{name:22s} {r['seconds']:7.2f} s  {r['files_per_s']:6.2f} files/s  "  # type: ignore[index]
+            f"{r['audio_hours_per_s']:.4f} audio-h/s  per worker: {r['files_per_s_per_worker']:.2f} files/s, "  # type: ignore[index]
+            f"{r['audio_hours_per_s_per_worker']:.4f} audio-h/s"  # type: ignore[index]
+        )
+    print(f"overhead vs PyAV alone (1 worker): {results['overhead_vs_pyav_1_worker']:+.1%}")
+    print(f"speed-up with 2 workers: {results['speedup_2_workers']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Run data preparation: find inputs, resume from report and index, decode in parallel, shard, summarise.
+
+Every input ends with exactly one report row. Failed and skipped rows are written as soon as they are known;
+ok rows when their shard is committed (see sharding.writer). Rerunning the same command skips inputs that
+already have a row, so a killed run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+
+from tqdm import tqdm
+
+from data_prep.inputs import InputTrack, find_inputs
+from data_prep.parallel import map_unordered
+from data_prep.report import Report, ReportRow
+from data_prep.track import PrepSettings, TrackResult, prepare_track
+from sharding.writer import DEFAULT_SHARD_SIZE, ShardSetWriter
+
+SECONDS_PER_HOUR = 3600.0
+
+
+@dataclass
+class Summary:
+    """Outcome counts over all inputs of a run (earlier runs into the same folder included)."""
+
+    inputs: int
+    statuses: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)  # (status, reason category)
+    processed_now: int = 0
+    audio_hours_now: float = 0.0
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        """Human-readable summary; the status counts add up to the number of inputs."""
+        counts = ", ".join(f"{s} {self.statuses[s]}" for s in ("ok", "skipped", "failed"))
+        out = [f"{self.inputs} inputs: {counts}"]
+        out += [f"  {status:8s} {reason}: {n}" for (status, reason), n in sorted(self.reasons.items())]
+        out.append(
+            f"this run: {self.processed_now} files, {self.audio_hours_now:.2f} h of audio in "
+            f"{self.seconds:.1f} s; {self.inputs - self.processed_now} already done earlier"
+        )
+        return out
+
+
+def prepare_shards(
+    source: Path,
+    out: Path,
+    settings: PrepSettings,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    workers: int = 1,
+    part: tuple[int, int] = (0, 1),
+    progress: bool = True,
+) -> Summary:
+    """Decode and check every input of `source` (or one `(part, parts)` share) into `out`, resuming there."""
+    inputs = select_part(find_inputs(source), *part)
+    writer: ShardSetWriter[ReportRow] = ShardSetWriter.open(
+        out, settings.sample_rate, settings.normalisation, shard_size
+    )
+    report = Report.open(out, writer.committed_names)
+    writer.on_shard_ready = lambda name, rows: report.append([replace(r, shard=name) for r in rows])
+    todo = [t for t in inputs if str(t.path) not in report.rows]
+    known = {r.audio_sha1: r.path for r in report.rows.values() if r.status == "ok"}
+    started = time.perf_counter()
+    audio_s = 0.0
+    bar = tqdm(total=len(todo), unit="file", disable=not progress, smoothing=0.1)
+    outcomes: Counter[str] = Counter()
+    with writer, bar:
+        for result in map_unordered(partial(prepare_track, settings=settings), todo, workers):
+            status = _record(result, writer, report, known)
+            audio_s += result.duration_s or 0.0
+            outcomes[status] += 1
+            bar.update()
+            hours_per_s = audio_s / SECONDS_PER_HOUR / max(time.perf_counter() - started, 1e-9)
+            bar.set_postfix(
+                audio_h_per_s=f"{hours_per_s:.3f}", skipped=outcomes["skipped"], failed=outcomes["failed"]
+            )
+    return _summarise(inputs, report, len(todo), audio_s, time.perf_counter() - started)
+
+
+def select_part(inputs: list[InputTrack], part: int, parts: int) -> list[InputTrack]:
+    """Every `parts`-th input starting at `part`, so that array tasks share the work evenly."""
+    if parts < 1 or not 0 <= part < parts:
+        raise ValueError(f"part {part} of {parts}: need parts >= 1 and 0 <= part < parts")
+    return inputs[part::parts]
+
+
+def _record(
+    result: TrackResult, writer: ShardSetWriter[ReportRow], report: Report, known: dict[str, str]
+) -> str:
+    """Route one result: shard an ok track (its row follows at commit) or write its skip/fail row now."""
+    track = result.track
+    row = ReportRow(str(track.path), result.status, result.reason, result.duration_s, track.track_id)
+    if result.status != "ok" or result.pcm is None or result.meta is None:
+        report.append([row])
+        return row.status
+    original = known.get(result.audio_sha1)
+    if original is not None:
+        report.append([replace(row, status="skipped", reason=f"duplicate: same audio as {original}")])
+        return "skipped"
+    known[result.audio_sha1] = row.path
+    writer.add(track.key, result.pcm, result.meta, replace(row, audio_sha1=result.audio_sha1))
+    return "ok"
+
+
+def _summarise(
+    inputs: list[InputTrack], report: Report, processed: int, audio_s: float, seconds: float
+) -> Summary:
+    """Counts over the current inputs, read back from the report so they reflect what is on disk."""
+    paths = [str(t.path) for t in inputs]
+    reasons: Counter[tuple[str, str]] = Counter(
+        (report.rows[p].status, report.rows[p].category)
+        for p in paths
+        if p in report.rows and report.rows[p].status != "ok"
+    )
+    return Summary(
+        inputs=len(inputs),
+        statuses=report.status_counts(paths),
+        reasons=reasons,
+        processed_now=processed,
+        audio_hours_now=audio_s / SECONDS_PER_HOUR,
+        seconds=seconds,
+    )

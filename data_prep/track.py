@@ -1,0 +1,84 @@
+"""Turn one input file into a ready-to-shard track or a skip/fail reason; runs inside worker processes.
+
+Status rules: `failed` means the file itself is bad (unreadable, empty, cannot decode, truncated); `skipped`
+means it decodes but is unusable for pair training (too short, silent) or repeats an earlier track
+(duplicate, decided by the parent since it sees every result).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from data_prep.decode import DecodeError, decode_file
+from data_prep.inputs import InputTrack
+from data_prep.levels import content_problem, normalise
+from sharding.format import PCM_SHA1_KEY, TrackMeta, float_to_pcm, pcm_sha1
+
+DEFAULT_SAMPLE_RATE = 16000
+DEFAULT_MIN_DURATION_S = 8.0
+DEFAULT_SILENCE_DBFS = -60.0
+
+
+@dataclass(frozen=True)
+class PrepSettings:
+    """How every track of a run is decoded and checked."""
+
+    sample_rate: int = DEFAULT_SAMPLE_RATE
+    normalisation: str = "peak"
+    min_duration_s: float = DEFAULT_MIN_DURATION_S
+    silence_dbfs: float = DEFAULT_SILENCE_DBFS
+
+
+@dataclass
+class TrackResult:
+    """What became of one input; `pcm` and `meta` are set for ok tracks only."""
+
+    track: InputTrack
+    status: str
+    reason: str = ""
+    duration_s: float | None = None
+    pcm: np.ndarray | None = None
+    meta: TrackMeta | None = None
+    audio_sha1: str = ""
+
+
+def prepare_track(track: InputTrack, settings: PrepSettings) -> TrackResult:
+    """Read, decode, check and normalise one file; never raises for bad input."""
+    problem = _unreadable(track)
+    if problem:
+        return TrackResult(track, "failed", problem)
+    try:
+        audio = decode_file(track.path, settings.sample_rate)
+    except DecodeError as err:
+        return TrackResult(track, "failed", str(err))
+    except Exception as err:  # an unexpected decoder failure is still one input's outcome, not the run's
+        return TrackResult(track, "failed", f"cannot decode: {type(err).__name__}: {err}")
+    duration_s = len(audio.wave) / settings.sample_rate
+    skip = content_problem(audio.wave, settings.sample_rate, settings.min_duration_s, settings.silence_dbfs)
+    if skip:
+        return TrackResult(track, "skipped", skip, duration_s)
+    pcm = float_to_pcm(normalise(audio.wave, settings.normalisation))
+    sha1 = pcm_sha1(pcm)
+    meta = TrackMeta(
+        track_id=track.track_id,
+        source=str(track.path),
+        duration_s=round(duration_s, 3),
+        sample_rate=settings.sample_rate,
+        num_samples=len(pcm),
+        tags=list(track.tags),
+        split=track.split,
+        extra={**track.extra, PCM_SHA1_KEY: sha1},
+    )
+    return TrackResult(track, "ok", "", duration_s, pcm, meta, sha1)
+
+
+def _unreadable(track: InputTrack) -> str | None:
+    """The reason a file cannot even be read, or is empty, before any decoding."""
+    try:
+        with track.path.open("rb") as f:
+            first = f.read(1)
+    except OSError as err:
+        return f"unreadable: {type(err).__name__}: {err.strerror or err}"
+    return None if first else "empty: zero-length file"

@@ -1,0 +1,284 @@
+"""Compare downstream evaluation runs stored in MLflow: a table and the papers' figures, as files + artifacts.
+
+    python -m downstream.compare [--experiment downstream] [--out comparison] [--view tagwise]
+                                 [--sweep pretrain_epochs ...] [--where protocol=paper ...]
+
+Writes, under --out, and logs as artifacts of a run tagged `musicssl.kind` = `comparison`:
+- `table.md` / `table.csv`: pretext x task, mean +- std of the bootstrap values (also printed);
+- `bootstrap.png`: Figure 1 of the ICASSP paper, a dot per bootstrap resample and the mean, per task/metric;
+- `limited_data.png`: Figure 2, metric vs training fraction, mean +- std over draws (only if such runs exist);
+- `sweep_<param>.png`: a metric against a parameter swept across runs (thesis Figures 4.1, 4.2, B.1).
+
+Full-data results (table, Figure 1, sweeps) pool the bootstrap values of every matching run at fraction 1
+(e.g. several checkpoints or draws of one pretext); narrow the selection with --where PARAM=VALUE.
+Limited-data curves use each run's bootstrap mean, and the spread over the draws.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import tyro
+
+from downstream.plots import METRIC_LABELS, Curve, PanelKey, plot_bootstrap_dots, plot_curves
+from downstream.tracking import (
+    DEFAULT_EXPERIMENT,
+    KIND_TAG,
+    EvaluationRecord,
+    get_or_create_experiment,
+    load_evaluations,
+    tracking_uri,
+)
+
+View = Literal["tagwise", "clipwise"]
+
+
+@dataclass(frozen=True)
+class CompareArgs:
+    """Compare downstream evaluation runs: summary table, bootstrap figure, limited-data curves, sweeps."""
+
+    experiment: str = DEFAULT_EXPERIMENT
+    """MLflow experiment holding the evaluation runs."""
+    out: Path = Path("comparison")
+    """Folder for the table and the PNG figures."""
+    uri: str | None = None
+    """Tracking URI; default MLFLOW_TRACKING_URI, else sqlite:///mlflow.db."""
+    view: View = "tagwise"
+    """Average per tag over tracks (tagwise, the papers' macro) or per track over tags (clipwise)."""
+    sweep: tuple[str, ...] = ()
+    """Run params to plot the metrics against, e.g. pretrain_epochs embed_dim batch_size."""
+    where: tuple[str, ...] = ()
+    """Keep only runs whose params match, e.g. protocol=paper checkpoint=runs/vicreg/last.pt."""
+    log_run: bool = True
+    """Log the outputs as artifacts of a comparison run in the same experiment."""
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """Mean and std of one metric for one (pretext, task), over the pooled bootstrap values."""
+
+    pretext: str
+    task: str
+    metric: str
+    mean: float
+    std: float
+    num_values: int
+
+
+def view_metrics(view: View) -> tuple[str, str]:
+    """The ROC-AUC and PR-AUC metric names of a view."""
+    return (f"roc_auc_{view}", f"pr_auc_{view}")
+
+
+def parse_where(conditions: Iterable[str]) -> dict[str, str]:
+    """Turn PARAM=VALUE strings into a dict, rejecting malformed ones."""
+    parsed = {}
+    for condition in conditions:
+        name, separator, value = condition.partition("=")
+        if not separator or not name:
+            raise ValueError(f"--where expects PARAM=VALUE, got {condition!r}")
+        parsed[name] = value
+    return parsed
+
+
+def select(records: Iterable[EvaluationRecord], where: Mapping[str, str]) -> list[EvaluationRecord]:
+    """The records whose params equal every given value."""
+    return [record for record in records if all(record.params.get(k) == v for k, v in where.items())]
+
+
+def full_data(records: Iterable[EvaluationRecord]) -> list[EvaluationRecord]:
+    """The records trained on the whole training set."""
+    return [record for record in records if float(record.params["fraction"]) == 1.0]
+
+
+def group(records: Iterable[EvaluationRecord], *params: str) -> dict[tuple[str, ...], list[EvaluationRecord]]:
+    """Records grouped by the values of some params, groups in sorted order."""
+    groups: dict[tuple[str, ...], list[EvaluationRecord]] = defaultdict(list)
+    for record in records:
+        groups[tuple(record.params[name] for name in params)].append(record)
+    return dict(sorted(groups.items()))
+
+
+def pooled(records: Sequence[EvaluationRecord], metric: str) -> np.ndarray:
+    """Bootstrap values of a metric from all the records, concatenated (NaN values dropped)."""
+    values = np.concatenate([record.resamples[metric] for record in records])
+    return values[~np.isnan(values)]
+
+
+def bootstrap_panels(
+    records: Sequence[EvaluationRecord], metrics: Sequence[str]
+) -> dict[PanelKey, dict[str, np.ndarray]]:
+    """Per (metric, task): the pooled bootstrap values of each pretext, from full-data runs."""
+    panels: dict[PanelKey, dict[str, np.ndarray]] = defaultdict(dict)
+    for (task, pretext), runs in group(full_data(records), "task", "pretext").items():
+        for metric in metrics:
+            panels[(metric, task)][pretext] = pooled(runs, metric)
+    return dict(panels)
+
+
+def summary_rows(panels: Mapping[PanelKey, Mapping[str, np.ndarray]]) -> list[SummaryRow]:
+    """Mean and population std of each panel's pooled values, one row per (pretext, task, metric)."""
+    return [
+        SummaryRow(pretext, task, metric, float(values.mean()), float(values.std()), len(values))
+        for (metric, task), by_pretext in panels.items()
+        for pretext, values in by_pretext.items()
+        if len(values)
+    ]
+
+
+def markdown_table(rows: Sequence[SummaryRow]) -> str:
+    """Pretexts as rows, (task, metric) as columns, cells 'mean ± std'."""
+    metric_order = list(dict.fromkeys(row.metric for row in rows))
+    columns = sorted({(row.task, row.metric) for row in rows}, key=lambda c: (c[0], metric_order.index(c[1])))
+    cells = {(row.pretext, row.task, row.metric): f"{row.mean:.2f} ± {row.std:.2f}" for row in rows}
+    header = ["pretext", *(f"{task} {METRIC_LABELS.get(metric, metric)}" for task, metric in columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for pretext in sorted({row.pretext for row in rows}):
+        values = [cells.get((pretext, task, metric), "n/a") for task, metric in columns]
+        lines.append("| " + " | ".join([pretext, *values]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(rows: Sequence[SummaryRow], out: Path) -> list[Path]:
+    """Write table.md and table.csv (long format: one row per pretext, task, metric)."""
+    out.mkdir(parents=True, exist_ok=True)
+    markdown_path, csv_path = out / "table.md", out / "table.csv"
+    markdown_path.write_text(markdown_table(rows))
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["pretext", "task", "metric", "mean", "std", "num_values"])
+        for row in sorted(rows, key=lambda r: (r.task, r.metric, r.pretext)):
+            writer.writerow(
+                [row.pretext, row.task, row.metric, f"{row.mean:.4f}", f"{row.std:.4f}", row.num_values]
+            )
+    return [markdown_path, csv_path]
+
+
+def limited_data_panels(
+    records: Sequence[EvaluationRecord], metrics: Sequence[str]
+) -> dict[PanelKey, dict[str, Curve]]:
+    """Per (metric, task) and pretext: bootstrap mean vs training fraction, mean +- std over draws.
+
+    Empty when no run used less than the whole training set.
+    """
+    if all(float(record.params["fraction"]) == 1.0 for record in records):
+        return {}
+    points: dict[tuple[str, str, str], list[tuple[float, float, float]]] = defaultdict(list)
+    for (task, pretext, fraction), draws in group(records, "task", "pretext", "fraction").items():
+        for metric in metrics:
+            means = np.array([draw.metrics[f"{metric}_mean"] for draw in draws])
+            points[(metric, task, pretext)].append((float(fraction), means.mean(), means.std()))
+    return _curves(points)
+
+
+def sweep_panels(
+    records: Sequence[EvaluationRecord], param: str, metrics: Sequence[str]
+) -> dict[PanelKey, dict[str, Curve]]:
+    """Per (metric, task) and pretext: pooled bootstrap mean +- std against a numeric run param."""
+    swept = [record for record in full_data(records) if param in record.params]
+    if not swept:
+        available = sorted({name for record in records for name in record.params})
+        raise ValueError(f"no full-data evaluation run has param {param!r}; run params are: {available}")
+    not_numeric = sorted({r.params[param] for r in swept if not _is_number(r.params[param])})
+    if not_numeric:
+        raise ValueError(
+            f"--sweep {param}: values {not_numeric} are not numbers; only numeric params can be swept"
+        )
+    points: dict[tuple[str, str, str], list[tuple[float, float, float]]] = defaultdict(list)
+    for (task, pretext, value), runs in group(swept, "task", "pretext", param).items():
+        for metric in metrics:
+            values = pooled(runs, metric)
+            points[(metric, task, pretext)].append((float(value), values.mean(), values.std()))
+    return _curves(points)
+
+
+def _is_number(text: str) -> bool:
+    """Whether a param string parses as a float."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _curves(
+    points: Mapping[tuple[str, str, str], list[tuple[float, float, float]]],
+) -> dict[PanelKey, dict[str, Curve]]:
+    """Turn (metric, task, pretext) -> [(x, mean, std)] into panels of curves."""
+    panels: dict[PanelKey, dict[str, Curve]] = defaultdict(dict)
+    for (metric, task, pretext), triples in points.items():
+        x, mean, std = (np.array(column) for column in zip(*triples, strict=True))
+        panels[(metric, task)][pretext] = Curve(x=x, mean=mean, std=std)
+    return dict(panels)
+
+
+def run_comparison(args: CompareArgs) -> list[Path]:
+    """Load the runs, write the table and figures under args.out, print the table, return the file paths."""
+    records = select(load_evaluations(args.experiment, args.uri), parse_where(args.where))
+    if not records:
+        raise ValueError(
+            f"no evaluation runs in experiment {args.experiment!r} match --where {list(args.where)}: "
+            "log evaluations first (evaluate.py) or relax the filter"
+        )
+    metrics = view_metrics(args.view)
+    paths: list[Path] = []
+    dots = bootstrap_panels(records, metrics)
+    if dots:
+        rows = summary_rows(dots)
+        print(markdown_table(rows))
+        paths += write_table(rows, args.out)
+        paths.append(plot_bootstrap_dots(dots, args.out / "bootstrap.png"))
+    limited = limited_data_panels(records, metrics)
+    if limited:
+        ticks = {fraction: f"{100 * fraction:g} %" for fraction in (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)}
+        paths.append(
+            plot_curves(limited, args.out / "limited_data.png", "training data", x_tick_labels=ticks)
+        )
+    for param in args.sweep:
+        panels = sweep_panels(records, param, metrics)
+        log_x = all(
+            value > 0 for by_pretext in panels.values() for curve in by_pretext.values() for value in curve.x
+        )
+        paths.append(plot_curves(panels, args.out / f"sweep_{param}.png", param, log_x=log_x))
+    return paths
+
+
+def log_comparison(args: CompareArgs, paths: Sequence[Path]) -> str:
+    """Log the comparison outputs as artifacts of a new run tagged as a comparison; return its id."""
+    import mlflow
+
+    client = mlflow.MlflowClient(args.uri or tracking_uri())
+    experiment_id = get_or_create_experiment(client, args.experiment)
+    run = client.create_run(experiment_id, run_name="comparison", tags={KIND_TAG: "comparison"})
+    for name, value in (
+        ("view", args.view),
+        ("sweep", ",".join(args.sweep)),
+        ("where", ",".join(args.where)),
+    ):
+        client.log_param(run.info.run_id, name, value)
+    for path in paths:
+        client.log_artifact(run.info.run_id, str(path))
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def main(args: CompareArgs) -> None:
+    """Produce the comparison and print where each file went; bad input ends the command with its reason."""
+    try:
+        paths = run_comparison(args)
+    except ValueError as error:
+        raise SystemExit(f"downstream.compare: {error}") from error
+    for path in paths:
+        print(f"wrote {path}")
+    if args.log_run and paths:
+        print(f"logged as artifacts of comparison run {log_comparison(args, paths)}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(CompareArgs))

@@ -1,0 +1,71 @@
+"""One downstream evaluation: train a probe on (a subset of) the training split, score the full test split.
+
+This is the audio-free core that `evaluate.py` calls once embeddings are extracted: it takes a
+`TaskEmbeddings` and yields one `EvaluationResult` per training subset (a single one for the full training
+set, or every (fraction, draw) of the limited-data protocol), each ready for `downstream.tracking`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from downstream.bootstrap import BootstrapConfig, BootstrapResult, bootstrap_scores
+from downstream.embeddings import TaskEmbeddings
+from downstream.limited_data import LimitedDataConfig, TrainingSubset, training_subsets
+from downstream.metrics import TaggingScores, tagging_scores
+from downstream.probes import ProbeConfig, TrainingHistory, train_probe
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Scores of one probe: on the whole test set, and bootstrapped; with what it was trained on and how."""
+
+    task: str
+    fraction: float
+    draw: int
+    num_train_tracks: int
+    probe: ProbeConfig
+    bootstrap_config: BootstrapConfig
+    full_test: TaggingScores
+    bootstrap: BootstrapResult
+    history: TrainingHistory
+
+
+def evaluate_subset(
+    task: TaskEmbeddings, subset: TrainingSubset, probe: ProbeConfig, bootstrap: BootstrapConfig
+) -> EvaluationResult:
+    """Train a probe (seeded by the subset) on the subset's training tracks and score the full test set."""
+    probe = replace(probe, seed=subset.probe_seed)
+    trained = train_probe(task.train.subset(subset.indices), task.valid, probe)
+    predictions = trained.predict(task.test)
+    return EvaluationResult(
+        task=task.name,
+        fraction=subset.fraction,
+        draw=subset.draw,
+        num_train_tracks=len(subset.indices),
+        probe=probe,
+        bootstrap_config=bootstrap,
+        full_test=tagging_scores(task.test.targets, predictions),
+        bootstrap=bootstrap_scores(task.test.targets, predictions, bootstrap),
+        history=trained.history,
+    )
+
+
+def evaluate_task(
+    task: TaskEmbeddings,
+    probe: ProbeConfig,
+    bootstrap: BootstrapConfig,
+    limited_data: LimitedDataConfig | None = None,
+) -> Iterator[EvaluationResult]:
+    """Evaluate on the whole training set (limited_data None; seed probe.seed) or on every subset of it."""
+    if limited_data is None:
+        subsets: Iterator[TrainingSubset] = iter(
+            [TrainingSubset(1.0, 0, np.arange(task.train.num_tracks), probe.seed)]
+        )
+    else:
+        subsets = training_subsets(task.train.num_tracks, limited_data)
+    for subset in subsets:
+        yield evaluate_subset(task, subset, probe, bootstrap)

@@ -1,0 +1,126 @@
+"""Comparison figures drawn from plain arrays (no MLflow here), one panel per (metric, task), PNG files.
+
+Figures are built with matplotlib's object API (no pyplot, no global state, no display needed): `savefig`
+renders PNG with the Agg canvas whatever backend the process has.
+
+- `plot_bootstrap_dots`: the ICASSP paper's Figure 1 style, a dot per bootstrap resample and a marker with
+  a +-std bar at the mean, pretexts side by side.
+- `plot_curves`: a metric against a numeric x (training fraction for Figure 2, or a parameter swept across
+  runs for the thesis' Figures 4.1, 4.2, B.1): mean line with a +-std band, one line per pretext.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+METRIC_LABELS = {
+    "roc_auc_tagwise": "ROC-AUC (tag-wise)",
+    "pr_auc_tagwise": "PR-AUC / mAP (tag-wise)",
+    "roc_auc_clipwise": "ROC-AUC (clip-wise)",
+    "pr_auc_clipwise": "PR-AUC / mAP (clip-wise)",
+}
+PanelKey = tuple[str, str]  # (metric, task)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Points of one line: x values, mean and standard deviation of the metric at each."""
+
+    x: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+
+def pretext_colours(pretexts: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    """A stable colour per pretext (tab10, in sorted order) so that panels and figures agree."""
+    palette = matplotlib.colormaps["tab10"].colors
+    return {name: palette[index % len(palette)] for index, name in enumerate(sorted(pretexts))}
+
+
+def _panel_grid(keys: Sequence[PanelKey]) -> tuple[Figure, dict[PanelKey, Axes], list[str], list[str]]:
+    """A figure with metrics as rows and tasks as columns, and the axes of each (metric, task)."""
+    metrics = list(dict.fromkeys(metric for metric, _ in keys))
+    tasks = sorted({task for _, task in keys})
+    figure = Figure(figsize=(3.6 * len(tasks) + 1.2, 3.2 * len(metrics)))
+    axes = figure.subplots(len(metrics), len(tasks), squeeze=False)
+    grid = {
+        (metric, task): axes[row, col] for row, metric in enumerate(metrics) for col, task in enumerate(tasks)
+    }
+    for (metric, task), ax in grid.items():
+        ax.set_title(task if metric == metrics[0] else "")
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric) if task == tasks[0] else "")
+        ax.grid(axis="y", alpha=0.3)
+        if (metric, task) not in keys:
+            ax.set_visible(False)
+    return figure, grid, metrics, tasks
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    """Write the figure as PNG, creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120, format="png")
+    return path
+
+
+def plot_bootstrap_dots(panels: Mapping[PanelKey, Mapping[str, np.ndarray]], path: Path) -> Path:
+    """Figure 1 style: per (metric, task) panel and pretext, bootstrap values as dots, mean +- std marker."""
+    if not panels:
+        raise ValueError("plot_bootstrap_dots needs at least one (metric, task) panel")
+    figure, grid, _, _ = _panel_grid(list(panels))
+    colours = pretext_colours({pretext for values in panels.values() for pretext in values})
+    jitter = np.random.default_rng(0)
+    for key, by_pretext in panels.items():
+        ax = grid[key]
+        names = sorted(by_pretext)
+        for position, name in enumerate(names):
+            values = by_pretext[name]
+            offsets = jitter.uniform(-0.18, 0.18, size=len(values))
+            ax.scatter(position + offsets, values, s=9, alpha=0.45, color=colours[name], linewidths=0)
+            ax.errorbar(
+                position + 0.32, values.mean(), yerr=values.std(), fmt="D", color="black", ms=5, capsize=3
+            )
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        ax.set_xlim(-0.6, len(names) - 0.2)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_curves(
+    panels: Mapping[PanelKey, Mapping[str, Curve]],
+    path: Path,
+    x_label: str,
+    x_tick_labels: Mapping[float, str] | None = None,
+    log_x: bool = True,
+) -> Path:
+    """Metric against x per (metric, task) panel: mean line and +-std band per pretext; log x if asked."""
+    if not panels:
+        raise ValueError("plot_curves needs at least one (metric, task) panel")
+    figure, grid, metrics, _ = _panel_grid(list(panels))
+    colours = pretext_colours({pretext for curves in panels.values() for pretext in curves})
+    for (metric, task), curves in panels.items():
+        ax = grid[(metric, task)]
+        for name in sorted(curves):
+            curve = curves[name]
+            order = np.argsort(curve.x)
+            x, mean, std = curve.x[order], curve.mean[order], curve.std[order]
+            ax.plot(x, mean, marker="o", ms=4, color=colours[name], label=name)
+            ax.fill_between(x, mean - std, mean + std, color=colours[name], alpha=0.2, linewidth=0)
+        ticks = sorted({float(value) for curve in curves.values() for value in curve.x})
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xticks(ticks, [x_tick_labels.get(t, f"{t:g}") if x_tick_labels else f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+        if metric == metrics[-1]:
+            ax.set_xlabel(x_label)
+    handles = [Line2D([], [], color=colour, marker="o", ms=4, label=name) for name, colour in colours.items()]
+    figure.legend(handles=handles, loc="center right", frameon=False)
+    figure.tight_layout(rect=(0, 0, 0.82, 1))
+    return _save(figure, path)

@@ -1,0 +1,80 @@
+"""Statistics of a shard set: shards, tracks, hours, sample rate, size, durations, tags and splits.
+
+Totals come from the index; durations, tags and splits from each track's metadata member (audio members are
+skipped without reading where the shard is a seekable local file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+from webdataset.gopen import gopen
+
+from sharding.format import META_KEY, ShardIndex, TrackMeta
+from sharding.location import resolve
+from sharding.verify import iter_samples, read_index
+
+SECONDS_PER_HOUR = 3600.0
+TOP_TAGS = 20
+NO_SPLIT = "(none)"
+
+
+@dataclass
+class SetStats:
+    """What `inspect` reports about one shard set."""
+
+    index: ShardIndex
+    durations_s: list[float] = field(default_factory=list)
+    tags: Counter[str] = field(default_factory=Counter)
+    splits: Counter[str] = field(default_factory=Counter)
+
+    def lines(self, top_tags: int = TOP_TAGS) -> list[str]:
+        """A readable report."""
+        index = self.index
+        size_gb = sum(s.bytes for s in index.shards) / 1e9
+        out = [
+            f"shards: {len(index.shards)} ({size_gb:.3f} GB), format v{index.format_version} "
+            f"{index.encoding}, {index.sample_rate} Hz, normalisation {index.normalisation}",
+            f"tracks: {index.total_samples}, {index.total_duration_s / SECONDS_PER_HOUR:.3f} h",
+        ]
+        if self.durations_s:
+            d = np.asarray(self.durations_s)
+            quantiles = np.percentile(d, [0, 10, 50, 90, 100])
+            names = ("min", "p10", "median", "p90", "max")
+            out.append(
+                "duration (s): "
+                + ", ".join(f"{n} {q:.1f}" for n, q in zip(names, quantiles, strict=True))
+                + f", mean {d.mean():.1f}"
+            )
+        out.append("splits: " + (", ".join(f"{s} {n}" for s, n in sorted(self.splits.items())) or "none"))
+        shown = self.tags.most_common(top_tags)
+        more = f" (top {top_tags} of {len(self.tags)})" if len(self.tags) > top_tags else ""
+        out.append(f"tags{more}: " + (", ".join(f"{t} {n}" for t, n in shown) or "none"))
+        return out
+
+
+def inspect_set(location: str | os.PathLike[str]) -> SetStats:
+    """Gather the statistics of the set at `location` (a folder or anything sharding.location accepts)."""
+    index = read_index(location)
+    stats = SetStats(index)
+    for meta in iter_metadata(location, index):
+        stats.durations_s.append(meta.duration_s)
+        stats.tags.update(meta.tags)
+        stats.splits[meta.split or NO_SPLIT] += 1
+    return stats
+
+
+def iter_metadata(location: str | os.PathLike[str], index: ShardIndex) -> Iterator[TrackMeta]:
+    """The TrackMeta of every track in the shards the index lists."""
+    for info in index.shards:
+        with gopen(resolve(location, info.name), "rb") as stream:
+            mode = "r:" if stream.seekable() else "r|"
+            with tarfile.open(fileobj=stream, mode=mode) as tar:
+                for sample in iter_samples(tar, wanted={META_KEY}):
+                    yield TrackMeta(**json.loads(sample[META_KEY]))

@@ -1,0 +1,54 @@
+"""Deterministic access for evaluation: every track of a set once, in order, cut into fixed windows."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+from webdataset.handlers import reraise_exception
+
+from sharding.format import TrackMeta, decode_track, pcm_to_float
+from sharding.location import load_index, shard_urls, tar_samples
+
+
+def iter_windows(wave: np.ndarray, window: int, hop: int | None = None) -> Iterator[np.ndarray]:
+    """Windows of `window` samples along the last axis, every `hop` (default: `window`), in order.
+
+    The tail shorter than a window is dropped. A track shorter than one window yields exactly one window,
+    zero-padded at the end, so every track gets an embedding. Full windows are views, not copies.
+    """
+    hop = window if hop is None else hop
+    if window <= 0 or hop <= 0:
+        raise ValueError(f"window ({window}) and hop ({hop}) must be positive numbers of samples")
+    length = wave.shape[-1]
+    if length < window:
+        padded = np.zeros((*wave.shape[:-1], window), dtype=wave.dtype)
+        padded[..., :length] = wave
+        yield padded
+        return
+    for start in range(0, length - window + 1, hop):
+        yield wave[..., start : start + window]
+
+
+def iter_tracks(location: str | os.PathLike[str]) -> Iterator[tuple[np.ndarray, TrackMeta]]:
+    """(float32 waveform, metadata) of every track of the set once, in index order.
+
+    Evaluation must see every track, so a corrupt member or a shard holding fewer tracks than the index says
+    raises instead of being skipped.
+    """
+    index = load_index(location)
+    for url, info in zip(shard_urls(location, index), index.shards, strict=True):
+        count = 0
+        for sample in tar_samples([{"url": url}], handler=reraise_exception):
+            try:
+                pcm, meta = decode_track(sample)
+            except ValueError as err:
+                raise ValueError(f"{url}: {err}; rebuild this shard with `python -m data_prep`") from err
+            count += 1
+            yield pcm_to_float(pcm), meta
+        if count != info.samples:
+            raise ValueError(
+                f"{url}: holds {count} tracks, the index says {info.samples}; the shard set is inconsistent, "
+                "check it with `python -m sharding verify`"
+            )

@@ -1,0 +1,117 @@
+"""MLflow round trip of evaluations and the comparison command's table and figures, on a temp store."""
+
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from downstream.bootstrap import BootstrapConfig, bootstrap_scores
+from downstream.compare import CompareArgs, limited_data_panels, main, parse_where, sweep_panels
+from downstream.evaluation import EvaluationResult
+from downstream.metrics import tagging_scores
+from downstream.probes import TrainingHistory, probe_config
+from downstream.tracking import (
+    EvaluationContext,
+    EvaluationRecord,
+    load_evaluations,
+    log_evaluation,
+    tracking_uri,
+)
+
+
+def _result(noise: float, fraction: float, draw: int) -> EvaluationResult:
+    """An evaluation of noisy predictions of random tags (no probe needed to exercise logging and plots)."""
+    rng = np.random.default_rng(draw)
+    targets = (rng.random((40, 3)) < 0.4).astype(float)
+    predictions = targets + rng.normal(scale=noise, size=targets.shape)
+    bootstrap = BootstrapConfig(num_resamples=4)
+    return EvaluationResult(
+        task="toy",
+        fraction=fraction,
+        draw=draw,
+        num_train_tracks=round(100 * fraction),
+        probe=probe_config("paper"),
+        bootstrap_config=bootstrap,
+        full_test=tagging_scores(targets, predictions),
+        bootstrap=bootstrap_scores(targets, predictions, bootstrap),
+        history=TrainingHistory(
+            train_loss=[0.7, 0.5], valid_loss=[0.72, 0.6], learning_rate=[1e-3] * 2, best_epoch=1
+        ),
+    )
+
+
+def test_tracking_uri_defaults_to_local_sqlite_and_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri() == "sqlite:///mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking:5000")
+    assert tracking_uri() == "http://tracking:5000"
+
+
+def test_logged_evaluations_round_trip_and_compare_writes_table_and_png_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # MLflow puts artifacts under ./mlruns
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    logged = {}
+    for pretext, noise in (("byol", 1.0), ("vicreg", 0.5)):
+        runs = [(fraction, draw, 20) for fraction in (0.2, 1.0) for draw in (0, 1)] + [(1.0, 2, 10)]
+        for fraction, draw, epochs in runs:
+            result = _result(noise, fraction, draw)
+            context = EvaluationContext(f"{pretext}.pt", pretext, "paper", {"pretrain_epochs": epochs})
+            logged[log_evaluation(result, context)] = result
+
+    records = load_evaluations()
+    assert {record.run_id for record in records} == set(logged)
+    record = records[0]
+    result = logged[record.run_id]
+    np.testing.assert_allclose(
+        record.resamples["pr_auc_tagwise"], result.bootstrap.metric_values("pr_auc_tagwise")
+    )
+    assert record.metrics["roc_auc_tagwise_mean"] == pytest.approx(result.bootstrap.mean()["roc_auc_tagwise"])
+    assert record.params["task"] == "toy" and record.params["probe_max_epochs"] == "25"
+
+    out = tmp_path / "comparison"
+    main(CompareArgs(out=out, sweep=("pretrain_epochs",)))
+    printed = capsys.readouterr().out
+    assert "| vicreg |" in printed and "comparison run" in printed
+    for name in ("bootstrap.png", "limited_data.png", "sweep_pretrain_epochs.png"):
+        assert f"wrote {out / name}" in printed
+        image = matplotlib.image.imread(out / name)
+        assert image.ndim == 3 and min(image.shape[:2]) > 200 and image.std() > 0
+    csv_lines = (out / "table.csv").read_text().splitlines()
+    assert csv_lines[0] == "pretext,task,metric,mean,std,num_values"
+    assert len(csv_lines) == 1 + 2 * 2  # two pretexts x one task x (ROC-AUC, PR-AUC)
+    assert all(line.endswith(",12") for line in csv_lines[1:])  # 3 full-data runs x 4 resamples pooled
+    assert len(load_evaluations()) == len(logged)  # the comparison run is not read back as an evaluation
+
+
+def _record(pretext: str, fraction: float, roc_mean: float, **params: str) -> EvaluationRecord:
+    resamples = {
+        name: np.array([roc_mean - 1, roc_mean + 1]) for name in ("roc_auc_tagwise", "pr_auc_tagwise")
+    }
+    return EvaluationRecord(
+        run_id=f"{pretext}-{fraction}-{roc_mean}",
+        params={"pretext": pretext, "task": "toy", "fraction": str(fraction), **params},
+        metrics={"roc_auc_tagwise_mean": roc_mean, "pr_auc_tagwise_mean": roc_mean},
+        resamples=resamples,
+    )
+
+
+def test_limited_data_curves_average_the_draws_per_fraction() -> None:
+    records = [_record("byol", 0.1, 60.0), _record("byol", 0.1, 64.0), _record("byol", 1.0, 80.0)]
+    curve = limited_data_panels(records, ["roc_auc_tagwise"])[("roc_auc_tagwise", "toy")]["byol"]
+    np.testing.assert_allclose(curve.x, [0.1, 1.0])
+    np.testing.assert_allclose(curve.mean, [62.0, 80.0])
+    np.testing.assert_allclose(curve.std, [2.0, 0.0])
+    assert limited_data_panels([_record("byol", 1.0, 80.0)], ["roc_auc_tagwise"]) == {}
+
+
+def test_sweeps_and_filters_reject_what_they_cannot_use() -> None:
+    records = [_record("byol", 1.0, 70.0, batch_size="256"), _record("byol", 1.0, 75.0, batch_size="large")]
+    with pytest.raises(ValueError, match=r"run params are: .*'batch_size'"):
+        sweep_panels(records, "embed_dim", ["roc_auc_tagwise"])
+    with pytest.raises(ValueError, match=r"'large'.* not numbers"):
+        sweep_panels(records, "batch_size", ["roc_auc_tagwise"])
+    with pytest.raises(ValueError, match="PARAM=VALUE"):
+        parse_where(["protocol"])

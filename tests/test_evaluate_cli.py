@@ -1,0 +1,69 @@
+"""End-to-end tests of `python evaluate.py`: extraction, probes, MLflow runs and the printed table."""
+
+from pathlib import Path
+
+import pytest
+from labelled_shard_factory import balanced_tracks, tiny_backbone, write_labelled_set
+
+from downstream.cli import infer_pretext, main
+from downstream.tracking import load_evaluations
+from trainer.export import export_backbone
+
+FAST_PROBES = ["--epochs", "2", "--steps", "3", "--bootstrap-resamples", "5", "--device", "cpu"]
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A labelled set, a backbone exported where train.py puts it, and MLflow in a temporary sqlite file."""
+    write_labelled_set(tmp_path / "toyset", balanced_tracks({"train": 8, "valid": 4, "test": 4}))
+    backbone, recipe = tiny_backbone(seed=7)  # not --random-init's seed 0
+    export_backbone(backbone, recipe, tmp_path / "runs" / "demo" / "vicreg" / "backbone.safetensors")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return tmp_path
+
+
+def command(workspace: Path, *extra: str) -> list[str]:
+    source = workspace / "runs" / "demo" / "vicreg" / "backbone.safetensors"
+    data, cache = workspace / "toyset", workspace / "cache"
+    return ["--backbone", str(source), "--data", str(data), "--cache-dir", str(cache), *FAST_PROBES, *extra]
+
+
+def test_pretrained_and_random_runs_are_logged_and_tabulated(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(command(workspace)) == 0
+    table = capsys.readouterr().out
+    assert "ROC-AUC tag" in table and "PR-AUC clip" in table
+    row = next(line for line in table.splitlines() if line.startswith("toyset"))
+    assert row.count("+-") == 4
+
+    assert (
+        main(command(workspace, "--random-init", "--protocol", "thesis", "--experiment", "downstream")) == 0
+    )
+    records = {record.params["pretext"]: record for record in load_evaluations("downstream")}
+    assert set(records) == {"vicreg", "random"}
+    trained, random = records["vicreg"], records["random"]
+    assert trained.params["task"] == "toyset" and trained.params["protocol"] == "paper"
+    assert trained.params["probe_aggregation"] == "track" and random.params["probe_aggregation"] == "chunk"
+    assert trained.params["weights_sha256"] != random.params["weights_sha256"]
+    assert trained.params["random_init"] == "False" and random.params["random_init"] == "True"
+    assert 0.0 <= trained.metrics["roc_auc_tagwise_mean"] <= 100.0
+    assert len(trained.resamples["pr_auc_clipwise"]) == 5
+    assert len(list((workspace / "cache").glob("*.npz"))) == 2
+
+
+def test_limited_data_logs_one_run_per_fraction_and_draw(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(command(workspace, "--limited-data", "--task", "tiny", "--experiment", "limited")) == 0
+    records = load_evaluations("limited")
+    assert len(records) == 20
+    assert {record.params["fraction"] for record in records} == {"0.01", "0.05", "0.1", "0.2", "1.0"}
+    assert sum(line.startswith("tiny ") for line in capsys.readouterr().out.splitlines()) == 20
+
+
+def test_pretext_is_read_from_the_run_folder_or_file_name() -> None:
+    assert infer_pretext("runs/paper/byol/checkpoints/step-000001000") == "byol"
+    assert infer_pretext("runs/thesis/vicreg/backbone.safetensors") == "vicreg"
+    assert infer_pretext("downloads/barlow_twins_epoch1000.pt") == "barlow_twins"
+    assert infer_pretext("model.safetensors") == "unknown"

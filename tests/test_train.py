@@ -1,0 +1,207 @@
+"""The pre-training loop on CPU: a tiny run, exact resume, pre-emption, non-finite guard, presets."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from shard_factory import write_shard_set
+
+from trainer.checkpoints import latest_checkpoint, list_checkpoints
+from trainer.cli import parse_config
+from trainer.config import CheckpointConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
+from trainer.export import load_backbone
+from trainer.loop import EXIT_PREEMPTED, train
+from trainer.presets import available_presets
+from trainer.pretexts import PretextOutput
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Eight 6-second tracks of a few partials each, so pairs of one track share structure."""
+    rng = np.random.default_rng(0)
+    t = np.arange(6 * SAMPLE_RATE) / SAMPLE_RATE
+    tracks = []
+    for _ in range(8):
+        freqs = rng.uniform(100, 2000, size=3)
+        wave = sum(np.sin(2 * np.pi * f * t) for f in freqs) / 3 + 0.05 * rng.standard_normal(t.size)
+        tracks.append((wave * 20000).astype(np.int16))
+    directory = tmp_path_factory.mktemp("shards")
+    write_shard_set(directory, tracks, SAMPLE_RATE, tracks_per_shard=4)
+    return str(directory)
+
+
+def tiny_config(output_dir: Path, data: str, **overrides: object) -> TrainConfig:
+    """A run of a few steps of a narrow ResNet on 1-second crops."""
+    config = TrainConfig(
+        pretext="contrastive",
+        study="test",
+        output_dir=str(output_dir),
+        epochs=2,
+        steps_per_epoch=3,
+        batch_size=8,
+        log_every=1,
+        diagnostics_every=2,
+        mlflow=False,
+        data=DataConfig(
+            data=data,
+            crop_seconds=1.0,
+            min_gap_seconds=1.0,
+            max_gap_seconds=3.0,
+            pairs_per_track=2,
+            track_shuffle=4,
+            pair_shuffle=16,
+            num_workers=0,
+        ),
+        model=ModelConfig(width=8),
+        optim=OptimConfig(base_lr=1e-3, warmup_steps=1),
+        checkpoint=CheckpointConfig(every_steps=2, keep_last=2),
+    )
+    return replace(config, **overrides)
+
+
+def test_tiny_run_trains_checkpoints_and_exports(tmp_path: Path, shards: str) -> None:
+    config = tiny_config(tmp_path / "run", shards, checkpoint=CheckpointConfig(every_steps=2, keep_last=2))
+    result = train(config)
+    assert result.step == 6 and not result.preempted
+    assert len(result.losses) == 6 and all(math.isfinite(x) for x in result.losses)
+    steps = [step for step, _ in list_checkpoints(tmp_path / "run" / "checkpoints")]
+    assert steps == [4, 6]  # every 2 steps, the last 2 kept
+    backbone, recipe = load_backbone(result.backbone_path)
+    assert recipe.name == "resnet" and backbone.num_samples == SAMPLE_RATE
+    from_checkpoint, _ = load_backbone(latest_checkpoint(tmp_path / "run" / "checkpoints"))
+    for (name, a), b in zip(
+        backbone.state_dict().items(), from_checkpoint.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("pretext", ["contrastive", "byol", "clustering"])
+def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path: Path, shards: str, pretext: str) -> None:
+    """Same data order, same losses: model, optimiser, EMA teacher, DINO center, schedules all restored."""
+    extra = {"clustering": {"clustering": replace(TrainConfig().clustering, num_prototypes=64)}}.get(
+        pretext, {}
+    )
+    whole = train(tiny_config(tmp_path / "whole", shards, pretext=pretext, **extra))
+    first = train(tiny_config(tmp_path / "split", shards, pretext=pretext, **extra), stop_after_steps=4)
+    assert first.preempted and first.step == 4
+    second = train(tiny_config(tmp_path / "split", shards, pretext=pretext, **extra))
+    assert second.step == 6 and not second.preempted
+    resumed = first.losses + second.losses
+    np.testing.assert_allclose(resumed, whole.losses, rtol=0, atol=1e-6)
+
+
+def poison_losses(monkeypatch: pytest.MonkeyPatch, is_bad: Callable[[int], bool]) -> None:
+    """Make the contrastive loss NaN on the calls (0-based) where `is_bad` says so."""
+    from trainer.pretexts.contrastive import Contrastive
+
+    original = Contrastive.compute_loss
+    calls = itertools.count()
+
+    def compute_loss(
+        self: Contrastive, views: torch.Tensor, student: torch.nn.Module | None = None
+    ) -> PretextOutput:
+        out = original(self, views, student)
+        if is_bad(next(calls)):
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(Contrastive, "compute_loss", compute_loss)
+
+
+def test_nonfinite_losses_are_skipped(tmp_path: Path, shards: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    poison_losses(monkeypatch, lambda call: call in (1, 2))
+    result = train(tiny_config(tmp_path / "skip", shards))
+    assert result.step == 6
+    assert [math.isnan(x) for x in result.losses] == [False, True, True, False, False, False]
+
+
+def test_repeated_nonfinite_losses_stop_the_run(
+    tmp_path: Path, shards: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poison_losses(monkeypatch, lambda call: True)
+    with pytest.raises(FloatingPointError, match="3 consecutive non-finite losses"):
+        train(tiny_config(tmp_path / "stop", shards, max_nonfinite=3))
+
+
+def test_sigusr2_checkpoints_and_exits_resumable(tmp_path: Path, shards: str) -> None:
+    """A real train.py process: SIGUSR2 -> checkpoint, exit 75; the same command then resumes."""
+    output = tmp_path / "run"
+    command = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "--pretext", "vicreg", "--study", "test", "--output-dir", str(output), "--no-mlflow",
+        "--epochs", "1000", "--steps-per-epoch", "3", "--batch-size", "8",
+        "--data.data", shards, "--data.crop-seconds", "1", "--data.min-gap-seconds", "1",
+        "--data.max-gap-seconds", "3", "--data.num-workers", "0", "--data.pair-shuffle", "16",
+        "--model.width", "8", "--checkpoint.every-steps", "1",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not list_checkpoints(output / "checkpoints"):
+        assert process.poll() is None, process.communicate()[0]
+        assert time.time() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGUSR2)
+    log, _ = process.communicate(timeout=120)
+    assert process.returncode == EXIT_PREEMPTED, log
+    assert "SIGUSR2" in log
+    stopped_at = list_checkpoints(output / "checkpoints")[-1][0]
+    resumed = subprocess.run(
+        [*command, "--stop-after-steps", "1"], capture_output=True, text=True, timeout=120
+    )
+    assert resumed.returncode == EXIT_PREEMPTED, resumed.stdout + resumed.stderr
+    assert (
+        f"resuming from {output / 'checkpoints'}/step-{stopped_at:09d} at step {stopped_at}" in resumed.stdout
+    )
+    assert list_checkpoints(output / "checkpoints")[-1][0] == stopped_at + 1
+
+
+def test_presets_parse_and_flags_override_them() -> None:
+    assert set(available_presets()) >= {"paper", "thesis-vicreg", "thesis-clmr", "demo"}
+    for preset in available_presets():
+        config, _ = parse_config(["--preset", preset])
+        assert config.total_steps > 0
+    config, stop_after = parse_config(
+        ["--preset", "thesis-vicreg", "--optim.base-lr", "0.3", "--stop-after-steps", "7"]
+    )
+    assert config.pretext == "vicreg" and config.model.backbone == "samplecnn"
+    assert config.optim.optimizer == "lars" and config.optim.base_lr == 0.3 and config.batch_size == 768
+    assert config.vicreg.projector_widths == (8192, 8192, 8192)
+    assert stop_after == 7
+    paper, _ = parse_config(["--preset", "paper", "--pretext", "byol"])
+    assert paper.batch_size == 256 and paper.steps_per_epoch == 512 and paper.epochs == 1000
+
+
+@pytest.mark.distributed
+def test_two_process_cpu_run_with_gloo(tmp_path: Path, shards: str) -> None:
+    """torchrun + gloo on CPU: both ranks step in lockstep and rank 0 writes the checkpoint and export."""
+    output = tmp_path / "ddp"
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+        str(REPO / "train.py"),
+        "--pretext", "barlow_twins", "--study", "test", "--output-dir", str(output), "--no-mlflow",
+        "--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "8",
+        "--data.data", shards, "--data.crop-seconds", "1", "--data.min-gap-seconds", "1",
+        "--data.max-gap-seconds", "3", "--data.num-workers", "1", "--data.pair-shuffle", "16",
+        "--model.width", "8",
+    ]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert [step for step, _ in list_checkpoints(output / "checkpoints")] == [3]
+    assert (output / "backbone.safetensors").exists()
