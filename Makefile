@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO := demo_data
+PROBE := --data $(DEMO)/shards --task demo-tags --experiment demo-probes --epochs 10 --steps 32
 
 .PHONY: demo test lint install
 
@@ -20,6 +21,10 @@ demo: $(VENV)/.installed
 	$(PY) -m sharding verify $(DEMO)/shards
 	$(PY) -m sharding inspect $(DEMO)/shards
 	$(PY) -m sharding stream $(DEMO)/shards --batches 3 --batch-size 8
+	$(PY) train.py --preset demo --pretext contrastive --data $(DEMO)/shards
+	$(PY) evaluate.py --backbone runs/demo/contrastive/backbone.safetensors $(PROBE)
+	$(PY) evaluate.py --backbone runs/demo/contrastive/backbone.safetensors $(PROBE) --random-init
+	$(PY) -m downstream.compare --experiment demo-probes --out $(DEMO)/comparison
 
 test: $(VENV)/.installed
 	$(PY) -m ruff format --check .

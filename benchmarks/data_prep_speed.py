@@ -60,7 +60,7 @@ def decode_only(path: Path) -> int:
 
 def prepare_fresh(source: Path, scratch: Path, workers: int, tracks: int) -> None:
     """data_prep into a new output folder, checking every track made it."""
-    from data_prep.pipeline import prepare_shards  # here: spawned workers re-import this script, not torch
+    from sharding.build import prepare_shards  # here: spawned workers re-import this script, not torch
 
     out = Path(tempfile.mkdtemp(dir=scratch, prefix=f"out{workers}-"))
     summary = prepare_shards(source, out, PrepSettings(), workers=workers, progress=False)

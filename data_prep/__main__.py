@@ -48,9 +48,9 @@ class PrepArgs:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for unusable arguments or output folder)."""
     args = tyro.cli(PrepArgs, args=argv)
-    # Imported here, not at the top: spawned workers re-import this module, and the pipeline pulls in
+    # Imported here, not at the top: spawned workers re-import this module, and the shard builder pulls in
     # webdataset and with it torch (~1.5 s per worker) which decoding does not need.
-    from data_prep.pipeline import prepare_shards
+    from sharding.build import prepare_shards
 
     settings = PrepSettings(args.sample_rate, args.normalise, args.min_duration, args.silence_dbfs)
     try:

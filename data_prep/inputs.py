@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_prep.audio_files import AUDIO_EXTENSIONS
-from sharding.format import PCM_SHA1_KEY
+from data_prep.pcm import PCM_SHA1_KEY
 
 MANIFEST_COLUMNS = ("path", "track_id", "tags", "split")
 RESERVED_EXTRA = (PCM_SHA1_KEY,)  # set by data_prep in TrackMeta.extra

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from sharding.format import write_atomic
+from data_prep.atomic import write_atomic
 
 REPORT_NAME = "report.csv"
 STATUSES = ("ok", "skipped", "failed")

@@ -14,7 +14,7 @@ import numpy as np
 from data_prep.decode import DecodeError, decode_file
 from data_prep.inputs import InputTrack
 from data_prep.levels import content_problem, normalise
-from sharding.format import PCM_SHA1_KEY, TrackMeta, float_to_pcm, pcm_sha1
+from data_prep.pcm import float_to_pcm, pcm_sha1
 
 DEFAULT_SAMPLE_RATE = 16000
 DEFAULT_MIN_DURATION_S = 8.0
@@ -33,14 +33,13 @@ class PrepSettings:
 
 @dataclass
 class TrackResult:
-    """What became of one input; `pcm` and `meta` are set for ok tracks only."""
+    """What became of one input; `pcm` (int16 mono at the run's rate) and its sha1 are set if ok only."""
 
     track: InputTrack
     status: str
     reason: str = ""
     duration_s: float | None = None
     pcm: np.ndarray | None = None
-    meta: TrackMeta | None = None
     audio_sha1: str = ""
 
 
@@ -60,18 +59,7 @@ def prepare_track(track: InputTrack, settings: PrepSettings) -> TrackResult:
     if skip:
         return TrackResult(track, "skipped", skip, duration_s)
     pcm = float_to_pcm(normalise(audio.wave, settings.normalisation))
-    sha1 = pcm_sha1(pcm)
-    meta = TrackMeta(
-        track_id=track.track_id,
-        source=str(track.path),
-        duration_s=round(duration_s, 3),
-        sample_rate=settings.sample_rate,
-        num_samples=len(pcm),
-        tags=list(track.tags),
-        split=track.split,
-        extra={**track.extra, PCM_SHA1_KEY: sha1},
-    )
-    return TrackResult(track, "ok", "", duration_s, pcm, meta, sha1)
+    return TrackResult(track, "ok", "", duration_s, pcm, pcm_sha1(pcm))
 
 
 def _unreadable(track: InputTrack) -> str | None:

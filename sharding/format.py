@@ -1,19 +1,41 @@
 """The on-disk shard format: one tar sample per track (raw PCM16 audio + JSON metadata) and the set's index.
 
-Every other module reads and writes shards through the helpers here, so the format lives in one place.
+Every other module reads and writes shards through the helpers here, so the format lives in one place. The
+PCM helpers and atomic writes are data_prep's (left of sharding in the data flow) and re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from data_prep.atomic import write_atomic
+from data_prep.pcm import PCM_SCALE, PCM_SHA1_KEY, float_to_pcm, pcm_sha1, pcm_to_float
+
+__all__ = [
+    "AUDIO_KEY",
+    "ENCODING",
+    "FORMAT_VERSION",
+    "INDEX_NAME",
+    "META_KEY",
+    "PCM_SCALE",
+    "PCM_SHA1_KEY",
+    "SHARD_PATTERN",
+    "ShardIndex",
+    "ShardInfo",
+    "TrackMeta",
+    "decode_track",
+    "encode_track",
+    "float_to_pcm",
+    "pcm_sha1",
+    "pcm_to_float",
+    "write_atomic",
+]
 
 FORMAT_VERSION = 1
 INDEX_NAME = "index.json"
@@ -21,9 +43,6 @@ SHARD_PATTERN = "shard-%06d.tar"
 AUDIO_KEY = "pcm"  # raw little-endian int16 mono samples, no header
 META_KEY = "json"  # TrackMeta as JSON
 ENCODING = "pcm_s16le"
-PCM_SCALE = 32768.0
-FILE_MODE = 0o644
-PCM_SHA1_KEY = "pcm_sha1"  # optional TrackMeta.extra entry: sha1 of the track's PCM bytes, checked by verify
 
 
 @dataclass
@@ -106,22 +125,6 @@ class ShardIndex:
         return cls.from_json(path.read_text(), origin=str(path))
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes so that a kill at any moment leaves either the old file or the new one, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), FILE_MODE)  # mkstemp makes 0600; others must read a shared set
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def encode_track(key: str, pcm: np.ndarray, meta: TrackMeta) -> dict[str, Any]:
     """A webdataset sample for one track; `pcm` is int16 mono."""
     if pcm.dtype != np.int16 or pcm.ndim != 1:
@@ -144,18 +147,3 @@ def decode_track(sample: dict[str, Any]) -> tuple[np.ndarray, TrackMeta]:
     if len(raw) % 2 or len(raw) // 2 != meta.num_samples:
         raise ValueError(f"sample {key}: {len(raw)} audio bytes, metadata says {meta.num_samples} samples")
     return np.frombuffer(raw, dtype="<i2"), meta
-
-
-def pcm_to_float(pcm: np.ndarray) -> np.ndarray:
-    """Int16 PCM to float32 in [-1, 1)."""
-    return pcm.astype(np.float32) / PCM_SCALE
-
-
-def float_to_pcm(wave: np.ndarray) -> np.ndarray:
-    """Float audio in [-1, 1] to int16 PCM, clipped."""
-    return np.clip(np.round(wave * PCM_SCALE), -32768, 32767).astype(np.int16)
-
-
-def pcm_sha1(pcm: np.ndarray) -> str:
-    """Hex sha1 of int16 PCM as stored, identifying a track's audio content."""
-    return hashlib.sha1(pcm.astype("<i2", copy=False).tobytes()).hexdigest()

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from audio_factory import FORMATS, cut_in_half, scramble_middle, write_chord, write_garbage, write_silence
 
-import data_prep.pipeline
+import sharding.build
 from data_prep.__main__ import main
 from data_prep.inputs import InputTrack
-from data_prep.pipeline import prepare_shards
 from data_prep.report import COLUMNS, REPORT_NAME
 from data_prep.track import PrepSettings, TrackResult, prepare_track
+from sharding.build import prepare_shards
 from sharding.format import INDEX_NAME, ShardIndex, TrackMeta
 from sharding.verify import iter_samples, verify_set
 
@@ -158,7 +158,7 @@ def test_rerun_after_a_crash_continues_without_redoing_or_losing_tracks(
     corpus: tuple[Path, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     manifest, expected = corpus
-    monkeypatch.setattr(data_prep.pipeline, "prepare_track", recording_prepare([], crash_after=7))
+    monkeypatch.setattr(sharding.build, "prepare_track", recording_prepare([], crash_after=7))
     with pytest.raises(KeyboardInterrupt):
         prepare_shards(manifest, tmp_path, SETTINGS, SMALL_SHARDS, workers=1, progress=False)
     assert not list(tmp_path.glob("*.partial"))  # the interrupted shard was discarded, not committed
@@ -166,7 +166,7 @@ def test_rerun_after_a_crash_continues_without_redoing_or_losing_tracks(
     assert 0 < len(done_before) < 7
 
     second_run: list[str] = []
-    monkeypatch.setattr(data_prep.pipeline, "prepare_track", recording_prepare(second_run))
+    monkeypatch.setattr(sharding.build, "prepare_track", recording_prepare(second_run))
     summary = prepare_shards(manifest, tmp_path, SETTINGS, SMALL_SHARDS, workers=1, progress=False)
     assert_consistent(tmp_path, expected)
     assert not done_before & set(second_run)  # rows already final were not redone

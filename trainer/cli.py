@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import tyro
 
 from trainer.config import TrainConfig
@@ -54,12 +52,3 @@ def split_stop_after(argv: list[str]) -> tuple[int | None, list[str]]:
     except (IndexError, ValueError):
         raise SystemExit("--stop-after-steps needs a whole number of steps") from None
     return value, argv[:at] + argv[at + 2 :]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Parse, train, and return the process exit code (75 when stopped early with a resumable checkpoint)."""
-    from trainer.loop import EXIT_PREEMPTED, train
-
-    config, stop_after = parse_config(sys.argv[1:] if argv is None else argv)
-    result = train(config, stop_after_steps=stop_after)
-    return EXIT_PREEMPTED if result.preempted else 0

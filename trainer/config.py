@@ -83,6 +83,15 @@ class CheckpointConfig:
 
 
 @dataclass
+class MonitorConfig:
+    """A cheap probe during pre-training (kNN tagging on a small labelled shard set), logged to MLflow."""
+
+    data: str | None = None
+    """Labelled shard set (tracks with tags and train/valid/test splits); None: no monitoring."""
+    every_steps: int = 1000
+
+
+@dataclass
 class TrainConfig:
     """A pre-training run: `train.py --preset paper --pretext vicreg` then any flag to override the preset."""
 
@@ -111,6 +120,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     byol: BYOLConfig = field(default_factory=BYOLConfig)

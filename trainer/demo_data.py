@@ -8,8 +8,8 @@ from pathlib import Path
 from accelerate import Accelerator
 
 from data_prep.demo import MANIFEST_NAME, make_demo_corpus
-from data_prep.pipeline import prepare_shards
 from data_prep.track import PrepSettings
+from sharding.build import prepare_shards
 from sharding.format import INDEX_NAME
 
 DEMO_ROOT = Path("demo_data")

@@ -7,10 +7,10 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from accelerate import Accelerator
@@ -72,6 +72,18 @@ class TeacherState:
                 f"checkpoint does not match the {self.pretext.name} pretext: missing {missing}, "
                 f"unexpected {result.unexpected_keys}"
             )
+
+
+class StepHook(Protocol):
+    """Work the entry point adds to the loop, run on rank 0 (e.g. downstream.monitor.QuickProbeHook)."""
+
+    def due(self, step: int) -> bool: ...
+
+    def __call__(self, step: int, backbone: torch.nn.Module) -> dict[str, float]: ...
+
+
+HookFactory = Callable[[torch.nn.Module], StepHook]
+"""Builds a hook once the data and the backbone exist (it may need the backbone's window and sample rate)."""
 
 
 @dataclass
@@ -167,7 +179,9 @@ def all_finite(accelerator: Accelerator, loss: torch.Tensor) -> bool:
     return bool(flag.item() == 1.0)
 
 
-def train(config: TrainConfig, stop_after_steps: int | None = None) -> TrainResult:
+def train(
+    config: TrainConfig, stop_after_steps: int | None = None, hook_factories: Sequence[HookFactory] = ()
+) -> TrainResult:
     """Run or resume a pre-training; `stop_after_steps` stops early with a checkpoint, like a pre-emption."""
     accelerator = make_accelerator(config)
     set_seed(config.seed)
@@ -249,6 +263,7 @@ def train(config: TrainConfig, stop_after_steps: int | None = None) -> TrainResu
         extra_files = {RECIPE_NAME: recipe.to_json(), CONFIG_NAME: config_json}
         save_checkpoint(accelerator, checkpoint_dir, state.step, policy, extra_files)
 
+    hooks = [make(backbone) for make in hook_factories] if accelerator.is_main_process else []
     stop = StopRequest()
     losses: list[float] = []
     consecutive_nonfinite = 0
@@ -325,6 +340,13 @@ def train(config: TrainConfig, stop_after_steps: int | None = None) -> TrainResu
                 diagnostics |= pretext.extra_metrics()
                 tracker.log_metrics({f"diag/{k}": v for k, v in diagnostics.items()}, step=state.step)
 
+            for hook in hooks:
+                if hook.due(state.step):
+                    probe = hook(state.step, accelerator.unwrap_model(student).backbone)
+                    tracker.log_metrics(probe, step=state.step)
+                    progress.write(
+                        f"step {state.step}: " + ", ".join(f"{k} {v:.2f}" for k, v in probe.items())
+                    )
             if state.step % config.checkpoint.every_steps == 0 or state.step in policy.keep_steps:
                 checkpoint()
             ran = state.step - first_step

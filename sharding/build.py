@@ -1,8 +1,9 @@
-"""Run data preparation: find inputs, resume from report and index, decode in parallel, shard, summarise.
+"""Build a shard set from audio: find inputs, resume from report and index, decode in parallel, shard.
 
-Every input ends with exactly one report row. Failed and skipped rows are written as soon as they are known;
-ok rows when their shard is committed (see sharding.writer). Rerunning the same command skips inputs that
-already have a row, so a killed run continues where it stopped.
+data_prep turns each input into checked int16 PCM or a reason; this stage, right of it in the data flow, makes
+ok tracks into TrackMeta and shards. Every input ends with exactly one report row. Failed and skipped rows are
+written as soon as they are known; ok rows when their shard is committed (see sharding.writer). Rerunning the
+same command skips inputs that already have a row, so a killed run continues where it stopped.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from data_prep.inputs import InputTrack, find_inputs
 from data_prep.parallel import map_unordered
+from data_prep.pcm import PCM_SHA1_KEY
 from data_prep.report import Report, ReportRow
 from data_prep.track import PrepSettings, TrackResult, prepare_track
+from sharding.format import TrackMeta
 from sharding.writer import DEFAULT_SHARD_SIZE, ShardSetWriter
 
 SECONDS_PER_HOUR = 3600.0
@@ -71,7 +75,7 @@ def prepare_shards(
     outcomes: Counter[str] = Counter()
     with writer, bar:
         for result in map_unordered(partial(prepare_track, settings=settings), todo, workers):
-            status = _record(result, writer, report, known)
+            status = _record(result, settings.sample_rate, writer, report, known)
             audio_s += result.duration_s or 0.0
             outcomes[status] += 1
             bar.update()
@@ -89,13 +93,31 @@ def select_part(inputs: list[InputTrack], part: int, parts: int) -> list[InputTr
     return inputs[part::parts]
 
 
+def track_meta(track: InputTrack, pcm: np.ndarray, audio_sha1: str, sample_rate: int) -> TrackMeta:
+    """Shard metadata of an ok track: its input's id, tags, split and extras, its length and audio hash."""
+    return TrackMeta(
+        track_id=track.track_id,
+        source=str(track.path),
+        duration_s=round(len(pcm) / sample_rate, 3),
+        sample_rate=sample_rate,
+        num_samples=len(pcm),
+        tags=list(track.tags),
+        split=track.split,
+        extra={**track.extra, PCM_SHA1_KEY: audio_sha1},
+    )
+
+
 def _record(
-    result: TrackResult, writer: ShardSetWriter[ReportRow], report: Report, known: dict[str, str]
+    result: TrackResult,
+    sample_rate: int,
+    writer: ShardSetWriter[ReportRow],
+    report: Report,
+    known: dict[str, str],
 ) -> str:
     """Route one result: shard an ok track (its row follows at commit) or write its skip/fail row now."""
     track = result.track
     row = ReportRow(str(track.path), result.status, result.reason, result.duration_s, track.track_id)
-    if result.status != "ok" or result.pcm is None or result.meta is None:
+    if result.status != "ok" or result.pcm is None:
         report.append([row])
         return row.status
     original = known.get(result.audio_sha1)
@@ -103,7 +125,8 @@ def _record(
         report.append([replace(row, status="skipped", reason=f"duplicate: same audio as {original}")])
         return "skipped"
     known[result.audio_sha1] = row.path
-    writer.add(track.key, result.pcm, result.meta, replace(row, audio_sha1=result.audio_sha1))
+    meta = track_meta(track, result.pcm, result.audio_sha1, sample_rate)
+    writer.add(track.key, result.pcm, meta, replace(row, audio_sha1=result.audio_sha1))
     return "ok"
 
 

@@ -1,0 +1,238 @@
+"""Overhead of the training loop (`trainer.loop.train`) over a bare PyTorch loop on the same model and data.
+
+Both loops build the same backbone, pretext and optimiser from one `TrainConfig` and draw the same batches
+(`trainer.loop.PairBatches`, i.e. `pair_loader` with the same `PairStreamConfig`) from a small synthetic
+shard set. The bare loop is forward, backward, optimiser step: no Accelerate, checkpoints, logging or
+progress bar. The trainer runs with checkpoints far apart (only the final one) and MLflow off, or on (sqlite
+in a temporary folder, default `log_every`). Steady-state seconds per step exclude start-up and the final
+checkpoint: each variant runs N1 and N2 steps and s/step = (T(N2) - T(N1)) / (N2 - N1). Variants are
+interleaved in every repeat (A B C ... A B C ...) so the machine's load falls on all of them alike; overhead
+is the median over repeats of trainer s/step / bare s/step with the same number of loader workers. Both
+loops run in fp32 on the device Accelerate picks (the GPU when there is one); `diagnostics_every` (100) is
+beyond the measured steps, so collapse diagnostics are not in the figures.
+
+    .venv/bin/python benchmarks/trainer_overhead.py            # table
+    .venv/bin/python benchmarks/trainer_overhead.py --json     # machine-readable
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import tyro
+
+from trainer.config import CheckpointConfig, DataConfig, ModelConfig, PretextName, TrainConfig
+from trainer.loop import PairBatches, backbone_recipe, train
+from trainer.optim import build_optimizer
+from trainer.pretexts import build_pretext
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from shard_factory import write_shard_set
+
+RATE = 16_000
+
+
+@dataclass
+class Args:
+    """Benchmark settings."""
+
+    pretext: PretextName = "contrastive"
+    width: int = 16  # ResNet width (16 = the paper)
+    crop_seconds: float = 2.0
+    batch_size: int = 16
+    short_steps: int = 10  # N1
+    long_steps: int = 40  # N2
+    repeats: int = 5
+    tracks: int = 16  # synthetic tracks of `track_seconds` each
+    track_seconds: float = 30.0
+    json: bool = False
+
+
+@dataclass
+class Variant:
+    """One way of running the same training steps."""
+
+    name: str
+    trainer: bool
+    mlflow: bool
+    num_workers: int
+
+
+@dataclass
+class Result:
+    """Steady-state seconds per step of one variant over the repeats, and its overhead over the bare loop."""
+
+    variant: str
+    seconds_per_step: list[float]
+    median: float
+    spread: float  # max - min over repeats
+    overhead: float | None  # median over repeats of (s/step / bare s/step) - 1, same loader workers
+    overhead_range: tuple[float, float] | None
+
+
+@dataclass
+class Report:
+    """Settings, machine and results of one benchmark run."""
+
+    settings: Args
+    threads: int
+    cpu_count: int | None
+    load_average: tuple[float, float, float]
+    results: list[Result]
+
+
+VARIANTS = (
+    Variant("bare loop, 0 workers", trainer=False, mlflow=False, num_workers=0),
+    Variant("train(), MLflow off, 0 workers", trainer=True, mlflow=False, num_workers=0),
+    Variant("train(), MLflow sqlite, 0 workers", trainer=True, mlflow=True, num_workers=0),
+    Variant("bare loop, 1 worker", trainer=False, mlflow=False, num_workers=1),
+    Variant("train(), MLflow off, 1 worker", trainer=True, mlflow=False, num_workers=1),
+)
+
+
+def make_shards(directory: Path, tracks: int, seconds: float) -> str:
+    """A shard set of a few partials plus noise per track (content does not change the step time)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(round(seconds * RATE)) / RATE
+    waves = []
+    for _ in range(tracks):
+        wave = sum(np.sin(2 * np.pi * f * t) for f in rng.uniform(100, 2000, size=3)) / 3
+        waves.append(((wave + 0.05 * rng.standard_normal(t.size)) * 20000).astype(np.int16))
+    write_shard_set(directory, waves, RATE, tracks_per_shard=4)
+    return str(directory)
+
+
+def base_config(args: Args, data: str) -> TrainConfig:
+    """The run both loops do; `epochs` x `steps_per_epoch` is set per measurement."""
+    return TrainConfig(
+        pretext=args.pretext,
+        study="trainer-overhead",
+        batch_size=args.batch_size,
+        precision="no",
+        data=DataConfig(
+            data=data,
+            crop_seconds=args.crop_seconds,
+            min_gap_seconds=args.crop_seconds,
+            max_gap_seconds=4 * args.crop_seconds,
+            track_shuffle=16,
+            pair_shuffle=256,
+        ),
+        model=ModelConfig(width=args.width),
+        checkpoint=CheckpointConfig(every_steps=10**9),
+    )
+
+
+def bare_loop(config: TrainConfig) -> None:
+    """The same steps as `train(config)` in plain PyTorch: forward, backward, optimiser step."""
+    torch.manual_seed(config.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # Accelerate's choice
+    backbone = backbone_recipe(config).build()
+    pretext = build_pretext(config.pretext, backbone, config.pretext_config).to(device)
+    optimizer = build_optimizer(
+        pretext.student,
+        config.optim.optimizer,
+        base_lr=config.optim.base_lr,
+        weight_decay=config.optim.weight_decay,
+        batch_size=config.batch_size,
+    )
+    batches = PairBatches(config.data.data, config, backbone.num_samples, config.batch_size, 0, 1)
+    pretext.student.train()
+    for step, views in zip(range(config.total_steps), batches.from_step(0), strict=False):
+        pretext.compute_loss(views.to(device, non_blocking=True), pretext.student).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        pretext.after_optimizer_step(step, config.total_steps)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_run(variant: Variant, config: TrainConfig, steps: int, scratch: Path) -> float:
+    """Wall seconds of one whole run of `steps` steps (one epoch), start-up and final checkpoint included."""
+    config = replace(
+        config,
+        epochs=1,
+        steps_per_epoch=steps,
+        mlflow=variant.mlflow,
+        output_dir=tempfile.mkdtemp(dir=scratch, prefix="run-"),
+        data=replace(config.data, num_workers=variant.num_workers),
+    )
+    started = time.perf_counter()
+    if variant.trainer:
+        train(config)
+    else:
+        bare_loop(config)
+    return time.perf_counter() - started
+
+
+def measure(args: Args) -> Report:
+    """Every variant's s/step per repeat, interleaved, after one discarded warm-up round."""
+    if not 0 < args.short_steps < args.long_steps:
+        raise ValueError("need 0 < --short-steps < --long-steps")
+    per_step: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
+    with tempfile.TemporaryDirectory(prefix="trainer_overhead_") as tmp:
+        scratch = Path(tmp)
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
+        config = base_config(args, make_shards(scratch / "shards", args.tracks, args.track_seconds))
+        for variant in VARIANTS:  # imports, MLflow database creation, allocator warm-up
+            timed_run(variant, config, args.short_steps, scratch)
+        for _ in range(args.repeats):
+            for variant in VARIANTS:
+                short = timed_run(variant, config, args.short_steps, scratch)
+                long = timed_run(variant, config, args.long_steps, scratch)
+                per_step[variant.name].append((long - short) / (args.long_steps - args.short_steps))
+    results = []
+    for variant in VARIANTS:
+        seconds = per_step[variant.name]
+        bare = next(v for v in VARIANTS if not v.trainer and v.num_workers == variant.num_workers)
+        ratios = [s / b - 1 for s, b in zip(seconds, per_step[bare.name], strict=True)]
+        results.append(
+            Result(
+                variant=variant.name,
+                seconds_per_step=seconds,
+                median=statistics.median(seconds),
+                spread=max(seconds) - min(seconds),
+                overhead=statistics.median(ratios) if variant.trainer else None,
+                overhead_range=(min(ratios), max(ratios)) if variant.trainer else None,
+            )
+        )
+    return Report(args, torch.get_num_threads(), os.cpu_count(), os.getloadavg(), results)
+
+
+def print_table(report: Report) -> None:
+    """The results as a fixed-width table."""
+    args = report.settings
+    print(
+        f"{args.pretext}, ResNet width {args.width}, {args.crop_seconds:g} s crops, batch {args.batch_size}; "
+        f"s/step = (T({args.long_steps}) - T({args.short_steps})) / {args.long_steps - args.short_steps}, "
+        f"{args.repeats} repeats, {report.threads} threads, load average {report.load_average[0]:.1f}"
+    )
+    print(f"{'variant':36} {'s/step median':>13} {'spread':>8} {'overhead':>9} {'range':>17}")
+    for row in report.results:
+        overhead, span = "", ""
+        if row.overhead is not None and row.overhead_range is not None:
+            low, high = row.overhead_range
+            overhead, span = f"{row.overhead:+.1%}", f"{low:+.1%}..{high:+.1%}"
+        print(f"{row.variant:36} {row.median:13.4f} {row.spread:8.4f} {overhead:>9} {span:>17}")
+
+
+def main() -> None:
+    """Parse the command line, measure and print a table or JSON."""
+    args = tyro.cli(Args)
+    report = measure(args)
+    if args.json:
+        print(json.dumps(asdict(report), indent=1))
+    else:
+        print_table(report)
+
+
+if __name__ == "__main__":
+    main()

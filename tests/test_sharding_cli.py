@@ -1,0 +1,60 @@
+"""`python -m sharding stream`: the asked batches, with and without workers, and what reading them cost."""
+
+import re
+from pathlib import Path
+
+import pytest
+from shard_factory import ramp_track, write_shard_set
+
+from sharding.__main__ import main
+
+RATE = 100  # Hz: 4 s crops are 400 samples, a pair needs 800
+SHORT, LONG = 600, 3_000
+
+
+@pytest.fixture(scope="module")
+def mixed_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shards of one short and one long track each, so any shard visit meets a track too short for a pair."""
+    directory = tmp_path_factory.mktemp("mixed")
+    tracks = [ramp_track(t, SHORT if t % 2 == 0 else LONG) for t in range(8)]
+    write_shard_set(directory, tracks, RATE, tracks_per_shard=2)
+    return directory
+
+
+def numbers(pattern: str, text: str) -> list[int]:
+    """The integers a pattern's groups capture in the output, failing clearly when the line is missing."""
+    found = re.search(pattern, text)
+    assert found, f"no line matching {pattern!r} in:\n{text}"
+    return [int(group) for group in found.groups()]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_stream_prints_the_asked_batches_and_counters(
+    mixed_set: Path, workers: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["stream", str(mixed_set), "--batches", "2", "--batch-size", "4", "--workers", str(workers)]
+    assert main([*argv, "--track-shuffle", "2", "--pair-shuffle", "8"]) == 0
+    out = capsys.readouterr().out
+    assert f"{RATE} Hz, crops of 400 samples, 1 pair(s) per track visit, {workers} loader worker(s)" in out
+    assert out.count("shape (4, 2, 400) torch.float32") == 2 and "batch 3" not in out
+    assert numbers(r"delivered (\d+) pairs", out) == [8]
+    cut, visits = numbers(r"cut (\d+) pairs from (\d+) track visits", out)
+    assert cut >= 8 and visits >= cut
+    corrupt, short = numbers(r"skipped (\d+) unreadable member\(s\), (\d+) track visit\(s\) too short", out)
+    assert corrupt == 0 and short >= 1
+    low, high = (float(v) for v in re.findall(r"values in \[(-?[\d.]+), (-?[\d.]+)\]", out)[0])
+    assert -1.0 <= low < high < 1.0
+
+
+def test_stream_options_reach_the_loader(mixed_set: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["stream", str(mixed_set), "--batches", "1", "--batch-size", "6", "--workers", "0"]
+    assert main([*argv, "--crop-samples", "300", "--pairs-per-track", "3", "--pair-shuffle", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "crops of 300 samples, 3 pair(s) per track visit" in out
+    assert "batch 1: shape (6, 2, 300) torch.float32" in out
+    assert numbers(r"cut (\d+) pairs", out)[0] % 3 == 0
+
+
+def test_stream_of_a_missing_set_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stream", str(tmp_path / "nowhere")]) == 2
+    assert "cannot read the shard index" in capsys.readouterr().err
