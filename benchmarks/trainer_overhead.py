@@ -46,12 +46,12 @@ class Args:
     """Benchmark settings."""
 
     pretext: PretextName = "contrastive"
-    width: int = 16  # ResNet width (16 = the paper)
+    width: int = 8  # ResNet width (16 = the paper)
     crop_seconds: float = 2.0
     batch_size: int = 16
     short_steps: int = 10  # N1
     long_steps: int = 40  # N2
-    repeats: int = 5
+    repeats: int = 4
     tracks: int = 16  # synthetic tracks of `track_seconds` each
     track_seconds: float = 30.0
     json: bool = False

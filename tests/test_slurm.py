@@ -10,6 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from audio_factory import write_chord
+
+from sharding.format import ShardIndex
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -125,3 +128,30 @@ def test_finished_or_failed_job_is_not_requeued(cluster: tuple[Path, dict[str, s
     assert (log / "worker.exit").read_text() == "done"
     assert not (log / "scontrol.args").exists()
     assert "--num_processes 2" in (log / "accelerate.args").read_text()
+
+
+def test_data_prep_array_parts_merge_into_one_set(
+    cluster: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """Two array tasks prepare disjoint halves of the inputs; `sharding merge` makes one set of them all."""
+    _, env = cluster
+    python = Path(env["PATH"].split(":")[0]) / "python"  # the script calls `python`: this environment's
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    music = tmp_path / "music"
+    for number in range(4):
+        write_chord(music / f"song{number}.wav", seconds=9.0, base_hz=200.0 + 50 * number)
+    out = tmp_path / "shards"
+    for part in ("0", "1"):
+        task = {**env, "SLURM_ARRAY_TASK_ID": part, "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_CPUS_PER_TASK": "1"}
+        job = start("data_prep_array.sh", task, str(music), str(out), "--no-progress")
+        output, _ = job.communicate(timeout=120)
+        assert job.returncode == 0, output
+    assert sorted(p.name for p in out.iterdir()) == ["part-000", "part-001"]
+    merged = subprocess.run(
+        [sys.executable, "-m", "sharding", "merge", str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    index = ShardIndex.load_local(out)
+    assert index.total_samples == 4
+    assert all(info.name.startswith(("part-000/", "part-001/")) for info in index.shards)
