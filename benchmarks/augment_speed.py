@@ -89,9 +89,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     """Parse the command line, measure and print a table or JSON."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=256, help="crops per augmented batch")
     parser.add_argument("--model-batch", type=int, default=256, help="crops per timed SampleCNN step")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after one warm-up run")

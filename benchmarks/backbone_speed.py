@@ -50,9 +50,7 @@ def time_backbone(name: str, pairs: int, repeats: int, device: torch.device) -> 
 
 def main() -> None:
     """Parse the command line, time each backbone and print a table or JSON."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=256, help="pairs per batch (2 crops each)")
     parser.add_argument("--repeats", type=int, default=3, help="timed batches after one warm-up batch")
     parser.add_argument("--backbones", nargs="+", default=sorted(BACKBONES), choices=sorted(BACKBONES))

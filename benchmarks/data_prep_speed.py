@@ -36,13 +36,9 @@ def make_inputs(folder: Path, tracks: int, seconds: float) -> list[Path]:
     """Synthetic tracks rotating through the formats."""
     paths = []
     for i in range(tracks):
-        recipe = TrackRecipe(
-            80.0 + 12 * i, i % 12, ("major", "minor")[i % 2], "piano", bool(i % 2), 0, 0, seconds, i
-        )
+        recipe = TrackRecipe(80.0 + 12 * i, i % 12, ("major", "minor")[i % 2], "piano", bool(i % 2), 0, 0, seconds, i)
         paths.append(
-            write_audio(
-                folder / f"track{i}{FORMATS[i % len(FORMATS)]}", render(recipe, SOURCE_RATE), SOURCE_RATE
-            )
+            write_audio(folder / f"track{i}{FORMATS[i % len(FORMATS)]}", render(recipe, SOURCE_RATE), SOURCE_RATE)
         )
     return paths
 
@@ -101,9 +97,7 @@ def run(tracks: int, seconds: float, repeats: int) -> dict[str, object]:
         )
         for workers in (1, 2):
             prepare = partial(prepare_fresh, folder / "in", folder, workers, tracks)
-            results[f"data_prep_workers_{workers}"] = rates(
-                tracks, audio_s, best_of(repeats, prepare), workers
-            )
+            results[f"data_prep_workers_{workers}"] = rates(tracks, audio_s, best_of(repeats, prepare), workers)
     base = results["pyav_decode_only"]["seconds"]  # type: ignore[index]
     one, two = (results[f"data_prep_workers_{w}"]["seconds"] for w in (1, 2))  # type: ignore[index]
     results["overhead_vs_pyav_1_worker"] = round(one / base - 1, 3)
@@ -113,9 +107,7 @@ def run(tracks: int, seconds: float, repeats: int) -> dict[str, object]:
 
 def main() -> None:
     """Command line."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tracks", type=int, default=6, help="number of generated tracks")
     parser.add_argument("--seconds", type=float, default=240.0, help="length of each track")
     parser.add_argument("--repeats", type=int, default=2, help="runs per measurement; the fastest counts")

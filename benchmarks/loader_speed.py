@@ -188,9 +188,7 @@ def bench_random_access(location: Path, config: PairStreamConfig, pairs: int) ->
     return Row("pread-crops", 1, pairs / elapsed, 2 * 2 * crop, notes="local files only")
 
 
-def same_track_pairs_per_batch(
-    pairs_per_track: int, pair_shuffle: int, batch_size: int, batches: int = 200
-) -> float:
+def same_track_pairs_per_batch(pairs_per_track: int, pair_shuffle: int, batch_size: int, batches: int = 200) -> float:
     """Mean number of item pairs in a batch cut from the same track visit, simulated on visit ids."""
     visits = (visit for visit in itertools.count() for _ in range(pairs_per_track))
     stream = wds.shuffle(pair_shuffle, pair_shuffle, rng=random.Random(0))(visits)
@@ -207,9 +205,7 @@ def composition_grid(args: Args) -> list[Composition]:
     """Same-track pairs per batch for every pairs_per_track x pair_shuffle, with the buffer's memory."""
     pair_bytes = 2 * 2 * PairStreamConfig().crop_length(RATE)
     return [
-        Composition(
-            count, size, size * pair_bytes / 2**20, same_track_pairs_per_batch(count, size, args.batch_size)
-        )
+        Composition(count, size, size * pair_bytes / 2**20, same_track_pairs_per_batch(count, size, args.batch_size))
         for count in args.pairs_per_track
         for size in args.composition_buffers
     ]
@@ -245,9 +241,7 @@ def run(args: Args) -> Report:
         for count in args.pairs_per_track:
             config = PairStreamConfig(**{**asdict(base), "pairs_per_track": count})
             row = bench_loader(shards, config, args.measured_pairs)
-            row.same_track_pairs_per_batch = same_track_pairs_per_batch(
-                count, args.pair_shuffle, args.batch_size
-            )
+            row.same_track_pairs_per_batch = same_track_pairs_per_batch(count, args.pair_shuffle, args.batch_size)
             report.rows.append(row)
         if args.workers:
             config = PairStreamConfig(**{**asdict(base), "pairs_per_track": 8, "num_workers": args.workers})

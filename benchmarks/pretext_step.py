@@ -21,9 +21,7 @@ from trainer.backbones import BACKBONES, build_backbone
 from trainer.pretexts import PRETEXTS, build_pretext
 
 
-def time_pretext_step(
-    backbone: str, pretext: str, pairs: int, repeats: int, device: torch.device
-) -> dict[str, Any]:
+def time_pretext_step(backbone: str, pretext: str, pairs: int, repeats: int, device: torch.device) -> dict[str, Any]:
     """Median wall time of compute_loss + backward + zero_grad over ``repeats`` batches, after one warm-up."""
     model = build_pretext(pretext, build_backbone(backbone)).to(device).train()
     views = torch.randn(pairs, 2, model.student.backbone.num_samples, device=device)
@@ -52,9 +50,7 @@ def time_pretext_step(
 
 def main() -> None:
     """Parse the command line, time each backbone x pretext and print a table or JSON lines."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=256, help="pairs per batch (2 crops each)")
     parser.add_argument("--repeats", type=int, default=3, help="timed batches after one warm-up batch")
     parser.add_argument("--backbones", nargs="+", default=sorted(BACKBONES), choices=sorted(BACKBONES))
@@ -64,9 +60,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per backbone x pretext")
     args = parser.parse_args()
     if args.batch < 2 or args.repeats < 1:
-        parser.error(
-            "--batch must be at least 2 (the losses need negatives / batch statistics), --repeats >= 1"
-        )
+        parser.error("--batch must be at least 2 (the losses need negatives / batch statistics), --repeats >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -12,9 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-AUDIO_EXTENSIONS = frozenset(
-    {".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".m4a", ".aac", ".mp4", ".aiff"}
-)
+AUDIO_EXTENSIONS = frozenset({".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".m4a", ".aac", ".mp4", ".aiff"})
 FRAME_SECONDS = 1.0  # encoder input chunk length; bounds memory, not quality
 
 

@@ -59,9 +59,7 @@ def decode_file(path: Path, sample_rate: int) -> DecodedAudio:
         except av.error.FFmpegError as err:
             at = source_samples / source_rate
             of = f" of {declared_s:.2f} s" if declared_s else ""
-            raise DecodeError(
-                f"cannot decode: decoder error at {at:.2f} s{of} ({_ffmpeg_message(err)})"
-            ) from err
+            raise DecodeError(f"cannot decode: decoder error at {at:.2f} s{of} ({_ffmpeg_message(err)})") from err
         chunks.extend(f.to_ndarray()[0] for f in resampler.resample(None))
     decoded_s = source_samples / source_rate
     if source_samples == 0:
@@ -78,9 +76,7 @@ def _is_truncated(decoded_s: float, declared_s: float) -> bool:
     return declared_s - decoded_s > tolerance
 
 
-def _declared_seconds(
-    path: Path, container: av.container.InputContainer, stream: av.AudioStream
-) -> float | None:
+def _declared_seconds(path: Path, container: av.container.InputContainer, stream: av.AudioStream) -> float | None:
     """The length the file claims; WAV's header is read directly since FFmpeg clamps it to the file size."""
     if container.format.name == "wav":
         return _wav_declared_seconds(path)

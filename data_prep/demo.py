@@ -125,9 +125,7 @@ def make_demo_corpus(
 def main(argv: list[str] | None = None) -> int:
     """Command line: write the corpus and say where."""
     args = tyro.cli(DemoArgs, args=argv)
-    manifest = make_demo_corpus(
-        args.out, args.tracks, args.seed, args.min_seconds, args.max_seconds, args.sample_rate
-    )
+    manifest = make_demo_corpus(args.out, args.tracks, args.seed, args.min_seconds, args.max_seconds, args.sample_rate)
     print(f"{args.tracks} demo tracks written; manifest: {manifest}")
     return 0
 

@@ -63,9 +63,7 @@ def _read_manifest(manifest: Path) -> list[InputTrack]:
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
         if "path" not in columns:
-            raise ValueError(
-                f"{manifest}: no 'path' column (columns: {columns}); add one naming each audio file"
-            )
+            raise ValueError(f"{manifest}: no 'path' column (columns: {columns}); add one naming each audio file")
         clashes = [c for c in columns if c in RESERVED_EXTRA]
         if clashes:
             raise ValueError(f"{manifest}: column(s) {clashes} are reserved by data_prep; rename them")

@@ -31,9 +31,7 @@ def rms_dbfs(wave: np.ndarray) -> float:
     return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
 
 
-def content_problem(
-    wave: np.ndarray, sample_rate: int, min_duration_s: float, silence_dbfs: float
-) -> str | None:
+def content_problem(wave: np.ndarray, sample_rate: int, min_duration_s: float, silence_dbfs: float) -> str | None:
     """The skip reason for audio that decodes but cannot serve as a training track, else None."""
     duration_s = len(wave) / sample_rate
     if duration_s < min_duration_s:

@@ -61,9 +61,7 @@ class Report:
         kept: dict[str, ReportRow] = {}
         reader = csv.DictReader(io.StringIO(complete))
         if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ValueError(
-                f"{path}: columns {reader.fieldnames} are not {list(COLUMNS)}; use a fresh --out"
-            )
+            raise ValueError(f"{path}: columns {reader.fieldnames} are not {list(COLUMNS)}; use a fresh --out")
         for record in reader:
             row = _parse_row(record)
             if row is not None and (row.status != "ok" or row.shard in committed_shards):

@@ -70,9 +70,7 @@ def render(recipe: TrackRecipe, sample_rate: int) -> np.ndarray:
         chord = progression[bar % len(progression)]
         triad = [_scale_note(scale, chord + step) for step in (0, 2, 4)]
         for pitch in triad:
-            _place(
-                out, notes.get(recipe.key + CHORD_OCTAVE + pitch, 4 * beat), start, MIX["chords"], sample_rate
-            )
+            _place(out, notes.get(recipe.key + CHORD_OCTAVE + pitch, 4 * beat), start, MIX["chords"], sample_rate)
         for half in (0, 2):
             bass = recipe.key + BASS_OCTAVE + triad[0]
             _place(out, notes.get(bass, 2 * beat), start + half * beat, MIX["bass"], sample_rate)
@@ -103,9 +101,7 @@ class NoteCache:
         """The note's samples (including a short release tail)."""
         length = int(seconds * self.sample_rate)
         if (pitch, length) not in self._notes:
-            self._notes[pitch, length] = synth_note(
-                self.instrument, midi_to_hz(pitch), length, self.sample_rate
-            )
+            self._notes[pitch, length] = synth_note(self.instrument, midi_to_hz(pitch), length, self.sample_rate)
         return self._notes[pitch, length]
 
 
@@ -116,9 +112,7 @@ def synth_note(instrument: str, hz: float, length: int, sample_rate: int) -> np.
     release = np.clip((length + tail - np.arange(length + tail)) / tail, 0.0, 1.0).astype(np.float32)
     audible = _below_nyquist(hz, sample_rate)
     if instrument == "piano":
-        tone = sum(
-            np.sin(2 * np.pi * hz * k * t) / k * np.exp(-t * (2.0 + 1.5 * k)) for k in audible(range(1, 9))
-        )
+        tone = sum(np.sin(2 * np.pi * hz * k * t) / k * np.exp(-t * (2.0 + 1.5 * k)) for k in audible(range(1, 9)))
     elif instrument == "organ":
         drawbars = dict(((1, 1.0), (2, 0.7), (3, 0.5), (4, 0.4), (6, 0.25), (8, 0.2)))
         partials = sum(drawbars[k] * np.sin(2 * np.pi * hz * k * t) for k in audible(drawbars))

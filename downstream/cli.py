@@ -149,9 +149,7 @@ def format_table(results: Sequence[EvaluationResult]) -> str:
     for result in results:
         means, stds = result.bootstrap.mean(), result.bootstrap.std()
         scores = [f"{means[name]:.2f} +- {stds[name]:.2f}" for name, _ in TABLE_METRICS]
-        rows.append(
-            [result.task, f"{result.fraction:g}", str(result.draw), str(result.num_train_tracks), *scores]
-        )
+        rows.append([result.task, f"{result.fraction:g}", str(result.draw), str(result.num_train_tracks), *scores])
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
     return "\n".join(line.rstrip() for line in lines)

@@ -154,9 +154,7 @@ def write_table(rows: Sequence[SummaryRow], out: Path) -> list[Path]:
         writer = csv.writer(handle)
         writer.writerow(["pretext", "task", "metric", "mean", "std", "num_values"])
         for row in sorted(rows, key=lambda r: (r.task, r.metric, r.pretext)):
-            writer.writerow(
-                [row.pretext, row.task, row.metric, f"{row.mean:.4f}", f"{row.std:.4f}", row.num_values]
-            )
+            writer.writerow([row.pretext, row.task, row.metric, f"{row.mean:.4f}", f"{row.std:.4f}", row.num_values])
     return [markdown_path, csv_path]
 
 
@@ -187,9 +185,7 @@ def sweep_panels(
         raise ValueError(f"no full-data evaluation run has param {param!r}; run params are: {available}")
     not_numeric = sorted({r.params[param] for r in swept if not _is_number(r.params[param])})
     if not_numeric:
-        raise ValueError(
-            f"--sweep {param}: values {not_numeric} are not numbers; only numeric params can be swept"
-        )
+        raise ValueError(f"--sweep {param}: values {not_numeric} are not numbers; only numeric params can be swept")
     points: dict[tuple[str, str, str], list[tuple[float, float, float]]] = defaultdict(list)
     for (task, pretext, value), runs in group(swept, "task", "pretext", param).items():
         for metric in metrics:
@@ -237,14 +233,10 @@ def run_comparison(args: CompareArgs) -> list[Path]:
     limited = limited_data_panels(records, metrics)
     if limited:
         ticks = {fraction: f"{100 * fraction:g} %" for fraction in (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)}
-        paths.append(
-            plot_curves(limited, args.out / "limited_data.png", "training data", x_tick_labels=ticks)
-        )
+        paths.append(plot_curves(limited, args.out / "limited_data.png", "training data", x_tick_labels=ticks))
     for param in args.sweep:
         panels = sweep_panels(records, param, metrics)
-        log_x = all(
-            value > 0 for by_pretext in panels.values() for curve in by_pretext.values() for value in curve.x
-        )
+        log_x = all(value > 0 for by_pretext in panels.values() for curve in by_pretext.values() for value in curve.x)
         paths.append(plot_curves(panels, args.out / f"sweep_{param}.png", param, log_x=log_x))
     return paths
 

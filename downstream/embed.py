@@ -83,9 +83,7 @@ def list_inputs(inputs: Sequence[Path]) -> list[tuple[str, Path]]:
         elif given.is_file():
             found.append((safe_key(given.stem), given))
         else:
-            raise FileNotFoundError(
-                f"{given}: no such file or folder; give audio files, folders or manifests"
-            )
+            raise FileNotFoundError(f"{given}: no such file or folder; give audio files, folders or manifests")
     seen: dict[str, Path] = {}
     for track_id, path in found:
         if track_id in seen:
@@ -97,9 +95,7 @@ def list_inputs(inputs: Sequence[Path]) -> list[tuple[str, Path]]:
     return found
 
 
-def embed_files(
-    backbone: nn.Module, files: Sequence[tuple[str, Path]], settings: ExtractionSettings
-) -> EmbeddedFiles:
+def embed_files(backbone: nn.Module, files: Sequence[tuple[str, Path]], settings: ExtractionSettings) -> EmbeddedFiles:
     """Decode, window and embed every file; undecodable files are recorded in `failures`, not raised."""
     backbone = prepare_backbone(backbone, settings)
     track_ids: list[str] = []

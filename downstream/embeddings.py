@@ -30,9 +30,7 @@ class LabelledEmbeddings:
             raise ValueError(f"targets must be multi-hot (N, C), got shape {self.targets.shape}")
         n_tracks = self.targets.shape[0]
         if self.offsets.shape != (n_tracks + 1,):
-            raise ValueError(
-                f"offsets must have N + 1 = {n_tracks + 1} entries, got shape {self.offsets.shape}"
-            )
+            raise ValueError(f"offsets must have N + 1 = {n_tracks + 1} entries, got shape {self.offsets.shape}")
         counts = np.diff(self.offsets)
         if self.offsets[0] != 0 or self.offsets[-1] != len(self.chunks) or np.any(counts < 1):
             raise ValueError("offsets must start at 0, end at len(chunks) and give every track >= 1 chunk")
@@ -120,6 +118,5 @@ class TaskEmbeddings:
                 )
             if split.dim != self.train.dim:
                 raise ValueError(
-                    f"task {self.name!r}: {split_name} embeddings are {split.dim}-d, "
-                    f"train ones {self.train.dim}-d"
+                    f"task {self.name!r}: {split_name} embeddings are {split.dim}-d, train ones {self.train.dim}-d"
                 )

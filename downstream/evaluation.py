@@ -62,9 +62,7 @@ def evaluate_task(
 ) -> Iterator[EvaluationResult]:
     """Evaluate on the whole training set (limited_data None; seed probe.seed) or on every subset of it."""
     if limited_data is None:
-        subsets: Iterator[TrainingSubset] = iter(
-            [TrainingSubset(1.0, 0, np.arange(task.train.num_tracks), probe.seed)]
-        )
+        subsets: Iterator[TrainingSubset] = iter([TrainingSubset(1.0, 0, np.arange(task.train.num_tracks), probe.seed)])
     else:
         subsets = training_subsets(task.train.num_tracks, limited_data)
     for subset in subsets:

@@ -85,9 +85,7 @@ def module_device(module: nn.Module) -> torch.device:
     return first.device if first is not None else torch.device("cpu")
 
 
-def embed_windows(
-    backbone: nn.Module, windows: np.ndarray, batch_size: int, bf16: bool = False
-) -> np.ndarray:
+def embed_windows(backbone: nn.Module, windows: np.ndarray, batch_size: int, bf16: bool = False) -> np.ndarray:
     """Embeddings (M, D) float32 of windows (M, T), in batches on the backbone's device, without gradients."""
     device = module_device(backbone)
     outputs = []
@@ -115,9 +113,7 @@ def embed_tracks(
         yield from _embed_pending(backbone, pending, batch_size, bf16)
 
 
-def _embed_pending(
-    backbone: nn.Module, pending: list[np.ndarray], batch_size: int, bf16: bool
-) -> Iterator[np.ndarray]:
+def _embed_pending(backbone: nn.Module, pending: list[np.ndarray], batch_size: int, bf16: bool) -> Iterator[np.ndarray]:
     """Embed the buffered tracks' windows together and hand them back track by track."""
     embeddings = embed_windows(backbone, np.concatenate(pending), batch_size, bf16)
     yield from np.split(embeddings, np.cumsum([len(windows) for windows in pending])[:-1])
@@ -173,9 +169,7 @@ def read_vocabulary(path: Path) -> tuple[str, ...]:
         raise FileNotFoundError(f"{path}: cannot read the tag vocabulary ({err}); check --tags") from err
     duplicates = sorted({tag for tag in tags if tags.count(tag) > 1})
     if not tags or duplicates:
-        raise ValueError(
-            f"{path}: the vocabulary must list distinct tags, one a line (duplicates {duplicates})"
-        )
+        raise ValueError(f"{path}: the vocabulary must list distinct tags, one a line (duplicates {duplicates})")
     return tags
 
 

@@ -29,9 +29,7 @@ class LimitedDataConfig:
         """Reject fractions outside (0, 1] and non-positive draw counts."""
         bad = [fraction for fraction in self.fractions if not 0.0 < fraction <= 1.0]
         if bad or not self.fractions:
-            raise ValueError(
-                f"limited-data fractions must be a non-empty list in (0, 1], got {self.fractions}"
-            )
+            raise ValueError(f"limited-data fractions must be a non-empty list in (0, 1], got {self.fractions}")
         if self.draws < 1:
             raise ValueError(f"limited-data draws must be >= 1, got {self.draws}")
 

@@ -51,9 +51,7 @@ def _panel_grid(keys: Sequence[PanelKey]) -> tuple[Figure, dict[PanelKey, Axes],
     tasks = sorted({task for _, task in keys})
     figure = Figure(figsize=(3.6 * len(tasks) + 1.2, 3.2 * len(metrics)))
     axes = figure.subplots(len(metrics), len(tasks), squeeze=False)
-    grid = {
-        (metric, task): axes[row, col] for row, metric in enumerate(metrics) for col, task in enumerate(tasks)
-    }
+    grid = {(metric, task): axes[row, col] for row, metric in enumerate(metrics) for col, task in enumerate(tasks)}
     for (metric, task), ax in grid.items():
         ax.set_title(task if metric == metrics[0] else "")
         ax.set_ylabel(METRIC_LABELS.get(metric, metric) if task == tasks[0] else "")
@@ -84,9 +82,7 @@ def plot_bootstrap_dots(panels: Mapping[PanelKey, Mapping[str, np.ndarray]], pat
             values = by_pretext[name]
             offsets = jitter.uniform(-0.18, 0.18, size=len(values))
             ax.scatter(position + offsets, values, s=9, alpha=0.45, color=colours[name], linewidths=0)
-            ax.errorbar(
-                position + 0.32, values.mean(), yerr=values.std(), fmt="D", color="black", ms=5, capsize=3
-            )
+            ax.errorbar(position + 0.32, values.mean(), yerr=values.std(), fmt="D", color="black", ms=5, capsize=3)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
         ax.set_xlim(-0.6, len(names) - 0.2)
     figure.tight_layout()

@@ -58,9 +58,7 @@ class ProbeConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.batch_size < 1 or self.max_epochs < 1:
-            raise ValueError(
-                f"batch_size and max_epochs must be >= 1, got {self.batch_size}, {self.max_epochs}"
-            )
+            raise ValueError(f"batch_size and max_epochs must be >= 1, got {self.batch_size}, {self.max_epochs}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be None (one pass) or >= 1, got {self.steps_per_epoch}")
 
@@ -153,15 +151,12 @@ class TrainedProbe:
         self.model.eval()
         inputs = torch.from_numpy(self.standardiser(examples))
         outputs = [
-            torch.sigmoid(self.model(batch.to(self.config.device))).cpu()
-            for batch in inputs.split(PREDICT_BATCH)
+            torch.sigmoid(self.model(batch.to(self.config.device))).cpu() for batch in inputs.split(PREDICT_BATCH)
         ]
         return torch.cat(outputs).numpy()
 
 
-def _batches(
-    rng: np.random.Generator, num_examples: int, batch_size: int, steps: int
-) -> Iterator[np.ndarray]:
+def _batches(rng: np.random.Generator, num_examples: int, batch_size: int, steps: int) -> Iterator[np.ndarray]:
     """Index batches from successive shuffles of the examples, dropping each shuffle's incomplete tail."""
     batch_size = min(batch_size, num_examples)
     order = rng.permutation(num_examples)
@@ -233,9 +228,7 @@ def train_probe(train: LabelledEmbeddings, valid: LabelledEmbeddings, config: Pr
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(config.seed)
         model = build_probe(train.dim, train.num_tags, config.hidden_dim, config.dropout).to(device)
-        optimizer = torch.optim.Adam(
-            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-        )
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         scheduler = (
             torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, factor=config.plateau_factor, patience=config.plateau_patience

@@ -18,9 +18,7 @@ from downstream.probes import Standardiser
 QuickMethod = Literal["knn", "ridge"]
 
 
-def knn_scores(
-    reference: np.ndarray, reference_targets: np.ndarray, queries: np.ndarray, k: int
-) -> np.ndarray:
+def knn_scores(reference: np.ndarray, reference_targets: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """Tag scores of queries: similarity-weighted mean of the targets of their k cosine-nearest references."""
     if not 1 <= k <= len(reference):
         raise ValueError(f"k must be in [1, {len(reference)}] (the number of reference tracks), got {k}")
@@ -31,14 +29,10 @@ def knn_scores(
     similarity = unit(queries) @ unit(reference).T
     neighbours = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
     weights = np.clip(np.take_along_axis(similarity, neighbours, axis=1), 0.0, None) + 1e-6
-    return np.einsum("qk,qkc->qc", weights, reference_targets[neighbours]) / weights.sum(
-        axis=1, keepdims=True
-    )
+    return np.einsum("qk,qkc->qc", weights, reference_targets[neighbours]) / weights.sum(axis=1, keepdims=True)
 
 
-def ridge_scores(
-    reference: np.ndarray, reference_targets: np.ndarray, queries: np.ndarray, alpha: float
-) -> np.ndarray:
+def ridge_scores(reference: np.ndarray, reference_targets: np.ndarray, queries: np.ndarray, alpha: float) -> np.ndarray:
     """Tag scores of queries from a ridge regression onto the targets, fitted on standardised references.
 
     Standardised inputs have zero mean, so the unpenalised intercept is the targets' mean.

@@ -111,11 +111,7 @@ def log_evaluation(
         "probe_train_loss": result.history.train_loss,
         "probe_valid_loss": result.history.valid_loss,
     }
-    curves = [
-        Metric(key, value, 0, epoch)
-        for key, values in loss_curves.items()
-        for epoch, value in enumerate(values)
-    ]
+    curves = [Metric(key, value, 0, epoch) for key, values in loss_curves.items() for epoch, value in enumerate(values)]
     summary = [Metric(key, value, 0, 0) for key, value in evaluation_metrics(result).items()]
     client.log_batch(
         run_id,
@@ -172,9 +168,7 @@ def load_evaluations(experiment: str = DEFAULT_EXPERIMENT, uri: str | None = Non
     client = mlflow.MlflowClient(resolved_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
-        raise ValueError(
-            f"no MLflow experiment {experiment!r} at {resolved_uri}: check --experiment and the URI"
-        )
+        raise ValueError(f"no MLflow experiment {experiment!r} at {resolved_uri}: check --experiment and the URI")
     runs = []
     page_token = None
     while True:

@@ -63,9 +63,7 @@ def run_stream(args: argparse.Namespace) -> int:
         print(f"batch {number}: shape {tuple(batch.shape)} {batch.dtype}, values in [{low:.3f}, {high:.3f}]")
     seconds = time.perf_counter() - started
     stats = loader.stats
-    print(
-        f"delivered {pairs} pairs in {seconds:.2f} s, the first after {first:.2f} s (start-up, buffer fill)"
-    )
+    print(f"delivered {pairs} pairs in {seconds:.2f} s, the first after {first:.2f} s (start-up, buffer fill)")
     print(
         f"cut {stats.pairs} pairs from {stats.tracks} track visits: {stats.pairs / seconds:.1f} pairs/s, "
         f"{stats.bytes / 1e6:.1f} MB read, {stats.bytes / max(stats.pairs, 1) / 1e3:.1f} kB per pair"
@@ -111,12 +109,8 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
         default=defaults.max_gap_seconds,
         help="most anchor-positive distance",
     )
-    stream.add_argument(
-        "--track-shuffle", type=int, default=defaults.track_shuffle, help="tracks held per worker"
-    )
-    stream.add_argument(
-        "--pair-shuffle", type=int, default=defaults.pair_shuffle, help="pairs held per worker"
-    )
+    stream.add_argument("--track-shuffle", type=int, default=defaults.track_shuffle, help="tracks held per worker")
+    stream.add_argument("--pair-shuffle", type=int, default=defaults.pair_shuffle, help="pairs held per worker")
     stream.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
     stream.set_defaults(run=run_stream)
 
@@ -130,14 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(run=run_verify)
     inspect = commands.add_parser("inspect", help="shards, tracks, hours, durations, tags, splits")
     inspect.add_argument("location", help="shard set folder (with index.json)")
-    inspect.add_argument(
-        "--top-tags", type=int, default=TOP_TAGS, help="how many of the commonest tags to list"
-    )
+    inspect.add_argument("--top-tags", type=int, default=TOP_TAGS, help="how many of the commonest tags to list")
     inspect.set_defaults(run=run_inspect)
     add_stream_parser(commands)
-    merge = commands.add_parser(
-        "merge", help="index the part-NNN sets of slurm/data_prep_array.sh as one set"
-    )
+    merge = commands.add_parser("merge", help="index the part-NNN sets of slurm/data_prep_array.sh as one set")
     merge.add_argument("location", help="the array job's output folder (holding part-000, part-001, ...)")
     merge.set_defaults(run=run_merge)
     return parser

@@ -80,9 +80,7 @@ def prepare_shards(
             outcomes[status] += 1
             bar.update()
             hours_per_s = audio_s / SECONDS_PER_HOUR / max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix(
-                audio_h_per_s=f"{hours_per_s:.3f}", skipped=outcomes["skipped"], failed=outcomes["failed"]
-            )
+            bar.set_postfix(audio_h_per_s=f"{hours_per_s:.3f}", skipped=outcomes["skipped"], failed=outcomes["failed"])
     return _summarise(inputs, report, len(todo), audio_s, time.perf_counter() - started)
 
 
@@ -130,9 +128,7 @@ def _record(
     return "ok"
 
 
-def _summarise(
-    inputs: list[InputTrack], report: Report, processed: int, audio_s: float, seconds: float
-) -> Summary:
+def _summarise(inputs: list[InputTrack], report: Report, processed: int, audio_s: float, seconds: float) -> Summary:
     """Counts over the current inputs, read back from the report so they reflect what is on disk."""
     paths = [str(t.path) for t in inputs]
     reasons: Counter[tuple[str, str]] = Counter(

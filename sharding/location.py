@@ -131,9 +131,7 @@ def expand_tar_streams(
                 return
 
 
-def tar_samples(
-    urls: Iterable[dict[str, Any]], handler: Callable[[Exception], bool]
-) -> Iterator[dict[str, Any]]:
+def tar_samples(urls: Iterable[dict[str, Any]], handler: Callable[[Exception], bool]) -> Iterator[dict[str, Any]]:
     """webdataset stage: {"url": ...} dicts -> samples ({"__key__", "__url__", "pcm", "json"})."""
     streams = url_opener(urls, handler=handler)
     return group_by_keys(expand_tar_streams(streams, handler), handler=handler)

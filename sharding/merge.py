@@ -61,9 +61,7 @@ def merge_parts(directory: str | os.PathLike[str]) -> MergeSummary:
     first = indexes[parts[0]]
     merged = replace(
         first,
-        shards=[
-            replace(s, name=f"{part.name}/{s.name}") for part, index in indexes.items() for s in index.shards
-        ],
+        shards=[replace(s, name=f"{part.name}/{s.name}") for part, index in indexes.items() for s in index.shards],
     )
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows([COLUMNS, *rows])
@@ -91,8 +89,7 @@ def find_parts(root: Path) -> list[Path]:
     numbered = {int(m.group(1)): p for p in root.iterdir() if p.is_dir() and (m := PART_NAME.match(p.name))}
     if not numbered:
         raise FileNotFoundError(
-            f"{root}: no part-NNN folders; run `sbatch --array=0-N slurm/data_prep_array.sh INPUT {root}` "
-            "first"
+            f"{root}: no part-NNN folders; run `sbatch --array=0-N slurm/data_prep_array.sh INPUT {root}` first"
         )
     missing = sorted(set(range(max(numbered) + 1)) - set(numbered))
     if missing:
@@ -105,14 +102,11 @@ def find_parts(root: Path) -> list[Path]:
 def load_part_index(part: Path) -> ShardIndex:
     """A part's index; refuses a part without one or with an unfinished shard left by a killed task."""
     if not (part / INDEX_NAME).exists():
-        raise FileNotFoundError(
-            f"{part}: no {INDEX_NAME}; its array task probably did not finish. {rerun_hint(part)}"
-        )
+        raise FileNotFoundError(f"{part}: no {INDEX_NAME}; its array task probably did not finish. {rerun_hint(part)}")
     unfinished = sorted(p.name for p in part.glob(f"*{PARTIAL_SUFFIX}"))
     if unfinished:
         raise ValueError(
-            f"{part}: holds an unfinished shard ({unfinished[0]}): its array task was interrupted. "
-            f"{rerun_hint(part)}"
+            f"{part}: holds an unfinished shard ({unfinished[0]}): its array task was interrupted. {rerun_hint(part)}"
         )
     return ShardIndex.load_local(part)
 
@@ -141,9 +135,7 @@ def part_report_rows(part: Path, index: ShardIndex) -> list[list[str]]:
     """A part's report rows, shards renamed relative to DIR; refuses a report an interrupted task left."""
     path = part / REPORT_NAME
     if not path.exists():
-        raise FileNotFoundError(
-            f"{path}: missing; its array task probably did not finish. {rerun_hint(part)}"
-        )
+        raise FileNotFoundError(f"{path}: missing; its array task probably did not finish. {rerun_hint(part)}")
     text = path.read_text(encoding="utf-8")
     if text and not text.endswith("\n"):
         raise ValueError(f"{path}: ends in a cut line: its array task was interrupted. {rerun_hint(part)}")
@@ -155,9 +147,7 @@ def part_report_rows(part: Path, index: ShardIndex) -> list[list[str]]:
     rows = records[1:]
     for line, row in enumerate(rows, start=2):
         if len(row) != len(COLUMNS):
-            raise ValueError(
-                f"{path}: line {line} has {len(row)} cells, not {len(COLUMNS)}; {rerun_hint(part)}"
-            )
+            raise ValueError(f"{path}: line {line} has {len(row)} cells, not {len(COLUMNS)}; {rerun_hint(part)}")
         shard = row[shard_column]
         if shard and shard not in indexed:
             raise ValueError(

@@ -55,8 +55,7 @@ class PairStreamConfig:
             raise ValueError(f"crop_samples must be positive, got {self.crop_samples}")
         if not 0 <= self.min_gap_seconds <= self.max_gap_seconds:
             raise ValueError(
-                f"need 0 <= min_gap_seconds <= max_gap_seconds, got {self.min_gap_seconds} and "
-                f"{self.max_gap_seconds}"
+                f"need 0 <= min_gap_seconds <= max_gap_seconds, got {self.min_gap_seconds} and {self.max_gap_seconds}"
             )
         for name in ("pairs_per_track", "batch_size", "track_shuffle", "pair_shuffle", "batches_per_epoch"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
@@ -64,9 +63,7 @@ class PairStreamConfig:
         if self.seed < 0:
             raise ValueError(f"seed must be 0 or more, got {self.seed}")
         if self.num_workers < 0:
-            raise ValueError(
-                f"num_workers must be 0 (load in the main process) or more, got {self.num_workers}"
-            )
+            raise ValueError(f"num_workers must be 0 (load in the main process) or more, got {self.num_workers}")
 
     def crop_length(self, sample_rate: int) -> int:
         """Crop length in samples at the set's sample rate."""
@@ -269,9 +266,7 @@ class BatchPairs:
 class PairLoader:
     """Iterable of (B, 2, S) float32 CPU batches; exactly `batches_per_epoch` per iteration on every rank."""
 
-    def __init__(
-        self, location: str | os.PathLike[str], config: PairStreamConfig, rank: int, world_size: int
-    ) -> None:
+    def __init__(self, location: str | os.PathLike[str], config: PairStreamConfig, rank: int, world_size: int) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside [0, world_size={world_size})")
         self.location = os.fspath(location)

@@ -102,15 +102,11 @@ def verify_shard(location: str | os.PathLike[str], info: ShardInfo, sample_rate:
     if reader.bytes != info.bytes:
         problems.append(Problem(info.name, None, f"{reader.bytes} bytes, index says {info.bytes}"))
     if reader.sha256.hexdigest() != info.sha256:
-        problems.append(
-            Problem(info.name, None, "sha256 differs from the index (shard changed after writing)")
-        )
+        problems.append(Problem(info.name, None, "sha256 differs from the index (shard changed after writing)"))
     if count != info.samples:
         problems.append(Problem(info.name, None, f"{count} tracks, index says {info.samples}"))
     if abs(duration_s - info.duration_s) > DURATION_TOLERANCE_S * max(1, count):
-        problems.append(
-            Problem(info.name, None, f"{duration_s:.3f} s of audio, index says {info.duration_s} s")
-        )
+        problems.append(Problem(info.name, None, f"{duration_s:.3f} s of audio, index says {info.duration_s} s"))
     return problems
 
 
@@ -133,7 +129,5 @@ def _check_sample(shard: str, sample: dict[str, Any], sample_rate: int) -> tuple
     if expected and pcm_sha1(pcm) != expected:
         problems.append(Problem(shard, f"{key}.pcm", "audio bytes differ from their sha1 in the metadata"))
     if meta.sample_rate != sample_rate:
-        problems.append(
-            Problem(shard, f"{key}.json", f"sample rate {meta.sample_rate}, the set has {sample_rate}")
-        )
+        problems.append(Problem(shard, f"{key}.json", f"sample rate {meta.sample_rate}, the set has {sample_rate}"))
     return problems, meta.duration_s

@@ -12,9 +12,7 @@ FORMATS = tuple(sorted(ENCODINGS))  # ".flac", ".m4a", ".mp3", ".ogg", ".opus", 
 TEST_RATE = 16000
 
 
-def chord(
-    seconds: float, base_hz: float = 220.0, sample_rate: int = TEST_RATE, amplitude: float = 0.3
-) -> np.ndarray:
+def chord(seconds: float, base_hz: float = 220.0, sample_rate: int = TEST_RATE, amplitude: float = 0.3) -> np.ndarray:
     """A steady three-note chord with a slow tremolo: distinct per `base_hz`, never silent."""
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     notes = sum(np.sin(2 * np.pi * base_hz * ratio * t) for ratio in (1.0, 1.25, 1.5))
@@ -50,8 +48,6 @@ def scramble_middle(path: Path, length: int = 2000) -> Path:
     """Overwrite bytes in the middle of a file, as disk or transfer damage does."""
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
-    data[middle : middle + length] = (
-        np.random.default_rng(2).integers(0, 256, length, dtype=np.uint8).tobytes()
-    )
+    data[middle : middle + length] = np.random.default_rng(2).integers(0, 256, length, dtype=np.uint8).tobytes()
     path.write_bytes(bytes(data))
     return path

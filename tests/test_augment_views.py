@@ -26,9 +26,7 @@ def test_temporal_mode_is_the_identity() -> None:
 
 @pytest.mark.parametrize("mode", [ViewMode.AUGMENTED_CROP, ViewMode.AUGMENTED_TEMPORAL])
 def test_augmented_modes_give_two_cropped_views_per_pair(mode: ViewMode) -> None:
-    views = make_views(
-        pairs(3, CROP + 200), mode, AugmentationChain(AugmentConfig(crop_samples=CROP), seed=0)
-    )
+    views = make_views(pairs(3, CROP + 200), mode, AugmentationChain(AugmentConfig(crop_samples=CROP), seed=0))
     assert views.shape == (3, 2, CROP)
     assert views.dtype == torch.float32
     assert not torch.equal(views[:, 0], views[:, 1])

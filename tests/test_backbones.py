@@ -56,9 +56,7 @@ def test_attention_pool_matches_full_multi_head_attention() -> None:
     torch.testing.assert_close(pool(x), reference[0])
 
 
-@pytest.mark.parametrize(
-    ("embed_dim", "parameters"), [(512, 2_368_512), (32, 2_368_512 - 480 * (512 * 3 + 3))]
-)
+@pytest.mark.parametrize(("embed_dim", "parameters"), [(512, 2_368_512), (32, 2_368_512 - 480 * (512 * 3 + 3))])
 def test_samplecnn_size_and_shape(embed_dim: int, parameters: int) -> None:
     model = build_backbone("samplecnn", embed_dim=embed_dim)
     assert (model.embed_dim, model.sample_rate, model.num_samples) == (embed_dim, 22050, 59049)

@@ -70,9 +70,7 @@ def test_round_trip_with_both_prefixes(tmp_path: Path, prefix: str) -> None:
     model = build_backbone("resnet", **info.backbone_kwargs)
     result = model.load_state_dict(state, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
-    torch.testing.assert_close(
-        model.embedding.attnpool.c_proj.weight, backbone["embedding.attnpool.c_proj.weight"]
-    )
+    torch.testing.assert_close(model.embedding.attnpool.c_proj.weight, backbone["embedding.attnpool.c_proj.weight"])
 
 
 def test_default_frontend_refuses_deezer_filterbank() -> None:

@@ -42,9 +42,7 @@ def test_no_normalisation_keeps_the_level_and_unknown_modes_are_refused() -> Non
 def test_content_checks_name_short_and_silent_audio() -> None:
     assert content_problem(sine(7.5, 0.5), RATE, 8.0, -60.0) == "too short for a pair: 7.50 s < 8 s"
     assert content_problem(sine(9, 0.0005), RATE, 8.0, -60.0) == "silent: RMS -69.0 dBFS < -60 dBFS"
-    assert content_problem(np.zeros(9 * RATE, dtype=np.float32), RATE, 8.0, -60.0).startswith(
-        "silent: RMS -inf"
-    )
+    assert content_problem(np.zeros(9 * RATE, dtype=np.float32), RATE, 8.0, -60.0).startswith("silent: RMS -inf")
     assert content_problem(sine(9, 0.5), RATE, 8.0, -60.0) is None
 
 
@@ -66,9 +64,7 @@ def test_folder_scan_is_recursive_sorted_and_gives_unique_dotless_keys(tmp_path:
 def test_manifest_columns_become_track_metadata(tmp_path: Path) -> None:
     manifest = tmp_path / "lists" / "m.csv"
     manifest.parent.mkdir()
-    manifest.write_text(
-        "path,track_id,tags,split,artist,year\n../a.mp3,id.1,rock; fast ;,train,Ann,\nb.wav,,,,,1999\n"
-    )
+    manifest.write_text("path,track_id,tags,split,artist,year\n../a.mp3,id.1,rock; fast ;,train,Ann,\nb.wav,,,,,1999\n")
     first, second = find_inputs(manifest)
     assert first.path == (tmp_path / "a.mp3").resolve() and second.path == manifest.parent / "b.wav"
     assert (first.track_id, first.key, first.tags, first.split) == ("id.1", "id_1", ["rock", "fast"], "train")

@@ -26,9 +26,7 @@ def test_every_format_decodes_to_mono_at_the_target_rate(tmp_path: Path, extensi
 
 def test_resampling_keeps_pitch(tmp_path: Path) -> None:
     t = np.arange(int(SECONDS * 44100)) / 44100
-    path = write_audio(
-        tmp_path / "a440.flac", (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32), 44100
-    )
+    path = write_audio(tmp_path / "a440.flac", (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32), 44100)
     wave = decode_file(path, TEST_RATE).wave
     spectrum = np.abs(np.fft.rfft(wave))
     peak_hz = np.argmax(spectrum) * TEST_RATE / len(wave)

@@ -15,9 +15,7 @@ RATE = 8000
 
 
 def recipe(**changes: object) -> TrackRecipe:
-    base = dict(
-        tempo_bpm=120.0, key=0, mode="major", instrument="piano", drums=False, rhythm=0, drum_pattern=0
-    )
+    base = dict(tempo_bpm=120.0, key=0, mode="major", instrument="piano", drums=False, rhythm=0, drum_pattern=0)
     return TrackRecipe(**{**base, "seconds": 8.0, "seed": 3, **changes})  # type: ignore[arg-type]
 
 

@@ -65,9 +65,7 @@ def write_manifest(folder: Path, names: list[str]) -> Path:
         writer = csv.writer(f)
         writer.writerow(["path", "tags", "split", "artist"])
         for i, name in enumerate(names):
-            writer.writerow(
-                [f"audio/{name}", "rock;fast" if i % 2 else "jazz", "train" if i % 3 else "test", "a"]
-            )
+            writer.writerow([f"audio/{name}", "rock;fast" if i % 2 else "jazz", "train" if i % 3 else "test", "a"])
     return manifest
 
 
@@ -134,9 +132,7 @@ def test_every_input_gets_one_row_with_a_specific_reason(corpus: tuple[Path, dic
     assert statuses["junk.mp3"] == statuses["cut.wav"] == statuses["locked.flac"] == "failed"
     assert summary.statuses == {"ok": len(FORMATS), "skipped": 3, "failed": 5}
     assert sum(summary.statuses.values()) == summary.inputs == len(expected)
-    assert (
-        summary.reasons[("skipped", "duplicate")] == 1 and summary.reasons[("failed", "cannot decode")] == 2
-    )
+    assert summary.reasons[("skipped", "duplicate")] == 1 and summary.reasons[("failed", "cannot decode")] == 2
 
 
 def test_manifest_metadata_reaches_the_shards(corpus: tuple[Path, dict[str, str]], tmp_path: Path) -> None:

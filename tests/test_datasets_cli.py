@@ -39,9 +39,7 @@ def test_cli_writes_manifest_and_reports_counts(tmp_path: Path, capsys: pytest.C
     assert (out / "tags.txt").read_text() == "pop\nreggae\n"
 
 
-def test_cli_unknown_dataset_lists_the_valid_names(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_unknown_dataset_lists_the_valid_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["magna", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     assert "unknown dataset 'magna'" in error and all(name in error for name in ADAPTERS)

@@ -34,12 +34,8 @@ def read_manifest(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-@pytest.mark.parametrize(
-    ("audio_folder", "suffix"), [("genres_original", ".wav"), ("genres", ".au"), (".", ".wav")]
-)
-def test_gtzan_manifest_tags_each_track_with_its_genre(
-    tmp_path: Path, audio_folder: str, suffix: str
-) -> None:
+@pytest.mark.parametrize(("audio_folder", "suffix"), [("genres_original", ".wav"), ("genres", ".au"), (".", ".wav")])
+def test_gtzan_manifest_tags_each_track_with_its_genre(tmp_path: Path, audio_folder: str, suffix: str) -> None:
     root = make_gtzan(tmp_path, audio_folder, suffix)
     summary = build_manifest("gtzan", root, tmp_path / "out")
     rows = read_manifest(summary.manifest)

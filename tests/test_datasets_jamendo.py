@@ -56,9 +56,7 @@ def test_jamendo_manifest_maps_splits_tags_and_low_quality_audio(tmp_path: Path)
     assert rows["track_0003346"]["split"] == "valid"
     assert summary.tracks_per_split == {"train": 2, "valid": 1}
     missing = read_manifest(summary.missing)
-    assert [(row["track_id"], row["path"]) for row in missing] == [
-        ("track_0000382", str(root / "82/382.mp3"))
-    ]
+    assert [(row["track_id"], row["path"]) for row in missing] == [("track_0000382", str(root / "82/382.mp3"))]
     assert summary.vocabulary.read_text().splitlines() == [
         "mood/theme---calm",
         "mood/theme---dark",
@@ -84,9 +82,7 @@ def test_every_subset_has_an_adapter() -> None:
 
 def test_wrong_subset_files_point_to_the_repository(tmp_path: Path) -> None:
     root, meta = make_jamendo(tmp_path, subset="genre")
-    with pytest.raises(
-        FileNotFoundError, match=r"autotagging_instrument-train\.tsv.*MTG/mtg-jamendo-dataset"
-    ):
+    with pytest.raises(FileNotFoundError, match=r"autotagging_instrument-train\.tsv.*MTG/mtg-jamendo-dataset"):
         jamendo.collect(root, meta, subset="instrument")
 
 

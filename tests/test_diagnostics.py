@@ -16,9 +16,7 @@ def test_constant_embedding_is_flagged_as_collapsed() -> None:
     assert metrics["embedding_std_mean"] == pytest.approx(0.0, abs=1e-6)
     assert metrics["embedding_std_min"] == pytest.approx(0.0, abs=1e-6)
     assert metrics["effective_rank"] == pytest.approx(1.0, abs=1e-3)
-    assert metrics["positive_cosine"] == pytest.approx(1.0) and metrics["negative_cosine"] == pytest.approx(
-        1.0
-    )
+    assert metrics["positive_cosine"] == pytest.approx(1.0) and metrics["negative_cosine"] == pytest.approx(1.0)
 
 
 def test_isotropic_embeddings_look_healthy() -> None:

@@ -80,9 +80,7 @@ def _worker(this_rank: int, init_file: str, out_dir: str) -> None:
         local_views = full_batch()[this_rank * half : (this_rank + 1) * half]
         for name in TINY_CONFIGS:
             pretext = tiny_pretext(name)
-            results["pretexts"][name] = one_step(
-                pretext, local_views, DistributedDataParallel(pretext.student)
-            )
+            results["pretexts"][name] = one_step(pretext, local_views, DistributedDataParallel(pretext.student))
         torch.save(results, Path(out_dir) / f"rank{this_rank}.pt")
     finally:
         dist.destroy_process_group()

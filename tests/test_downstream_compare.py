@@ -35,9 +35,7 @@ def _result(noise: float, fraction: float, draw: int) -> EvaluationResult:
         bootstrap_config=bootstrap,
         full_test=tagging_scores(targets, predictions),
         bootstrap=bootstrap_scores(targets, predictions, bootstrap),
-        history=TrainingHistory(
-            train_loss=[0.7, 0.5], valid_loss=[0.72, 0.6], learning_rate=[1e-3] * 2, best_epoch=1
-        ),
+        history=TrainingHistory(train_loss=[0.7, 0.5], valid_loss=[0.72, 0.6], learning_rate=[1e-3] * 2, best_epoch=1),
     )
 
 
@@ -65,9 +63,7 @@ def test_logged_evaluations_round_trip_and_compare_writes_table_and_png_figures(
     assert {record.run_id for record in records} == set(logged)
     record = records[0]
     result = logged[record.run_id]
-    np.testing.assert_allclose(
-        record.resamples["pr_auc_tagwise"], result.bootstrap.metric_values("pr_auc_tagwise")
-    )
+    np.testing.assert_allclose(record.resamples["pr_auc_tagwise"], result.bootstrap.metric_values("pr_auc_tagwise"))
     assert record.metrics["roc_auc_tagwise_mean"] == pytest.approx(result.bootstrap.mean()["roc_auc_tagwise"])
     assert record.params["task"] == "toy" and record.params["probe_max_epochs"] == "25"
 
@@ -87,9 +83,7 @@ def test_logged_evaluations_round_trip_and_compare_writes_table_and_png_figures(
 
 
 def _record(pretext: str, fraction: float, roc_mean: float, **params: str) -> EvaluationRecord:
-    resamples = {
-        name: np.array([roc_mean - 1, roc_mean + 1]) for name in ("roc_auc_tagwise", "pr_auc_tagwise")
-    }
+    resamples = {name: np.array([roc_mean - 1, roc_mean + 1]) for name in ("roc_auc_tagwise", "pr_auc_tagwise")}
     return EvaluationRecord(
         run_id=f"{pretext}-{fraction}-{roc_mean}",
         params={"pretext": pretext, "task": "toy", "fraction": str(fraction), **params},

@@ -33,9 +33,7 @@ def test_npy_rows_are_window_means_in_track_id_order_and_bad_files_are_reported(
     backbone_file: Path, audio_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "emb.npy"
-    assert (
-        main(["--backbone", str(backbone_file), str(audio_folder), "--out", str(out), "--device", "cpu"]) == 0
-    )
+    assert main(["--backbone", str(backbone_file), str(audio_folder), "--out", str(out), "--device", "cpu"]) == 0
     embeddings = np.load(out)
     track_ids = (tmp_path / "emb.track_ids.txt").read_text().splitlines()
     assert track_ids == ["a", "sub_b"]
@@ -50,9 +48,7 @@ def test_npy_rows_are_window_means_in_track_id_order_and_bad_files_are_reported(
     assert "embedded 2 tracks (16-d), skipped 1" in captured.out
 
 
-def test_parquet_holds_track_ids_and_embedding_lists(
-    backbone_file: Path, audio_folder: Path, tmp_path: Path
-) -> None:
+def test_parquet_holds_track_ids_and_embedding_lists(backbone_file: Path, audio_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "emb.parquet"
     single = audio_folder / "a.wav"
     args = ["--backbone", str(backbone_file), str(single), "--out", str(out), "--device", "cpu"]
@@ -63,9 +59,7 @@ def test_parquet_holds_track_ids_and_embedding_lists(
     assert np.asarray(table.column("embedding").to_pylist()).shape == (1, 16)
 
 
-def test_nothing_decodable_writes_nothing_and_fails(
-    backbone_file: Path, audio_folder: Path, tmp_path: Path
-) -> None:
+def test_nothing_decodable_writes_nothing_and_fails(backbone_file: Path, audio_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "emb.npy"
     args = ["--backbone", str(backbone_file), str(audio_folder / "broken.mp3"), "--out", str(out)]
     assert main([*args, "--device", "cpu"]) == 1

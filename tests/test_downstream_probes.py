@@ -48,9 +48,7 @@ def test_linear_probe_with_paper_schedule_learns_a_separable_problem() -> None:
 
 
 def test_mlp_probe_on_chunks_with_thesis_schedule_learns_a_separable_problem() -> None:
-    config = probe_config(
-        "thesis", hidden_dim=32, dropout=0.1, max_epochs=15, batch_size=64, learning_rate=1e-2
-    )
+    config = probe_config("thesis", hidden_dim=32, dropout=0.1, max_epochs=15, batch_size=64, learning_rate=1e-2)
     assert config.aggregation == "chunk" and config.weight_decay == 1e-6
     assert _test_auc(config, chunks_per_track=3) > 90.0
 
@@ -66,9 +64,7 @@ def test_early_stopping_halts_on_rising_validation_loss_and_keeps_the_best_weigh
     rng = np.random.default_rng(6)
     noise_train = LabelledEmbeddings.from_tracks(rng.normal(size=(40, 30)), rng.random((40, 4)) < 0.5)
     noise_valid = LabelledEmbeddings.from_tracks(rng.normal(size=(40, 30)), rng.random((40, 4)) < 0.5)
-    config = probe_config(
-        "thesis", hidden_dim=128, learning_rate=1e-2, early_stopping_patience=3, max_epochs=100
-    )
+    config = probe_config("thesis", hidden_dim=128, learning_rate=1e-2, early_stopping_patience=3, max_epochs=100)
     probe = train_probe(noise_train, noise_valid, config)
     history = probe.history
     assert history.stopped_early

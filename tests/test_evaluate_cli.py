@@ -37,9 +37,7 @@ def test_pretrained_and_random_runs_are_logged_and_tabulated(
     row = next(line for line in table.splitlines() if line.startswith("toyset"))
     assert row.count("+-") == 4
 
-    assert (
-        main(command(workspace, "--random-init", "--protocol", "thesis", "--experiment", "downstream")) == 0
-    )
+    assert main(command(workspace, "--random-init", "--protocol", "thesis", "--experiment", "downstream")) == 0
     records = {record.params["pretext"]: record for record in load_evaluations("downstream")}
     assert set(records) == {"vicreg", "random"}
     trained, random = records["vicreg"], records["random"]
@@ -52,9 +50,7 @@ def test_pretrained_and_random_runs_are_logged_and_tabulated(
     assert len(list((workspace / "cache").glob("*.npz"))) == 2
 
 
-def test_limited_data_logs_one_run_per_fraction_and_draw(
-    workspace: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_limited_data_logs_one_run_per_fraction_and_draw(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(command(workspace, "--limited-data", "--task", "tiny", "--experiment", "limited")) == 0
     records = load_evaluations("limited")
     assert len(records) == 20

@@ -36,14 +36,10 @@ def test_no_package_imports_one_to_its_right(position: int) -> None:
         for path in found
         if imported_packages(path) & right
     }
-    assert not wrong, (
-        f"imports against the data flow (move the code right, or wire it in an entry point): {wrong}"
-    )
+    assert not wrong, f"imports against the data flow (move the code right, or wire it in an entry point): {wrong}"
 
 
 def test_the_checker_sees_lazy_and_dotted_imports(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
-    module.write_text(
-        "import trainer.loop\n\ndef f():\n    from sharding.build import x\n    from . import y\n"
-    )
+    module.write_text("import trainer.loop\n\ndef f():\n    from sharding.build import x\n    from . import y\n")
     assert imported_packages(module) == {"trainer", "sharding"}

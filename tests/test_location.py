@@ -46,10 +46,7 @@ def test_local_folder_lists_existing_shards_in_index_order(shard_set: Path) -> N
 
 
 def test_templates_and_base_urls_name_each_file() -> None:
-    assert (
-        resolve("pipe:aws s3 cp s3://bucket/set/{} -", "index.json")
-        == "pipe:aws s3 cp s3://bucket/set/index.json -"
-    )
+    assert resolve("pipe:aws s3 cp s3://bucket/set/{} -", "index.json") == "pipe:aws s3 cp s3://bucket/set/index.json -"
     assert resolve("https://host/sets/a/", "shard-000001.tar") == "https://host/sets/a/shard-000001.tar"
     assert resolve("https://host/sets/a", "index.json") == "https://host/sets/a/index.json"
 

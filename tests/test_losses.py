@@ -57,8 +57,7 @@ def test_byol_matches_the_naive_formula_and_stops_gradient_to_targets() -> None:
     predictions = torch.randn(3, 2, 4, generator=generator, requires_grad=True)
     targets = torch.randn(3, 2, 4, generator=generator, requires_grad=True)
     expected = sum(
-        (2 - 2 * cosine(predictions[i, 0], targets[i, 1]))
-        + (2 - 2 * cosine(predictions[i, 1], targets[i, 0]))
+        (2 - 2 * cosine(predictions[i, 0], targets[i, 1])) + (2 - 2 * cosine(predictions[i, 1], targets[i, 0]))
         for i in range(3)
     )
     loss = byol_loss(predictions, targets)
@@ -92,9 +91,7 @@ def naive_barlow_twins(z: Tensor, lambda_: float, eps: float) -> tuple[float, fl
         x = z[:, view]
         mean = [sum(float(x[b, j]) for b in range(n)) / n for j in range(d)]
         var = [sum((float(x[b, j]) - mean[j]) ** 2 for b in range(n)) / n for j in range(d)]
-        normalised.append(
-            [[(float(x[b, j]) - mean[j]) / math.sqrt(var[j] + eps) for j in range(d)] for b in range(n)]
-        )
+        normalised.append([[(float(x[b, j]) - mean[j]) / math.sqrt(var[j] + eps) for j in range(d)] for b in range(n)])
     a, b_ = normalised
     c = [[sum(a[b][i] * b_[b][j] for b in range(n)) / n for j in range(d)] for i in range(d)]
     on = sum((1 - c[i][i]) ** 2 for i in range(d))
@@ -112,9 +109,7 @@ def test_barlow_twins_matches_the_naive_formula() -> None:
 
 
 def test_barlow_twins_is_zero_for_identical_decorrelated_views() -> None:
-    features = torch.tensor(
-        [[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]]
-    )  # zero mean, unit var, C = I
+    features = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])  # zero mean, unit var, C = I
     terms = barlow_twins_loss(torch.stack([features, features], dim=1), 0.0051, eps=0.0)
     assert terms["loss"].item() == pytest.approx(0.0, abs=1e-6)
 
@@ -128,10 +123,7 @@ def naive_vicreg(z: Tensor, eps: float) -> tuple[float, float, float]:
         x = z[:, view]
         mean = [sum(float(x[b, j]) for b in range(n)) / n for j in range(d)]
         cov = [
-            [
-                sum((float(x[b, i]) - mean[i]) * (float(x[b, j]) - mean[j]) for b in range(n)) / (n - 1)
-                for j in range(d)
-            ]
+            [sum((float(x[b, i]) - mean[i]) * (float(x[b, j]) - mean[j]) for b in range(n)) / (n - 1) for j in range(d)]
             for i in range(d)
         ]
         variance += sum(max(0.0, 1 - math.sqrt(cov[j][j] + eps)) for j in range(d)) / d / 2

@@ -11,9 +11,7 @@ from trainer.optim import LARS, build_optimizer, split_decay_groups
 
 
 def _small_model() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv1d(1, 4, 3), nn.BatchNorm1d(4), nn.Flatten(), nn.LayerNorm(8), MLPHead(8, [6, 2])
-    )
+    return nn.Sequential(nn.Conv1d(1, 4, 3), nn.BatchNorm1d(4), nn.Flatten(), nn.LayerNorm(8), MLPHead(8, [6, 2]))
 
 
 def test_groups_exempt_biases_norms_and_frozen() -> None:
@@ -24,16 +22,12 @@ def test_groups_exempt_biases_norms_and_frozen() -> None:
     assert decayed == {id(model[4].layers[0].weight), id(model[4].layers[3].weight)}
     exempt_ids = {id(p) for p in exempt["params"]}
     expected_exempt = [model[0].bias, model[1].weight, model[1].bias, model[3].weight, model[3].bias]
-    assert exempt_ids == {
-        id(p) for p in [*expected_exempt, model[4].layers[1].weight, model[4].layers[1].bias]
-    }
+    assert exempt_ids == {id(p) for p in [*expected_exempt, model[4].layers[1].weight, model[4].layers[1].bias]}
     assert (decay["weight_decay"], decay["lars_adaptation"]) == (0.1, True)
     assert (exempt["weight_decay"], exempt["lars_adaptation"]) == (0.0, False)
 
 
-@pytest.mark.parametrize(
-    ("name", "kind"), [("adamw", torch.optim.AdamW), ("adam", torch.optim.Adam), ("lars", LARS)]
-)
+@pytest.mark.parametrize(("name", "kind"), [("adamw", torch.optim.AdamW), ("adam", torch.optim.Adam), ("lars", LARS)])
 def test_build_optimizer_scales_lr_by_batch(name: str, kind: type) -> None:
     optimizer = build_optimizer(_small_model(), name, base_lr=0.2, weight_decay=1e-6, batch_size=768)
     assert isinstance(optimizer, kind)
@@ -74,14 +68,10 @@ def test_lars_matches_hand_computation() -> None:
     # step 2: u = (0.6 + 0.29985, 0.8 + 0.3998), trust = 0.001 |p| / |u|, buffer = 0.9 * buffer + trust * u
     u = (0.89985, 1.1998)
     trust = 0.001 * math.hypot(2.9985, 3.998) / math.hypot(*u)
-    expected = [
-        p - 0.5 * (0.9 * m + trust * x) for p, m, x in zip((2.9985, 3.998), (0.003, 0.004), u, strict=True)
-    ]
+    expected = [p - 0.5 * (0.9 * m + trust * x) for p, m, x in zip((2.9985, 3.998), (0.003, 0.004), u, strict=True)]
     _lars_step(weight, bias, optimizer)
     torch.testing.assert_close(weight.detach()[0], torch.tensor(expected, dtype=torch.float64))
-    torch.testing.assert_close(
-        bias.detach(), torch.tensor([0.875 - 0.5 * (0.9 * 0.25 + 0.25)], dtype=torch.float64)
-    )
+    torch.testing.assert_close(bias.detach(), torch.tensor([0.875 - 0.5 * (0.9 * 0.25 + 0.25)], dtype=torch.float64))
 
 
 def test_lars_zero_parameter_uses_unit_trust() -> None:

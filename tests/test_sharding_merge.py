@@ -51,9 +51,7 @@ def test_merged_set_is_read_by_every_reader(parts: Path, capsys: pytest.CaptureF
     assert main(["merge", str(parts)]) == 0
     out = capsys.readouterr().out
     assert f"merged 3 parts: 5 shards, {sum(PART_TRACKS)} tracks" in out
-    assert (
-        "warning: 5 track(s) repeat the audio of a track in another part" in out
-    )  # ramp t is the same audio
+    assert "warning: 5 track(s) repeat the audio of a track in another part" in out  # ramp t is the same audio
     index = load_index(parts)
     assert [s.name for s in index.shards][:3] == [
         "part-000/shard-000000.tar",
@@ -70,12 +68,8 @@ def test_merged_set_is_read_by_every_reader(parts: Path, capsys: pytest.CaptureF
     assert main(["verify", str(parts)]) == 0
     assert main(["inspect", str(parts)]) == 0
     out = capsys.readouterr().out
-    assert (
-        f"ok: 5 shards, {sum(PART_TRACKS)} tracks verified" in out and f"tracks: {sum(PART_TRACKS)}," in out
-    )
-    assert (
-        len(list(iter_tracks(parts))) == len(list(iter_tracks(f"pipe:cat {parts}/{{}}"))) == sum(PART_TRACKS)
-    )
+    assert f"ok: 5 shards, {sum(PART_TRACKS)} tracks verified" in out and f"tracks: {sum(PART_TRACKS)}," in out
+    assert len(list(iter_tracks(parts))) == len(list(iter_tracks(f"pipe:cat {parts}/{{}}"))) == sum(PART_TRACKS)
     config = PairStreamConfig(batch_size=4, track_shuffle=2, pair_shuffle=8, num_workers=0)
     loader = pair_loader(parts, config, rank=0, world_size=1)
     assert [tuple(b.shape) for b in loader] == [(4, 2, 400)] * len(loader)

@@ -45,9 +45,7 @@ def test_a_sound_set_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "ok: 3 shards, 6 tracks verified" in capsys.readouterr().out
 
 
-def test_a_flipped_audio_byte_names_shard_and_member(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_flipped_audio_byte_names_shard_and_member(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     index = build_set(tmp_path)
     shard = tmp_path / index.shards[1].name
     data = bytearray(shard.read_bytes())
@@ -80,15 +78,11 @@ def test_a_cut_or_missing_shard_is_reported(tmp_path: Path) -> None:
     first.write_bytes(first.read_bytes()[:12000])  # inside the second track
     second.unlink()
     problems = [str(p) for p in verify_set(tmp_path)[1]]
-    assert any(
-        p.startswith(f"{first.name}: unreadable after 1 complete track(s) (last t0): ") for p in problems
-    )
+    assert any(p.startswith(f"{first.name}: unreadable after 1 complete track(s) (last t0): ") for p in problems)
     assert any(p.startswith(f"{second.name}: unreadable after 0 complete track(s): ") for p in problems)
 
 
-def test_inspect_prints_totals_durations_tags_and_splits(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_inspect_prints_totals_durations_tags_and_splits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     build_set(tmp_path)
     assert main(["inspect", str(tmp_path)]) == 0
     out = capsys.readouterr().out

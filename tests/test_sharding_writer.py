@@ -45,10 +45,7 @@ def test_shards_rotate_at_the_size_and_commit_in_order(tmp_path: Path) -> None:
         ("shard-000002.tar", 1, 2.0),
     ]
     for info in index.shards:
-        assert (
-            info.sha256 == sha256_file(tmp_path / info.name)
-            and info.bytes == (tmp_path / info.name).stat().st_size
-        )
+        assert info.sha256 == sha256_file(tmp_path / info.name) and info.bytes == (tmp_path / info.name).stat().st_size
     assert keys_in(tmp_path, "shard-000001.tar") == ["t3", "t4", "t5"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json", *(s.name for s in index.shards)]
 
@@ -72,9 +69,7 @@ def test_an_error_discards_the_open_shard_and_a_resume_numbers_on(tmp_path: Path
 
 def test_a_set_with_other_settings_is_not_resumed(tmp_path: Path) -> None:
     ShardSetWriter.open(tmp_path, RATE, "peak").close()
-    with pytest.raises(
-        ValueError, match="has 1000 Hz, 'peak' normalisation; this run asks for 1000 Hz, 'rms'"
-    ):
+    with pytest.raises(ValueError, match="has 1000 Hz, 'peak' normalisation; this run asks for 1000 Hz, 'rms'"):
         ShardSetWriter.open(tmp_path, RATE, "rms")
     with pytest.raises(ValueError, match="must be positive"):
         ShardSetWriter.open(tmp_path, RATE, "peak", shard_size=0)

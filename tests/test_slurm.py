@@ -92,9 +92,7 @@ def wait_for(path: Path, timeout: float = 20.0) -> None:
 
 
 @pytest.mark.parametrize("script", ["pretrain.sh", "pretrain_multinode.sh"])
-def test_preemption_signal_reaches_workers_and_requeues(
-    cluster: tuple[Path, dict[str, str]], script: str
-) -> None:
+def test_preemption_signal_reaches_workers_and_requeues(cluster: tuple[Path, dict[str, str]], script: str) -> None:
     log, env = cluster
     job = start(script, env, "vicreg", "--preset", "paper")
     wait_for(log / "worker.started")
@@ -130,9 +128,7 @@ def test_finished_or_failed_job_is_not_requeued(cluster: tuple[Path, dict[str, s
     assert "--num_processes 2" in (log / "accelerate.args").read_text()
 
 
-def test_data_prep_array_parts_merge_into_one_set(
-    cluster: tuple[Path, dict[str, str]], tmp_path: Path
-) -> None:
+def test_data_prep_array_parts_merge_into_one_set(cluster: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     """Two array tasks prepare disjoint halves of the inputs; `sharding merge` makes one set of them all."""
     _, env = cluster
     python = Path(env["PATH"].split(":")[0]) / "python"  # the script calls `python`: this environment's

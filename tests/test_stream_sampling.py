@@ -15,9 +15,7 @@ from sharding.stream import PairStreamConfig, sample_pair_starts
         (10_000, 59_049 // 100, 0, 50),  # zero minimum gap
     ],
 )
-def test_pairs_stay_inside_track_and_gap_bounds(
-    num_samples: int, crop: int, min_gap: int, max_gap: int
-) -> None:
+def test_pairs_stay_inside_track_and_gap_bounds(num_samples: int, crop: int, min_gap: int, max_gap: int) -> None:
     rng = np.random.default_rng(0)
     starts = sample_pair_starts(rng, num_samples, crop, min_gap, max_gap, count=20_000)
     assert starts.shape == (20_000, 2)

@@ -84,18 +84,14 @@ def test_tiny_run_trains_checkpoints_and_exports(tmp_path: Path, shards: str) ->
     backbone, recipe = load_backbone(result.backbone_path)
     assert recipe.name == "resnet" and backbone.num_samples == SAMPLE_RATE
     from_checkpoint, _ = load_backbone(latest_checkpoint(tmp_path / "run" / "checkpoints"))
-    for (name, a), b in zip(
-        backbone.state_dict().items(), from_checkpoint.state_dict().values(), strict=True
-    ):
+    for (name, a), b in zip(backbone.state_dict().items(), from_checkpoint.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
 
 @pytest.mark.parametrize("pretext", ["contrastive", "byol", "clustering"])
 def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path: Path, shards: str, pretext: str) -> None:
     """Same data order, same losses: model, optimiser, EMA teacher, DINO center, schedules all restored."""
-    extra = {"clustering": {"clustering": replace(TrainConfig().clustering, num_prototypes=64)}}.get(
-        pretext, {}
-    )
+    extra = {"clustering": {"clustering": replace(TrainConfig().clustering, num_prototypes=64)}}.get(pretext, {})
     whole = train(tiny_config(tmp_path / "whole", shards, pretext=pretext, **extra))
     first = train(tiny_config(tmp_path / "split", shards, pretext=pretext, **extra), stop_after_steps=4)
     assert first.preempted and first.step == 4
@@ -112,9 +108,7 @@ def poison_losses(monkeypatch: pytest.MonkeyPatch, is_bad: Callable[[int], bool]
     original = Contrastive.compute_loss
     calls = itertools.count()
 
-    def compute_loss(
-        self: Contrastive, views: torch.Tensor, student: torch.nn.Module | None = None
-    ) -> PretextOutput:
+    def compute_loss(self: Contrastive, views: torch.Tensor, student: torch.nn.Module | None = None) -> PretextOutput:
         out = original(self, views, student)
         if is_bad(next(calls)):
             out.loss = out.loss * float("nan")
@@ -130,9 +124,7 @@ def test_nonfinite_losses_are_skipped(tmp_path: Path, shards: str, monkeypatch: 
     assert [math.isnan(x) for x in result.losses] == [False, True, True, False, False, False]
 
 
-def test_repeated_nonfinite_losses_stop_the_run(
-    tmp_path: Path, shards: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_repeated_nonfinite_losses_stop_the_run(tmp_path: Path, shards: str, monkeypatch: pytest.MonkeyPatch) -> None:
     poison_losses(monkeypatch, lambda call: True)
     with pytest.raises(FloatingPointError, match="3 consecutive non-finite losses"):
         train(tiny_config(tmp_path / "stop", shards, max_nonfinite=3))
@@ -161,13 +153,9 @@ def test_sigusr2_checkpoints_and_exits_resumable(tmp_path: Path, shards: str) ->
     assert process.returncode == EXIT_PREEMPTED, log
     assert "SIGUSR2" in log
     stopped_at = list_checkpoints(output / "checkpoints")[-1][0]
-    resumed = subprocess.run(
-        [*command, "--stop-after-steps", "1"], capture_output=True, text=True, timeout=120
-    )
+    resumed = subprocess.run([*command, "--stop-after-steps", "1"], capture_output=True, text=True, timeout=120)
     assert resumed.returncode == EXIT_PREEMPTED, resumed.stdout + resumed.stderr
-    assert (
-        f"resuming from {output / 'checkpoints'}/step-{stopped_at:09d} at step {stopped_at}" in resumed.stdout
-    )
+    assert f"resuming from {output / 'checkpoints'}/step-{stopped_at:09d} at step {stopped_at}" in resumed.stdout
     assert list_checkpoints(output / "checkpoints")[-1][0] == stopped_at + 1
 
 

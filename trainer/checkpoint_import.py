@@ -87,7 +87,5 @@ def load_deezer_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], D
     try:
         backbone.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        raise ValueError(
-            f"{path}: backbone under {prefix!r} does not match the paper's ResNet: {error}"
-        ) from error
+        raise ValueError(f"{path}: backbone under {prefix!r} does not match the paper's ResNet: {error}") from error
     return state, info

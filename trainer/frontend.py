@@ -83,9 +83,7 @@ class LogMelFrontend(nn.Module):
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """Return the log-mel spectrogram of a (N, T) waveform batch as (N, 1, n_mels, frames) float32."""
         if waveform.dim() != 2:
-            raise ValueError(
-                f"LogMelFrontend expects a (N, T) waveform batch, got shape {tuple(waveform.shape)}"
-            )
+            raise ValueError(f"LogMelFrontend expects a (N, T) waveform batch, got shape {tuple(waveform.shape)}")
         with torch.autocast(device_type=waveform.device.type, enabled=False):
             # 4-D input makes AmplitudeToDB take its top_db floor per example, not over the whole batch
             power = self.spec(waveform.float().unsqueeze(1))
@@ -107,9 +105,7 @@ class LogMelFrontend(nn.Module):
             ("spec.spectrogram.window", self.spec.spectrogram.window),
         ):
             saved = state_dict.get(prefix + name)
-            if saved is not None and (
-                saved.shape != own.shape or not torch.allclose(saved.to(own), own, atol=1e-6)
-            ):
+            if saved is not None and (saved.shape != own.shape or not torch.allclose(saved.to(own), own, atol=1e-6)):
                 error_msgs.append(
                     f"{prefix}{name}: the checkpoint's front end differs from this model's "
                     f"(f_max={self.f_max:g}); build the backbone with the front end it was trained with "

@@ -24,9 +24,7 @@ from torch import nn
 class MLPHead(nn.Module):
     """Stack of Linear(+BatchNorm)+ReLU blocks then a final Linear, used as projector or predictor."""
 
-    def __init__(
-        self, in_dim: int, widths: list[int], batch_norm: bool = True, final_bias: bool = False
-    ) -> None:
+    def __init__(self, in_dim: int, widths: list[int], batch_norm: bool = True, final_bias: bool = False) -> None:
         super().__init__()
         if in_dim < 1:
             raise ValueError(f"MLPHead: in_dim must be a positive int, got {in_dim}")

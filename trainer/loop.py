@@ -1,11 +1,15 @@
-"""The pre-training loop: Accelerate (DDP, mixed precision, accumulation), safe checkpoints, MLflow."""
+"""The pre-training loop: Accelerate (DDP, mixed precision, accumulation), safe checkpoints, MLflow.
+
+One optimiser step = `grad_accum` micro-batches of pairs through `pretext.compute_loss`, then one small
+all-reduce that every rank waits on anyway (the step's loss, whether any rank saw a non-finite loss, whether any
+rank was asked to stop): it is the loop's only host synchronisation per step.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,7 +32,7 @@ from trainer.distributed import convert_sync_batchnorm
 from trainer.export import RECIPE_NAME, BackboneRecipe, export_backbone
 from trainer.optim import build_optimizer
 from trainer.preemption import StopRequest
-from trainer.pretexts import Pretext, build_pretext
+from trainer.pretexts import Pretext, PretextOutput, build_pretext
 from trainer.schedules import WarmupCosine
 from trainer.tracking import RunTracker
 
@@ -97,14 +101,23 @@ class TrainResult:
     backbone_path: Path | None
 
 
+@dataclass(frozen=True)
+class StepReport:
+    """What every rank agreed on after a step."""
+
+    loss: float
+    """Mean over ranks and micro-batches (NaN when non-finite)."""
+    nonfinite: bool
+    stop_requested: bool
+
+
 def make_accelerator(config: TrainConfig) -> Accelerator:
     """Mixed precision per the config: bf16 where the GPU has it, fp16 with loss scaling on older GPUs."""
     precision = config.precision
-    if precision == "auto":
-        if not torch.cuda.is_available():
-            precision = "no"
-        else:
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision == "auto" and not torch.cuda.is_available():
+        precision = "no"
+    elif precision == "auto":
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return Accelerator(mixed_precision=precision, gradient_accumulation_steps=config.grad_accum)
 
 
@@ -133,18 +146,16 @@ class PairBatches:
 
     def __init__(
         self, location: str, config: TrainConfig, crop_samples: int, micro_batch: int, rank: int, world: int
-    ):
+    ) -> None:
         self.location, self.config, self.rank, self.world = location, config, rank, world
         self.crop_samples, self.micro_batch = crop_samples, micro_batch
-        self.per_epoch = config.steps_per_epoch * config.grad_accum
 
     def from_step(self, step: int) -> Iterator[torch.Tensor]:
         """Micro-batches from optimiser step `step` on, across epochs."""
         epoch, offset = divmod(step, self.config.steps_per_epoch)
         skip = offset * self.config.grad_accum
         while True:
-            batches = self._epoch(epoch)
-            for index, batch in enumerate(batches):
+            for index, batch in enumerate(self._epoch(epoch)):
                 if index >= skip:
                     yield batch
             epoch, skip = epoch + 1, 0
@@ -161,222 +172,9 @@ class PairBatches:
             pair_shuffle=data.pair_shuffle,
             num_workers=data.num_workers,
             seed=self.config.seed * 1_000_003 + epoch,
-            batches_per_epoch=self.per_epoch,
+            batches_per_epoch=self.config.steps_per_epoch * self.config.grad_accum,
         )
         return iter(pair_loader(self.location, stream, rank=self.rank, world_size=self.world))
-
-
-def zero_loss(module: torch.nn.Module) -> torch.Tensor:
-    """A zero loss touching every parameter: backward through it keeps DDP's gradient all-reduce in step."""
-    return sum((p.sum() * 0.0 for p in module.parameters() if p.requires_grad), torch.zeros(()))
-
-
-def all_finite(accelerator: Accelerator, loss: torch.Tensor) -> bool:
-    """Whether the loss is finite on every rank (all ranks skip together, so DDP stays in step)."""
-    flag = torch.isfinite(loss.detach()).float().reshape(1)
-    if accelerator.num_processes > 1:
-        flag = accelerator.reduce(flag, reduction="sum") / accelerator.num_processes
-    return bool(flag.item() == 1.0)
-
-
-def train(
-    config: TrainConfig, stop_after_steps: int | None = None, hook_factories: Sequence[HookFactory] = ()
-) -> TrainResult:
-    """Run or resume a pre-training; `stop_after_steps` stops early with a checkpoint, like a pre-emption."""
-    accelerator = make_accelerator(config)
-    set_seed(config.seed)
-    output_dir = Path(config.resolved_output_dir())
-    checkpoint_dir = output_dir / "checkpoints"
-    recipe = backbone_recipe(config)
-    name = recipe.name
-    backbone = recipe.build()
-    location = config.data.data or ensure_demo_shards(accelerator, backbone.sample_rate)
-    index = load_index(location)
-    if backbone.sample_rate != index.sample_rate:
-        raise ValueError(
-            f"{location}: shards are at {index.sample_rate} Hz but the {name} backbone expects "
-            f"{backbone.sample_rate} Hz; prepare the data with `python -m data_prep ... --sample-rate "
-            f"{backbone.sample_rate}`"
-        )
-    crop_samples = backbone.num_samples
-    pretext = build_pretext(config.pretext, backbone, config.pretext_config)
-    if accelerator.num_processes > 1 and accelerator.device.type == "cuda":
-        pretext = convert_sync_batchnorm(pretext)  # teachers too, so their BatchNorm sees the global batch
-    pretext.to(accelerator.device)
-
-    optimizer = build_optimizer(
-        pretext.student,
-        config.optim.optimizer,
-        base_lr=config.optim.base_lr,
-        weight_decay=config.optim.weight_decay,
-        batch_size=config.batch_size,
-    )
-    peak_lr = optimizer.param_groups[0]["lr"]
-    lr_schedule = WarmupCosine(
-        peak=peak_lr,
-        total_steps=config.total_steps,
-        warmup_steps=min(config.optim.warmup_steps, config.total_steps),
-        final=peak_lr * config.optim.final_lr_ratio,
-    )
-    student, optimizer = accelerator.prepare(pretext.student, optimizer)
-    chain = None
-    if config.data.views != "temporal":
-        augment = dataclasses.replace(
-            config.augment, sample_rate=backbone.sample_rate, crop_samples=crop_samples
-        )
-        chain = AugmentationChain(augment)
-    view_rng = torch.Generator(device=accelerator.device).manual_seed(config.seed + accelerator.process_index)
-
-    state = LoopState()
-    config_json = json.dumps(dataclasses.asdict(config), indent=1)
-    accelerator.register_for_checkpointing(state, TeacherState(pretext), lr_schedule)
-    resume_from = latest_checkpoint(checkpoint_dir)
-    if resume_from is not None:
-        saved_config = json.loads((resume_from / CONFIG_NAME).read_text())
-        check_same_run(saved_config, json.loads(config_json), resume_from)
-        accelerator.load_state(str(resume_from))
-        if state.view_rng is not None:
-            view_rng.set_state(state.view_rng)
-        accelerator.print(f"resuming from {resume_from} at step {state.step}")
-
-    tracker = RunTracker(enabled=config.mlflow and accelerator.is_main_process)
-    tracker.start(
-        experiment=config.study,
-        run_name=config.run_name or f"{config.pretext}-{name}",
-        params=dataclasses.asdict(config),
-        run_id=state.mlflow_run_id,
-    )
-    state.mlflow_run_id = tracker.run_id
-
-    micro_batch = micro_batch_size(config, accelerator.num_processes)
-    batches = PairBatches(
-        location, config, crop_samples, micro_batch, accelerator.process_index, accelerator.num_processes
-    ).from_step(state.step)
-    policy = CheckpointPolicy(
-        keep_last=config.checkpoint.keep_last,
-        keep_steps=frozenset(config.checkpoint.keep_steps)
-        | frozenset(e * config.steps_per_epoch for e in config.checkpoint.keep_epochs),
-    )
-
-    def checkpoint() -> None:
-        state.view_rng = view_rng.get_state()
-        extra_files = {RECIPE_NAME: recipe.to_json(), CONFIG_NAME: config_json}
-        save_checkpoint(accelerator, checkpoint_dir, state.step, policy, extra_files)
-
-    hooks = [make(backbone) for make in hook_factories] if accelerator.is_main_process else []
-    stop = StopRequest()
-    losses: list[float] = []
-    consecutive_nonfinite = 0
-    first_step = state.step
-    progress = tqdm(
-        total=config.total_steps,
-        initial=state.step,
-        desc=f"{config.pretext}",
-        disable=not accelerator.is_main_process,
-        dynamic_ncols=True,
-    )
-    started = time.perf_counter()
-    preempted = False
-    student.train()
-    try:
-        while state.step < config.total_steps:
-            step_ok = True
-            for _ in range(config.grad_accum):
-                pairs = next(batches).to(accelerator.device, non_blocking=True)
-                views = make_views(pairs, config.data.views, chain, view_rng)
-                with accelerator.accumulate(student):
-                    with accelerator.autocast():
-                        out = pretext.compute_loss(views, student)
-                    finite = all_finite(accelerator, out.loss)
-                    step_ok &= finite
-                    accelerator.backward(out.loss if finite else zero_loss(student).to(out.loss.device))
-                    if accelerator.sync_gradients:
-                        if step_ok:
-                            if config.optim.grad_clip is not None:
-                                accelerator.clip_grad_norm_(student.parameters(), config.optim.grad_clip)
-                            lr = lr_schedule.value_at(state.step)
-                            for group in optimizer.param_groups:
-                                group["lr"] = lr * group.get("lr_scale", 1.0)
-                            optimizer.step()
-                        optimizer.zero_grad(set_to_none=True)
-            if step_ok:
-                consecutive_nonfinite = 0
-                pretext.after_optimizer_step(state.step, config.total_steps)
-            else:
-                consecutive_nonfinite += 1
-                state.nonfinite_skipped += 1
-                if consecutive_nonfinite >= config.max_nonfinite:
-                    raise FloatingPointError(
-                        f"{consecutive_nonfinite} consecutive non-finite losses at step {state.step}: lower "
-                        "--optim.base-lr, set --optim.grad-clip, or use --precision no to rule out overflow"
-                    )
-            state.step += 1
-            lr_schedule.position = state.step
-            loss_value = float(out.loss.detach()) if finite else math.nan
-            losses.append(loss_value)
-            progress.update(1)
-
-            if state.step % config.log_every == 0 or state.step == config.total_steps:
-                elapsed = time.perf_counter() - started
-                pairs_per_s = (state.step - first_step) * config.batch_size / max(elapsed, 1e-9)
-                metrics = {f"loss/{k}": float(v) for k, v in out.terms.items()}
-                metrics |= {
-                    "loss": loss_value,
-                    "lr": lr_schedule.value_at(state.step),
-                    "pairs_per_s": pairs_per_s,
-                }
-                metrics["nonfinite_skipped"] = float(state.nonfinite_skipped)
-                if torch.cuda.is_available():
-                    metrics["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
-                progress.set_postfix(
-                    loss=f"{loss_value:.4f}",
-                    lr=f"{metrics['lr']:.2e}",
-                    pairs_s=f"{pairs_per_s:.0f}",
-                    refresh=False,
-                )
-                tracker.log_metrics(metrics, step=state.step)
-            if state.step % config.diagnostics_every == 0:
-                diagnostics = collapse_metrics(out.embeddings[:, 0], out.embeddings[:, 1])
-                diagnostics |= pretext.extra_metrics()
-                tracker.log_metrics({f"diag/{k}": v for k, v in diagnostics.items()}, step=state.step)
-
-            for hook in hooks:
-                if hook.due(state.step):
-                    probe = hook(state.step, accelerator.unwrap_model(student).backbone)
-                    tracker.log_metrics(probe, step=state.step)
-                    progress.write(
-                        f"step {state.step}: " + ", ".join(f"{k} {v:.2f}" for k, v in probe.items())
-                    )
-            if state.step % config.checkpoint.every_steps == 0 or state.step in policy.keep_steps:
-                checkpoint()
-            ran = state.step - first_step
-            asked_to_stop = stop.agreed(accelerator) or (
-                stop_after_steps is not None and ran >= stop_after_steps
-            )
-            if asked_to_stop and state.step < config.total_steps:
-                checkpoint()
-                preempted = True
-                reason = stop.signal_name or f"--stop-after-steps {stop_after_steps}"
-                accelerator.print(
-                    f"stopping at step {state.step} ({reason}); checkpoint saved, rerun to resume"
-                )
-                break
-    finally:
-        stop.restore()
-        progress.close()
-
-    backbone_path = None
-    if preempted:
-        tracker.end(status="KILLED")
-    else:
-        checkpoint()
-        backbone_path = output_dir / "backbone.safetensors"
-        if accelerator.is_main_process:
-            export_backbone(accelerator.unwrap_model(student).backbone, recipe, backbone_path)
-            tracker.log_artifact(backbone_path)
-        tracker.end()
-    accelerator.wait_for_everyone()
-    return TrainResult(state.step, losses, preempted, output_dir, backbone_path)
 
 
 def check_same_run(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
@@ -394,3 +192,237 @@ def check_same_run(saved: dict[str, Any], current: dict[str, Any], where: Path) 
     changed = sorted(k for k in current if saved.get(k) != current[k])
     if changed:
         log.warning("resuming %s with changed settings: %s", where, ", ".join(changed))
+
+
+class Trainer:
+    """One pre-training run: everything is built from the config, resumed if a checkpoint exists, then `run`."""
+
+    def __init__(self, config: TrainConfig, hook_factories: Sequence[HookFactory] = ()) -> None:
+        self.config = config
+        self.accelerator = accelerator = make_accelerator(config)
+        set_seed(config.seed)
+        self.output_dir = Path(config.resolved_output_dir())
+        self.checkpoint_dir = self.output_dir / "checkpoints"
+        self.recipe = backbone_recipe(config)
+        backbone = self.recipe.build()
+        location = config.data.data or ensure_demo_shards(accelerator, backbone.sample_rate)
+        self._check_sample_rate(location, backbone)
+
+        pretext = build_pretext(config.pretext, backbone, config.pretext_config)
+        if accelerator.num_processes > 1 and accelerator.device.type == "cuda":
+            pretext = convert_sync_batchnorm(pretext)  # teachers too, so their BatchNorm sees the global batch
+        self.pretext = pretext.to(accelerator.device)
+        optimizer = build_optimizer(
+            pretext.student,
+            config.optim.optimizer,
+            base_lr=config.optim.base_lr,
+            weight_decay=config.optim.weight_decay,
+            batch_size=config.batch_size,
+        )
+        peak_lr = optimizer.param_groups[0]["lr"]
+        self.lr_schedule = WarmupCosine(
+            peak=peak_lr,
+            total_steps=config.total_steps,
+            warmup_steps=min(config.optim.warmup_steps, config.total_steps),
+            final=peak_lr * config.optim.final_lr_ratio,
+        )
+        self.student, self.optimizer = accelerator.prepare(pretext.student, optimizer)
+        self.chain = None
+        if config.data.views != "temporal":
+            augment = dataclasses.replace(
+                config.augment, sample_rate=backbone.sample_rate, crop_samples=backbone.num_samples
+            )
+            self.chain = AugmentationChain(augment)
+        self.view_rng = torch.Generator(device=accelerator.device)
+        self.view_rng.manual_seed(config.seed + accelerator.process_index)
+
+        self.state = LoopState()
+        self.config_json = json.dumps(dataclasses.asdict(config), indent=1)
+        accelerator.register_for_checkpointing(self.state, TeacherState(pretext), self.lr_schedule)
+        self._resume()
+        self.tracker = RunTracker(enabled=config.mlflow and accelerator.is_main_process)
+        self.tracker.start(
+            experiment=config.study,
+            run_name=config.run_name or f"{config.pretext}-{self.recipe.name}",
+            params=dataclasses.asdict(config),
+            run_id=self.state.mlflow_run_id,
+        )
+        self.state.mlflow_run_id = self.tracker.run_id
+
+        micro_batch = micro_batch_size(config, accelerator.num_processes)
+        rank, world = accelerator.process_index, accelerator.num_processes
+        pairs = PairBatches(location, config, backbone.num_samples, micro_batch, rank, world)
+        self.batches = pairs.from_step(self.state.step)
+        self.policy = CheckpointPolicy(
+            keep_last=config.checkpoint.keep_last,
+            keep_steps=frozenset(config.checkpoint.keep_steps)
+            | frozenset(e * config.steps_per_epoch for e in config.checkpoint.keep_epochs),
+        )
+        self.hooks = [make(backbone) for make in hook_factories] if accelerator.is_main_process else []
+
+    def _check_sample_rate(self, location: str, backbone: torch.nn.Module) -> None:
+        index = load_index(location)
+        if backbone.sample_rate != index.sample_rate:
+            raise ValueError(
+                f"{location}: shards are at {index.sample_rate} Hz but the {self.recipe.name} backbone expects "
+                f"{backbone.sample_rate} Hz; prepare the data with `python -m data_prep ... --sample-rate "
+                f"{backbone.sample_rate}`"
+            )
+
+    def _resume(self) -> None:
+        """Load the newest checkpoint, if any, after checking it belongs to this run."""
+        resume_from = latest_checkpoint(self.checkpoint_dir)
+        if resume_from is None:
+            return
+        saved_config = json.loads((resume_from / CONFIG_NAME).read_text())
+        check_same_run(saved_config, json.loads(self.config_json), resume_from)
+        self.accelerator.load_state(str(resume_from))
+        if self.state.view_rng is not None:
+            self.view_rng.set_state(self.state.view_rng)
+        self.accelerator.print(f"resuming from {resume_from} at step {self.state.step}")
+
+    def run(self, stop_after_steps: int | None = None) -> TrainResult:
+        """Train to the end, or until a stop signal / `stop_after_steps` steps (checkpointed, resumable)."""
+        config, state = self.config, self.state
+        first_step = state.step
+        losses: list[float] = []
+        consecutive_nonfinite = 0
+        stop = StopRequest()
+        progress = tqdm(
+            total=config.total_steps,
+            initial=state.step,
+            desc=config.pretext,
+            disable=not self.accelerator.is_main_process,
+            dynamic_ncols=True,
+        )
+        self.window_start = (time.perf_counter(), state.step)
+        self.student.train()
+        try:
+            while state.step < config.total_steps:
+                report, out = self._step(stop.signal_name is not None)
+                losses.append(report.loss)
+                if report.nonfinite:
+                    consecutive_nonfinite += 1
+                    state.nonfinite_skipped += 1
+                    if consecutive_nonfinite >= config.max_nonfinite:
+                        raise FloatingPointError(
+                            f"{consecutive_nonfinite} consecutive non-finite losses at step {state.step}: lower "
+                            "--optim.base-lr, set --optim.grad-clip, or use --precision no to rule out overflow"
+                        )
+                else:
+                    consecutive_nonfinite = 0
+                state.step += 1
+                self.lr_schedule.position = state.step
+                progress.update(1)
+                self._log(report, out, progress)
+                if state.step % config.checkpoint.every_steps == 0 or state.step in self.policy.keep_steps:
+                    self._checkpoint()
+                ran_enough = stop_after_steps is not None and state.step - first_step >= stop_after_steps
+                if (report.stop_requested or ran_enough) and state.step < config.total_steps:
+                    self._checkpoint()
+                    reason = stop.signal_name or f"--stop-after-steps {stop_after_steps}"
+                    self.accelerator.print(
+                        f"stopping at step {state.step} ({reason}); checkpoint saved, rerun to resume"
+                    )
+                    self.tracker.end(status="KILLED")
+                    return TrainResult(state.step, losses, True, self.output_dir, None)
+        finally:
+            stop.restore()
+            progress.close()
+        return TrainResult(state.step, losses, False, self.output_dir, self._finish())
+
+    def _step(self, stop_requested: bool) -> tuple[StepReport, PretextOutput]:
+        """One optimiser step over `grad_accum` micro-batches; skipped on every rank if a loss is non-finite."""
+        device = self.accelerator.device
+        loss_sum = torch.zeros((), device=device)
+        nonfinite = torch.zeros((), device=device)
+        for _ in range(self.config.grad_accum):
+            pairs = next(self.batches).to(device, non_blocking=True)
+            views = make_views(pairs, self.config.data.views, self.chain, self.view_rng)
+            with self.accelerator.accumulate(self.student):  # DDP syncs gradients on the last one only
+                with self.accelerator.autocast():
+                    out = self.pretext.compute_loss(views, self.student)
+                self.accelerator.backward(out.loss)
+            loss = out.loss.detach().float()
+            loss_sum += loss
+            nonfinite += (~torch.isfinite(loss)).float()
+        report = self._agree(loss_sum / self.config.grad_accum, nonfinite, stop_requested)
+        if not report.nonfinite:
+            self._optimizer_step()
+            self.pretext.after_optimizer_step(self.state.step, self.config.total_steps)
+        self.optimizer.zero_grad(set_to_none=True)
+        return report, out
+
+    def _agree(self, loss: torch.Tensor, nonfinite: torch.Tensor, stop_requested: bool) -> StepReport:
+        """One all-reduce of (loss, non-finite count, stop flag): every rank takes the same decisions."""
+        flags = torch.stack([loss, nonfinite, torch.tensor(float(stop_requested), device=loss.device)])
+        if self.accelerator.num_processes > 1:
+            flags = self.accelerator.reduce(flags, reduction="sum")
+            flags[0] /= self.accelerator.num_processes
+        mean_loss, bad, stop = flags.tolist()
+        return StepReport(loss=mean_loss, nonfinite=bad > 0, stop_requested=stop > 0)
+
+    def _optimizer_step(self) -> None:
+        if self.config.optim.grad_clip is not None:
+            self.accelerator.clip_grad_norm_(self.student.parameters(), self.config.optim.grad_clip)
+        lr = self.lr_schedule.value_at(self.state.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+
+    def _log(self, report: StepReport, out: PretextOutput, progress: tqdm) -> None:
+        """Loss terms, lr and throughput every `log_every` steps; diagnostics and hooks on their own clocks."""
+        config, step = self.config, self.state.step
+        if step % config.log_every == 0 or step == config.total_steps:
+            now = time.perf_counter()
+            started, first = self.window_start
+            pairs_per_s = (step - first) * config.batch_size / max(now - started, 1e-9)
+            self.window_start = (now, step)
+            metrics = {f"loss/{k}": float(v) for k, v in out.terms.items()}
+            metrics |= {
+                "loss": report.loss,
+                "lr": self.lr_schedule.value_at(step),
+                "pairs_per_s": pairs_per_s,
+            }
+            metrics["nonfinite_skipped"] = float(self.state.nonfinite_skipped)
+            if torch.cuda.is_available():
+                metrics["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+            progress.set_postfix(
+                loss=f"{report.loss:.4f}",
+                lr=f"{metrics['lr']:.2e}",
+                pairs_s=f"{pairs_per_s:.0f}",
+                refresh=False,
+            )
+            self.tracker.log_metrics(metrics, step=step)
+        if step % config.diagnostics_every == 0:
+            diagnostics = collapse_metrics(out.embeddings[:, 0], out.embeddings[:, 1])
+            diagnostics |= self.pretext.extra_metrics()
+            self.tracker.log_metrics({f"diag/{k}": v for k, v in diagnostics.items()}, step=step)
+        for hook in self.hooks:
+            if hook.due(step):
+                probe = hook(step, self.accelerator.unwrap_model(self.student).backbone)
+                self.tracker.log_metrics(probe, step=step)
+                progress.write(f"step {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in probe.items()))
+
+    def _checkpoint(self) -> None:
+        self.state.view_rng = self.view_rng.get_state()
+        extra_files = {RECIPE_NAME: self.recipe.to_json(), CONFIG_NAME: self.config_json}
+        save_checkpoint(self.accelerator, self.checkpoint_dir, self.state.step, self.policy, extra_files)
+
+    def _finish(self) -> Path:
+        """Final checkpoint, the backbone exported on its own, the MLflow run closed."""
+        self._checkpoint()
+        backbone_path = self.output_dir / "backbone.safetensors"
+        if self.accelerator.is_main_process:
+            export_backbone(self.accelerator.unwrap_model(self.student).backbone, self.recipe, backbone_path)
+            self.tracker.log_artifact(backbone_path)
+        self.tracker.end()
+        self.accelerator.wait_for_everyone()
+        return backbone_path
+
+
+def train(
+    config: TrainConfig, stop_after_steps: int | None = None, hook_factories: Sequence[HookFactory] = ()
+) -> TrainResult:
+    """Run or resume a pre-training; `stop_after_steps` stops early with a checkpoint, like a pre-emption."""
+    return Trainer(config, hook_factories).run(stop_after_steps)

@@ -5,14 +5,11 @@ from __future__ import annotations
 import signal
 from types import FrameType
 
-import torch
-from accelerate import Accelerator
-
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
 
 
 class StopRequest:
-    """Remembers that a stop signal arrived; ranks agree on the decision to stop before acting on it."""
+    """Remembers that a stop signal arrived; the loop's per-step all-reduce makes every rank stop together."""
 
     def __init__(self) -> None:
         self.signal_name: str | None = None
@@ -20,13 +17,6 @@ class StopRequest:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signal_name = signal.Signals(signum).name
-
-    def agreed(self, accelerator: Accelerator) -> bool:
-        """True on every rank when any rank received a stop signal (one tiny all-reduce)."""
-        flag = torch.tensor([1.0 if self.signal_name else 0.0], device=accelerator.device)
-        if accelerator.num_processes > 1:
-            flag = accelerator.reduce(flag, reduction="sum")
-        return bool(flag.item() > 0)
 
     def restore(self) -> None:
         """Put back the handlers that were there before (tests and notebooks run several trainings)."""

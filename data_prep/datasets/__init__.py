@@ -44,9 +44,7 @@ ADAPTERS: dict[str, DatasetAdapter] = _registry(
     DatasetAdapter("msd100", "Million Song Dataset, 100 tags, tag-based-music-retrieval split", msd.collect),
     DatasetAdapter("gtzan", "GTZAN genres, fault-filtered split", gtzan.collect),
     *(
-        DatasetAdapter(
-            f"fma-{size}", f"FMA {size}, top genre, published split", partial(fma.collect, size=size)
-        )
+        DatasetAdapter(f"fma-{size}", f"FMA {size}, top genre, published split", partial(fma.collect, size=size))
         for size in fma.SIZES
     ),
 )

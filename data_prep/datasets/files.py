@@ -28,9 +28,7 @@ def load_strings(path: Path) -> list[str]:
             "(an array of str, not of objects) or re-save it with numpy.save(path, array.astype(str))."
         ) from error
     if array.ndim != 1 or array.dtype.kind not in "US":
-        raise ValueError(
-            f"{path}: expected a 1-d array of strings, found shape {array.shape} dtype {array.dtype}"
-        )
+        raise ValueError(f"{path}: expected a 1-d array of strings, found shape {array.shape} dtype {array.dtype}")
     return [item.decode() if isinstance(item, bytes) else str(item) for item in array.tolist()]
 
 

@@ -31,9 +31,7 @@ def collect(root: Path, meta: Path, size: str) -> DatasetListing:
         if subset not in included:
             continue
         if split not in SPLIT_NAMES:
-            raise ValueError(
-                f"{tracks_file}: track {track_id} has split {split!r}, not one of {list(SPLIT_NAMES)}"
-            )
+            raise ValueError(f"{tracks_file}: track {track_id} has split {split!r}, not one of {list(SPLIT_NAMES)}")
         name = f"{int(track_id):06d}"
         relative = Path(name[:3]) / f"{name}.mp3"
         records.append(

@@ -17,8 +17,7 @@ from data_prep.datasets.records import DatasetListing, TrackRecord
 SPLIT_FILES = {"train": "train_filtered.txt", "valid": "valid_filtered.txt", "test": "test_filtered.txt"}
 AUDIO_FOLDERS = (Path("."), Path("genres"), Path("genres_original"))
 HINT = (
-    "Download gtzan/{train,valid,test}_filtered.txt from github.com/coreyker/dnn-mgr and pass their folder "
-    "with --meta."
+    "Download gtzan/{train,valid,test}_filtered.txt from github.com/coreyker/dnn-mgr and pass their folder with --meta."
 )
 
 

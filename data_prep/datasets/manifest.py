@@ -101,9 +101,7 @@ def collect_extra_columns(records: list[TrackRecord]) -> list[str]:
     columns = list(dict.fromkeys(key for record in records for key in record.extra))
     clashing = sorted(set(columns) & set(BASE_COLUMNS))
     if clashing:
-        raise ValueError(
-            f"extra metadata keys {clashing} clash with the manifest's own columns {BASE_COLUMNS}"
-        )
+        raise ValueError(f"extra metadata keys {clashing} clash with the manifest's own columns {BASE_COLUMNS}")
     return columns
 
 

@@ -21,9 +21,7 @@ SPLIT_HINT = (
     "Get split/mtat/{train,valid,test}.npy and tags.npy from github.com/minzwon/sota-music-tagging-models"
     " and pass their folder with --meta."
 )
-ANNOTATIONS_HINT = (
-    "It comes with the MagnaTagATune download (mirg.city.ac.uk/codeapps/the-magnatagatune-dataset)."
-)
+ANNOTATIONS_HINT = "It comes with the MagnaTagATune download (mirg.city.ac.uk/codeapps/the-magnatagatune-dataset)."
 # The column order of sota-music-tagging-models' split/mtat/tags.npy, used when META has no tags.npy.
 TOP50_TAGS = (
     "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano",

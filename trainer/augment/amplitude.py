@@ -25,9 +25,7 @@ class RandomCrop:
             )
         if length == self.num_samples:
             return waveforms
-        starts = torch.randint(
-            length - self.num_samples + 1, (count, 1), generator=generator, device=generator.device
-        )
+        starts = torch.randint(length - self.num_samples + 1, (count, 1), generator=generator, device=generator.device)
         offsets = torch.arange(self.num_samples, device=waveforms.device)
         return waveforms.gather(1, starts + offsets)
 

@@ -78,9 +78,7 @@ class AugmentConfig:
         for name in ("highpass_cutoff_hz", "lowpass_cutoff_hz"):
             low, high = getattr(self, name)
             _check(low > 0 and high < nyquist, name, (low, high), f"cutoffs inside (0, {nyquist}) Hz")
-        _check(
-            0 < self.filter_transition < 2, "filter_transition", self.filter_transition, "a ratio in (0, 2)"
-        )
+        _check(0 < self.filter_transition < 2, "filter_transition", self.filter_transition, "a ratio in (0, 2)")
         delays_fit = all(0 < ms * self.sample_rate / 1000 < self.crop_samples for ms in self.delay_ms)
         _check(
             self.delay_p == 0 or (len(self.delay_ms) > 0 and delays_fit),

@@ -45,9 +45,7 @@ def shift_spectrogram(spectrogram: torch.Tensor, ratios: torch.Tensor, hop: int,
 
     shifted_magnitude = torch.lerp(pick(magnitude, lower), pick(magnitude, upper), weight) * inside
     shifted_advance = pick(advance, nearest) * ratios[:, None, None]
-    shifted_phase = (
-        torch.cumsum(shifted_advance, dim=1) - shifted_advance[:, :1] + pick(phase[:, :1], nearest)
-    )
+    shifted_phase = torch.cumsum(shifted_advance, dim=1) - shifted_advance[:, :1] + pick(phase[:, :1], nearest)
     return torch.polar(shifted_magnitude, shifted_phase).transpose(1, 2)
 
 

@@ -63,9 +63,7 @@ def room_responses(
     envelope = torch.exp(-rates[..., None] * frame_seconds)  # (M, F, K)
     noise = torch.randn((count, *envelope.shape[1:], 2), generator=generator, device=generator.device)
     window = torch.hann_window(IR_N_FFT, device=room_size.device)
-    tail = torch.istft(
-        torch.view_as_complex(noise) * envelope, IR_N_FFT, IR_HOP, window=window, length=num_samples
-    )
+    tail = torch.istft(torch.view_as_complex(noise) * envelope, IR_N_FFT, IR_HOP, window=window, length=num_samples)
     onset = (loop_seconds * sample_rate).long()
     tail = tail * (torch.arange(num_samples, device=tail.device)[None, :] >= onset[:, None])
     wet_energy = wet_gain * feedback**2 / (1 - feedback**2)

@@ -38,9 +38,7 @@ class SampleCNN(nn.Module):
         self.embed_dim = embed_dim
         self.sample_rate = sample_rate
         self.num_samples = 3 ** (len(HIDDEN_CHANNELS) + 1)
-        stem = nn.Sequential(
-            nn.Conv1d(1, 128, kernel_size=3, stride=3), nn.BatchNorm1d(128), nn.ReLU(inplace=True)
-        )
+        stem = nn.Sequential(nn.Conv1d(1, 128, kernel_size=3, stride=3), nn.BatchNorm1d(128), nn.ReLU(inplace=True))
         blocks = [stem]
         channels = 128
         for out_channels in HIDDEN_CHANNELS:

@@ -15,9 +15,7 @@ from trainer.pretexts.clustering import Clustering
 from trainer.pretexts.contrastive import Contrastive
 from trainer.pretexts.vicreg import VICReg
 
-PRETEXTS: dict[str, type[Pretext]] = {
-    cls.name: cls for cls in (Contrastive, BYOL, Clustering, BarlowTwins, VICReg)
-}
+PRETEXTS: dict[str, type[Pretext]] = {cls.name: cls for cls in (Contrastive, BYOL, Clustering, BarlowTwins, VICReg)}
 
 
 def build_pretext(name: str, backbone: nn.Module, config: Any = None) -> Pretext:

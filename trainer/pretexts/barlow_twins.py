@@ -27,9 +27,7 @@ def batch_normalise(x: Tensor, eps: float) -> Tensor:
     return centred / torch.sqrt(centred.pow(2).mean(dim=0) + eps)
 
 
-def barlow_twins_loss(
-    projections: Tensor, off_diagonal_weight: float, eps: float = 1e-5
-) -> dict[str, Tensor]:
+def barlow_twins_loss(projections: Tensor, off_diagonal_weight: float, eps: float = 1e-5) -> dict[str, Tensor]:
     """Terms of ``sum_i (1 - C_ii)^2 + lambda sum_{i != j} C_ij^2`` with C the global-batch cross-correlation.
 
     ``projections`` is this rank's (B, 2, P); C = BN(z1)^T BN(z2) / N over the N gathered pairs. Returns

@@ -117,9 +117,7 @@ class Pretext(nn.Module):
     def compute_loss(self, views: Tensor, student: nn.Module | None = None) -> PretextOutput:
         """Loss on a (B, 2, T) batch of pairs; pass the DDP-wrapped student when distributed."""
         if views.dim() < 3 or views.shape[1] != 2 or views.shape[0] < 2:
-            raise ValueError(
-                f"{self.name}: views must be (B, 2, T) with B >= 2 pairs, got shape {tuple(views.shape)}"
-            )
+            raise ValueError(f"{self.name}: views must be (B, 2, T) with B >= 2 pairs, got shape {tuple(views.shape)}")
         embeddings, outputs = run_on_both_views(self.student if student is None else student, views)
         device = views.device.type
         self.mixed_precision = (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))

@@ -50,9 +50,7 @@ class PrototypeHead(nn.Module):
         return F.linear(bottleneck, F.normalize(self.prototypes.weight, dim=-1))
 
 
-def clustering_loss(
-    student_scores: Tensor, teacher_probabilities: Tensor, student_temperature: float
-) -> Tensor:
+def clustering_loss(student_scores: Tensor, teacher_probabilities: Tensor, student_temperature: float) -> Tensor:
     """Cross-entropy of each view's student softmax against the teacher's distribution for the other view.
 
     ``-sum_k q_{i,other}(k) log softmax(s_{i,v} / t_s)(k)``, averaged over pairs and both directions.
@@ -100,9 +98,7 @@ class Clustering(EMATeacherPretext):
         if self.training:
             self.update_center(teacher_scores)
         self.assignment_counts = all_reduce_sum(
-            torch.bincount(
-                teacher_probabilities.argmax(dim=-1).flatten(), minlength=self.config.num_prototypes
-            )
+            torch.bincount(teacher_probabilities.argmax(dim=-1).flatten(), minlength=self.config.num_prototypes)
         )
         return loss, {"cross_entropy": loss, "teacher_temperature": self.teacher_temperature.clone()}
 
