@@ -193,3 +193,24 @@ def test_two_process_cpu_run_with_gloo(tmp_path: Path, shards: str) -> None:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert [step for step, _ in list_checkpoints(output / "checkpoints")] == [3]
     assert (output / "backbone.safetensors").exists()
+
+
+def test_mlflow_run_has_params_tags_metrics_artifacts_and_continues_on_resume(
+    tmp_path: Path, shards: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    config = tiny_config(tmp_path / "run", shards, mlflow=True, study="tracked", log_every=2)
+    assert train(config, stop_after_steps=3).preempted
+    assert not train(config).preempted
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("tracked").experiment_id])
+    assert len(runs) == 1  # the resumed training continued the same run
+    run = runs[0]
+    assert run.data.params["optim.base_lr"] == "0.001" and run.data.params["pretext"] == "contrastive"
+    assert {"git_commit", "host"} <= set(run.data.tags)
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [2, 4, 6]
+    assert {"lr", "pairs_per_s", "loss/nt_xent", "diag/effective_rank"} <= set(run.data.metrics)
+    assert "backbone.safetensors" in [a.path for a in client.list_artifacts(run.info.run_id)]
