@@ -4,12 +4,13 @@ Both loops build the same backbone, pretext and optimiser from one `TrainConfig`
 (`trainer.loop.PairBatches`, i.e. `pair_loader` with the same `PairStreamConfig`) from a small synthetic
 shard set. The bare loop is forward, backward, optimiser step: no Accelerate, checkpoints, logging or
 progress bar. The trainer runs with checkpoints far apart (only the final one) and MLflow off, or on (sqlite
-in a temporary folder, default `log_every`). Steady-state seconds per step exclude start-up and the final
-checkpoint: each variant runs N1 and N2 steps and s/step = (T(N2) - T(N1)) / (N2 - N1). Variants are
-interleaved in every repeat (A B C ... A B C ...) so the machine's load falls on all of them alike; overhead
-is the median over repeats of trainer s/step / bare s/step with the same number of loader workers. Both
-loops run in fp32 on the device Accelerate picks (the GPU when there is one); `diagnostics_every` (100) is
-beyond the measured steps, so collapse diagnostics are not in the figures.
+in a temporary folder, default `log_every`). Both loops stamp the clock after every step (the trainer
+through a `StepHook`); steady-state s/step is (t[N] - t[k]) / (N - k), which leaves out start-up, the first
+`k` steps and the final checkpoint but keeps periodic work such as logging every `log_every` steps. Variants
+are interleaved in every repeat (A B C ... A B C ...) so the machine's load falls on all of them alike;
+overhead is the median over repeats of trainer s/step / bare s/step with the same number of loader workers.
+Both loops run in fp32 on the device Accelerate picks (the GPU when there is one); `diagnostics_every`
+(100) is beyond the measured steps, so collapse diagnostics are not in the figures.
 
     .venv/bin/python benchmarks/trainer_overhead.py            # table
     .venv/bin/python benchmarks/trainer_overhead.py --json     # machine-readable
@@ -46,12 +47,12 @@ class Args:
     """Benchmark settings."""
 
     pretext: PretextName = "contrastive"
-    width: int = 8  # ResNet width (16 = the paper)
+    width: int = 16  # ResNet width (16 = the paper)
     crop_seconds: float = 2.0
     batch_size: int = 16
-    short_steps: int = 10  # N1
-    long_steps: int = 40  # N2
-    repeats: int = 4
+    warmup_steps: int = 5  # k: steps left out of the steady state
+    steps: int = 50  # N
+    repeats: int = 5
     tracks: int = 16  # synthetic tracks of `track_seconds` each
     track_seconds: float = 30.0
     json: bool = False
@@ -131,7 +132,24 @@ def base_config(args: Args, data: str) -> TrainConfig:
     )
 
 
-def bare_loop(config: TrainConfig) -> None:
+class StepClock:
+    """A `StepHook` that only records when each step ended; it never runs, so it adds no work."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def tick(self) -> None:
+        self.stamps.append(time.perf_counter())
+
+    def due(self, step: int) -> bool:
+        self.tick()
+        return False
+
+    def __call__(self, step: int, backbone: torch.nn.Module) -> dict[str, float]:
+        raise AssertionError("StepClock is never due")
+
+
+def bare_loop(config: TrainConfig, clock: StepClock) -> None:
     """The same steps as `train(config)` in plain PyTorch: forward, backward, optimiser step."""
     torch.manual_seed(config.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # Accelerate's choice
@@ -151,44 +169,42 @@ def bare_loop(config: TrainConfig) -> None:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         pretext.after_optimizer_step(step, config.total_steps)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        clock.tick()
 
 
-def timed_run(variant: Variant, config: TrainConfig, steps: int, scratch: Path) -> float:
-    """Wall seconds of one whole run of `steps` steps (one epoch), start-up and final checkpoint included."""
+def seconds_per_step(variant: Variant, config: TrainConfig, args: Args, scratch: Path) -> float:
+    """Steady-state seconds per step of one run of `args.steps` steps (one epoch)."""
     config = replace(
         config,
         epochs=1,
-        steps_per_epoch=steps,
+        steps_per_epoch=args.steps,
         mlflow=variant.mlflow,
         output_dir=tempfile.mkdtemp(dir=scratch, prefix="run-"),
         data=replace(config.data, num_workers=variant.num_workers),
     )
-    started = time.perf_counter()
+    clock = StepClock()
     if variant.trainer:
-        train(config)
+        train(config, hook_factories=[lambda backbone: clock])
     else:
-        bare_loop(config)
-    return time.perf_counter() - started
+        bare_loop(config, clock)
+    stamps = clock.stamps
+    return (stamps[-1] - stamps[args.warmup_steps - 1]) / (len(stamps) - args.warmup_steps)
 
 
 def measure(args: Args) -> Report:
-    """Every variant's s/step per repeat, interleaved, after one discarded warm-up round."""
-    if not 0 < args.short_steps < args.long_steps:
-        raise ValueError("need 0 < --short-steps < --long-steps")
+    """Every variant's s/step per repeat, the variants interleaved."""
+    if not 0 < args.warmup_steps < args.steps:
+        raise ValueError("need 0 < --warmup-steps < --steps")
     per_step: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
     with tempfile.TemporaryDirectory(prefix="trainer_overhead_") as tmp:
         scratch = Path(tmp)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
         config = base_config(args, make_shards(scratch / "shards", args.tracks, args.track_seconds))
-        for variant in VARIANTS:  # imports, MLflow database creation, allocator warm-up
-            timed_run(variant, config, args.short_steps, scratch)
         for _ in range(args.repeats):
             for variant in VARIANTS:
-                short = timed_run(variant, config, args.short_steps, scratch)
-                long = timed_run(variant, config, args.long_steps, scratch)
-                per_step[variant.name].append((long - short) / (args.long_steps - args.short_steps))
+                per_step[variant.name].append(seconds_per_step(variant, config, args, scratch))
     results = []
     for variant in VARIANTS:
         seconds = per_step[variant.name]
@@ -212,7 +228,7 @@ def print_table(report: Report) -> None:
     args = report.settings
     print(
         f"{args.pretext}, ResNet width {args.width}, {args.crop_seconds:g} s crops, batch {args.batch_size}; "
-        f"s/step = (T({args.long_steps}) - T({args.short_steps})) / {args.long_steps - args.short_steps}, "
+        f"s/step = (t[{args.steps}] - t[{args.warmup_steps}]) / {args.steps - args.warmup_steps}, "
         f"{args.repeats} repeats, {report.threads} threads, load average {report.load_average[0]:.1f}"
     )
     print(f"{'variant':36} {'s/step median':>13} {'spread':>8} {'overhead':>9} {'range':>17}")

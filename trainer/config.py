@@ -30,10 +30,10 @@ class DataConfig:
     """Largest start-to-start distance between anchor and positive."""
     pairs_per_track: int = 1
     """Pairs drawn per track visit (1 = the paper; more read fewer bytes per pair: docs/data-layout.md)."""
-    track_shuffle: int = 256
-    """Shuffle buffer of tracks per loader worker."""
-    pair_shuffle: int = 2048
-    """Shuffle buffer of pairs per loader worker."""
+    track_shuffle: int = 16
+    """Shuffle buffer of whole tracks per loader worker (16 x 7.7 MB for 4-minute tracks at 16 kHz)."""
+    pair_shuffle: int = 1024
+    """Shuffle buffer of pairs per loader worker (1024 x 256 KB at 4 s, 16 kHz; docs/data-layout.md)."""
     num_workers: int = 4
     """Loader worker processes per rank."""
     views: Literal["temporal", "augmented_crop", "augmented_temporal"] = "temporal"
