@@ -19,7 +19,7 @@ DEMO_BATCH_SIZE = 8
 
 def run_verify(args: argparse.Namespace) -> int:
     """Exit 1 and name every broken shard/member, else 0."""
-    index, problems = verify_set(args.location)
+    index, problems = verify_set(args.location, progress=True)
     for problem in problems:
         print(f"BROKEN {problem}", file=sys.stderr)
     if problems:
@@ -31,7 +31,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_inspect(args: argparse.Namespace) -> int:
     """Print the set's statistics."""
-    print("\n".join(inspect_set(args.location).lines(args.top_tags)))
+    print("\n".join(inspect_set(args.location, progress=True).lines(args.top_tags)))
     return 0
 
 

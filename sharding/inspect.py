@@ -18,7 +18,7 @@ from webdataset.gopen import gopen
 
 from sharding.format import META_KEY, ShardIndex, TrackMeta
 from sharding.location import resolve
-from sharding.verify import iter_samples, read_index
+from sharding.verify import iter_samples, read_index, shard_progress
 
 SECONDS_PER_HOUR = 3600.0
 TOP_TAGS = 20
@@ -59,20 +59,20 @@ class SetStats:
         return out
 
 
-def inspect_set(location: str | os.PathLike[str]) -> SetStats:
+def inspect_set(location: str | os.PathLike[str], progress: bool = False) -> SetStats:
     """Gather the statistics of the set at `location` (a folder or anything sharding.location accepts)."""
     index = read_index(location)
     stats = SetStats(index)
-    for meta in iter_metadata(location, index):
+    for meta in iter_metadata(location, index, progress):
         stats.durations_s.append(meta.duration_s)
         stats.tags.update(meta.tags)
         stats.splits[meta.split or NO_SPLIT] += 1
     return stats
 
 
-def iter_metadata(location: str | os.PathLike[str], index: ShardIndex) -> Iterator[TrackMeta]:
+def iter_metadata(location: str | os.PathLike[str], index: ShardIndex, progress: bool = False) -> Iterator[TrackMeta]:
     """The TrackMeta of every track in the shards the index lists."""
-    for info in index.shards:
+    for info in shard_progress(index, "reading metadata", progress):
         with gopen(resolve(location, info.name), "rb") as stream:
             mode = "r:" if stream.seekable() else "r|"
             with tarfile.open(fileobj=stream, mode=mode) as tar:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from tqdm.auto import tqdm
 from webdataset.gopen import gopen
 
 from sharding.format import PCM_SHA1_KEY, ShardIndex, ShardInfo, decode_track, pcm_sha1
@@ -110,11 +111,22 @@ def verify_shard(location: str | os.PathLike[str], info: ShardInfo, sample_rate:
     return problems
 
 
-def verify_set(location: str | os.PathLike[str]) -> tuple[ShardIndex, list[Problem]]:
-    """The index and every problem in every shard it lists."""
+def verify_set(location: str | os.PathLike[str], progress: bool = False) -> tuple[ShardIndex, list[Problem]]:
+    """The index and every problem in every shard it lists (with a bar in bytes when `progress`)."""
     index = read_index(location)
-    problems = [p for info in index.shards for p in verify_shard(location, info, index.sample_rate)]
+    problems = []
+    for info in shard_progress(index, "verifying", progress):
+        problems += verify_shard(location, info, index.sample_rate)
     return index, problems
+
+
+def shard_progress(index: ShardIndex, action: str, enabled: bool) -> Iterator[ShardInfo]:
+    """The index's shards, advancing a tqdm bar by each shard's size (sizes come from the index)."""
+    total = sum(info.bytes for info in index.shards)
+    with tqdm(total=total, unit="B", unit_scale=True, desc=action, disable=not enabled) as bar:
+        for info in index.shards:
+            yield info
+            bar.update(info.bytes)
 
 
 def _check_sample(shard: str, sample: dict[str, Any], sample_rate: int) -> tuple[list[Problem], float]:
