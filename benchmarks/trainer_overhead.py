@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import tyro
 
-from trainer.config import CheckpointConfig, DataConfig, ModelConfig, PretextName, TrainConfig
+from trainer.config import CheckpointConfig, ModelConfig, PairsConfig, PretextName, TrainConfig
 from trainer.loop import PairBatches, backbone_recipe, train
 from trainer.optim import build_optimizer
 from trainer.pretexts import build_pretext
@@ -119,8 +119,8 @@ def base_config(args: Args, data: str) -> TrainConfig:
         study="trainer-overhead",
         batch_size=args.batch_size,
         precision="no",
-        data=DataConfig(
-            data=data,
+        data=data,
+        pairs=PairsConfig(
             crop_seconds=args.crop_seconds,
             min_gap_seconds=args.crop_seconds,
             max_gap_seconds=4 * args.crop_seconds,
@@ -162,7 +162,7 @@ def bare_loop(config: TrainConfig, clock: StepClock) -> None:
         weight_decay=config.optim.weight_decay,
         batch_size=config.batch_size,
     )
-    batches = PairBatches(config.data.data, config, backbone.num_samples, config.batch_size, 0, 1)
+    batches = PairBatches(config.data, config, backbone.num_samples, config.batch_size, 0, 1)
     pretext.student.train()
     for step, views in zip(range(config.total_steps), batches.from_step(0), strict=False):
         pretext.compute_loss(views.to(device, non_blocking=True), pretext.student).loss.backward()
@@ -182,7 +182,7 @@ def seconds_per_step(variant: Variant, config: TrainConfig, args: Args, scratch:
         steps_per_epoch=args.steps,
         mlflow=variant.mlflow,
         output_dir=tempfile.mkdtemp(dir=scratch, prefix="run-"),
-        data=replace(config.data, num_workers=variant.num_workers),
+        pairs=replace(config.pairs, num_workers=variant.num_workers),
     )
     clock = StepClock()
     if variant.trainer:

@@ -20,7 +20,7 @@ from shard_factory import write_shard_set
 
 from trainer.checkpoints import latest_checkpoint, list_checkpoints
 from trainer.cli import parse_config
-from trainer.config import CheckpointConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
+from trainer.config import CheckpointConfig, ModelConfig, OptimConfig, PairsConfig, TrainConfig
 from trainer.export import load_backbone
 from trainer.loop import EXIT_PREEMPTED, train
 from trainer.presets import available_presets
@@ -57,8 +57,8 @@ def tiny_config(output_dir: Path, data: str, **overrides: object) -> TrainConfig
         log_every=1,
         diagnostics_every=2,
         mlflow=False,
-        data=DataConfig(
-            data=data,
+        data=data,
+        pairs=PairsConfig(
             crop_seconds=1.0,
             min_gap_seconds=1.0,
             max_gap_seconds=3.0,
@@ -138,8 +138,8 @@ def test_sigusr2_checkpoints_and_exits_resumable(tmp_path: Path, shards: str) ->
         str(REPO / "train.py"),
         "--pretext", "vicreg", "--study", "test", "--output-dir", str(output), "--no-mlflow",
         "--epochs", "1000", "--steps-per-epoch", "3", "--batch-size", "8",
-        "--data.data", shards, "--data.crop-seconds", "1", "--data.min-gap-seconds", "1",
-        "--data.max-gap-seconds", "3", "--data.num-workers", "0", "--data.pair-shuffle", "16",
+        "--data", shards, "--pairs.crop-seconds", "1", "--pairs.min-gap-seconds", "1",
+        "--pairs.max-gap-seconds", "3", "--pairs.num-workers", "0", "--pairs.pair-shuffle", "16",
         "--model.width", "8", "--checkpoint.every-steps", "1",
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -185,8 +185,8 @@ def test_two_process_cpu_run_with_gloo(tmp_path: Path, shards: str) -> None:
         str(REPO / "train.py"),
         "--pretext", "barlow_twins", "--study", "test", "--output-dir", str(output), "--no-mlflow",
         "--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "8",
-        "--data.data", shards, "--data.crop-seconds", "1", "--data.min-gap-seconds", "1",
-        "--data.max-gap-seconds", "3", "--data.num-workers", "1", "--data.pair-shuffle", "16",
+        "--data", shards, "--pairs.crop-seconds", "1", "--pairs.min-gap-seconds", "1",
+        "--pairs.max-gap-seconds", "3", "--pairs.num-workers", "1", "--pairs.pair-shuffle", "16",
         "--model.width", "8",
     ]  # fmt: skip
     run = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)

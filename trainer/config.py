@@ -16,12 +16,9 @@ PretextName = Literal["contrastive", "byol", "clustering", "barlow_twins", "vicr
 
 
 @dataclass
-class DataConfig:
-    """Where pairs come from and how they are drawn."""
+class PairsConfig:
+    """How anchor/positive pairs are drawn from the shards."""
 
-    data: str | None = None
-    """Shard set: a folder, an http(s) base URL or a `{}` template (`pipe:` commands too).
-    Default: the demo corpus, built under ./demo_data on first use."""
     crop_seconds: float = 4.0
     """Length of each crop in seconds (ignored when the backbone fixes its input length, e.g. SampleCNN)."""
     min_gap_seconds: float = 4.0
@@ -96,6 +93,9 @@ class TrainConfig:
     """A pre-training run: `train.py --preset paper --pretext vicreg` then any flag to override the preset."""
 
     pretext: PretextName = "contrastive"
+    data: str | None = None
+    """Shard set: a folder, an http(s) base URL or a `{}` template (`pipe:` commands too).
+    Default: the demo corpus, built under ./demo_data on first use."""
     study: str = "demo"
     """MLflow experiment the run belongs to (one per study)."""
     run_name: str | None = None
@@ -116,7 +116,7 @@ class TrainConfig:
     max_nonfinite: int = 20
     """Stop with an error after this many consecutive non-finite losses (each one is skipped)."""
     mlflow: bool = True
-    data: DataConfig = field(default_factory=DataConfig)
+    pairs: PairsConfig = field(default_factory=PairsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)

@@ -136,7 +136,7 @@ def backbone_recipe(config: TrainConfig) -> BackboneRecipe:
     """How to build the configured backbone (the ResNet's input length is the crop length)."""
     model = config.model
     if model.backbone == "resnet":
-        kwargs = {"f_max": model.f_max, "width": model.width, "duration_s": config.data.crop_seconds}
+        kwargs = {"f_max": model.f_max, "width": model.width, "duration_s": config.pairs.crop_seconds}
         return BackboneRecipe("resnet", kwargs)
     return BackboneRecipe("samplecnn", {"embed_dim": model.embed_dim})
 
@@ -161,7 +161,7 @@ class PairBatches:
             epoch, skip = epoch + 1, 0
 
     def _epoch(self, epoch: int) -> Iterator[torch.Tensor]:
-        data = self.config.data
+        data = self.config.pairs
         stream = PairStreamConfig(
             crop_samples=self.crop_samples,
             min_gap_seconds=data.min_gap_seconds,
@@ -179,7 +179,7 @@ class PairBatches:
 
 def check_same_run(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
     """Refuse to resume a checkpoint of another method or model; report other changed settings."""
-    essentials = {"pretext": (), "model": (), "batch_size": (), "crop_seconds": ("data",)}
+    essentials = {"pretext": (), "model": (), "batch_size": (), "crop_seconds": ("pairs",)}
     for key, parents in essentials.items():
         before, now = saved, current
         for parent in parents:
@@ -205,7 +205,7 @@ class Trainer:
         self.checkpoint_dir = self.output_dir / "checkpoints"
         self.recipe = backbone_recipe(config)
         backbone = self.recipe.build()
-        location = config.data.data or ensure_demo_shards(accelerator, backbone.sample_rate)
+        location = config.data or ensure_demo_shards(accelerator, backbone.sample_rate)
         self._check_sample_rate(location, backbone)
 
         pretext = build_pretext(config.pretext, backbone, config.pretext_config)
@@ -228,7 +228,7 @@ class Trainer:
         )
         self.student, self.optimizer = accelerator.prepare(pretext.student, optimizer)
         self.chain = None
-        if config.data.views != "temporal":
+        if config.pairs.views != "temporal":
             augment = dataclasses.replace(
                 config.augment, sample_rate=backbone.sample_rate, crop_samples=backbone.num_samples
             )
@@ -338,7 +338,7 @@ class Trainer:
         nonfinite = torch.zeros((), device=device)
         for _ in range(self.config.grad_accum):
             pairs = next(self.batches).to(device, non_blocking=True)
-            views = make_views(pairs, self.config.data.views, self.chain, self.view_rng)
+            views = make_views(pairs, self.config.pairs.views, self.chain, self.view_rng)
             with self.accelerator.accumulate(self.student):  # DDP syncs gradients on the last one only
                 with self.accelerator.autocast():
                     out = self.pretext.compute_loss(views, self.student)
