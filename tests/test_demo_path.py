@@ -25,7 +25,7 @@ def test_pretrained_probe_beats_random_weights_on_demo_corpus(tmp_path: Path) ->
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     run(["-m", "data_prep.demo", "--out", "demo_data/audio"], tmp_path, env)
     run(["-m", "data_prep", "demo_data/audio/manifest.csv", "--out", "demo_data/shards"], tmp_path, env)
-    run([str(REPO / "train.py"), "--preset", "demo", "--epochs", "2", "--monitor.data", "None"], tmp_path, env)
+    run([str(REPO / "train.py"), "--preset", "demo", "--monitor.data", "None"], tmp_path, env)
     probe = [
         str(REPO / "evaluate.py"), "--backbone", "runs/demo/contrastive/backbone.safetensors",
         "--data", "demo_data/shards", "--task", "demo-tags", "--experiment", "demo-probes",
