@@ -213,4 +213,4 @@ def test_mlflow_run_has_params_tags_metrics_artifacts_and_continues_on_resume(
     assert {"git_commit", "host"} <= set(run.data.tags)
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [2, 4, 6]
     assert {"lr", "pairs_per_s", "loss/nt_xent", "diag/effective_rank"} <= set(run.data.metrics)
-    assert "backbone.safetensors" in [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert {"backbone.safetensors", "config.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}

@@ -247,6 +247,11 @@ class Trainer:
             params=dataclasses.asdict(config),
             run_id=self.state.mlflow_run_id,
         )
+        if self.tracker.enabled and self.state.mlflow_run_id is None:
+            config_path = self.output_dir / CONFIG_NAME
+            config_path.parent.mkdir(parents=True, exist_ok=True)
+            config_path.write_text(self.config_json)
+            self.tracker.log_artifact(config_path)
         self.state.mlflow_run_id = self.tracker.run_id
 
         micro_batch = micro_batch_size(config, accelerator.num_processes)
@@ -387,8 +392,10 @@ class Trainer:
             metrics["nonfinite_skipped"] = float(self.state.nonfinite_skipped)
             if torch.cuda.is_available():
                 metrics["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+            terms = {name: f"{float(value):.3g}" for name, value in out.terms.items()} if len(out.terms) > 1 else {}
             progress.set_postfix(
                 loss=f"{report.loss:.4f}",
+                **terms,
                 lr=f"{metrics['lr']:.2e}",
                 pairs_s=f"{pairs_per_s:.0f}",
                 refresh=False,
