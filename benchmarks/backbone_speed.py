@@ -8,31 +8,25 @@ A batch of ``--batch`` pairs is ``2 * batch`` crops of the backbone's window. Th
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
-import time
 from typing import Any
 
 import torch
+from step_timing import median_step_seconds, parse_step_args, step_parser
 
-from trainer.backbones import BACKBONES, build_backbone
+from trainer.backbones import build_backbone
 
 
 def time_backbone(name: str, pairs: int, repeats: int, device: torch.device) -> dict[str, Any]:
     """Median wall time of forward + backward + zero_grad over ``repeats`` batches, after one warm-up."""
     model = build_backbone(name).to(device).train()
     crops = torch.randn(2 * pairs, model.num_samples, device=device)
-    seconds = []
-    for iteration in range(repeats + 1):
-        start = time.perf_counter()
+
+    def step() -> None:
         model(crops).square().mean().backward()
         model.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if iteration:  # the first batch warms up allocators and kernels
-            seconds.append(time.perf_counter() - start)
-    per_batch = statistics.median(seconds)
+
+    per_batch = median_step_seconds(step, repeats, device)
     return {
         "backbone": name,
         "device": str(device),
@@ -50,19 +44,7 @@ def time_backbone(name: str, pairs: int, repeats: int, device: torch.device) -> 
 
 def main() -> None:
     """Parse the command line, time each backbone and print a table or JSON."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=256, help="pairs per batch (2 crops each)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed batches after one warm-up batch")
-    parser.add_argument("--backbones", nargs="+", default=sorted(BACKBONES), choices=sorted(BACKBONES))
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per backbone")
-    args = parser.parse_args()
-    if args.batch < 1 or args.repeats < 1:
-        parser.error("--batch and --repeats must be at least 1")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    args = parse_step_args(step_parser(__doc__))
     for name in args.backbones:
         result = time_backbone(name, args.batch, args.repeats, torch.device(args.device))
         if args.json:

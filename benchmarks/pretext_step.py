@@ -9,15 +9,13 @@ and the EMA update are left out. Compare with benchmarks/backbone_speed.py to se
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
-import time
 from typing import Any
 
 import torch
+from step_timing import median_step_seconds, parse_step_args, step_parser
 
-from trainer.backbones import BACKBONES, build_backbone
+from trainer.backbones import build_backbone
 from trainer.pretexts import PRETEXTS, build_pretext
 
 
@@ -25,16 +23,12 @@ def time_pretext_step(backbone: str, pretext: str, pairs: int, repeats: int, dev
     """Median wall time of compute_loss + backward + zero_grad over ``repeats`` batches, after one warm-up."""
     model = build_pretext(pretext, build_backbone(backbone)).to(device).train()
     views = torch.randn(pairs, 2, model.student.backbone.num_samples, device=device)
-    seconds = []
-    for iteration in range(repeats + 1):
-        start = time.perf_counter()
+
+    def step() -> None:
         model.compute_loss(views).loss.backward()
         model.student.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if iteration:  # the first batch warms up allocators and kernels
-            seconds.append(time.perf_counter() - start)
-    per_batch = statistics.median(seconds)
+
+    per_batch = median_step_seconds(step, repeats, device)
     return {
         "backbone": backbone,
         "pretext": pretext,
@@ -50,20 +44,9 @@ def time_pretext_step(backbone: str, pretext: str, pairs: int, repeats: int, dev
 
 def main() -> None:
     """Parse the command line, time each backbone x pretext and print a table or JSON lines."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=256, help="pairs per batch (2 crops each)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed batches after one warm-up batch")
-    parser.add_argument("--backbones", nargs="+", default=sorted(BACKBONES), choices=sorted(BACKBONES))
+    parser = step_parser(__doc__)
     parser.add_argument("--pretexts", nargs="+", default=sorted(PRETEXTS), choices=sorted(PRETEXTS))
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per backbone x pretext")
-    args = parser.parse_args()
-    if args.batch < 2 or args.repeats < 1:
-        parser.error("--batch must be at least 2 (the losses need negatives / batch statistics), --repeats >= 1")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    args = parse_step_args(parser, min_batch=2)  # the losses need negatives / batch statistics
     for backbone in args.backbones:
         for pretext in args.pretexts:
             result = time_pretext_step(backbone, pretext, args.batch, args.repeats, torch.device(args.device))
