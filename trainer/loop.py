@@ -226,6 +226,10 @@ class Trainer:
             warmup_steps=min(config.optim.warmup_steps, config.total_steps),
             final=peak_lr * config.optim.final_lr_ratio,
         )
+        micro_batch = micro_batch_size(config, accelerator.num_processes)
+        if accelerator.state.deepspeed_plugin is not None:  # DeepSpeed sizes its engine from a prepared loader,
+            ds_config = accelerator.state.deepspeed_plugin.deepspeed_config  # which the pair stream is not
+            ds_config["train_micro_batch_size_per_gpu"] = micro_batch
         self.student, self.optimizer = accelerator.prepare(pretext.student, optimizer)
         self.chain = None
         if config.pairs.views != "temporal":
@@ -254,7 +258,6 @@ class Trainer:
             self.tracker.log_artifact(config_path)
         self.state.mlflow_run_id = self.tracker.run_id
 
-        micro_batch = micro_batch_size(config, accelerator.num_processes)
         rank, world = accelerator.process_index, accelerator.num_processes
         pairs = PairBatches(location, config, backbone.num_samples, micro_batch, rank, world)
         self.batches = pairs.from_step(self.state.step)
