@@ -130,5 +130,6 @@ class Pretext(nn.Module):
         """Update EMA teachers and schedules after optimiser step ``step`` (0-based) of ``total_steps``."""
 
     def extra_metrics(self) -> dict[str, float]:
-        """Method-specific health metrics for the last batch (e.g. prototype usage); none by default."""
+        """Method-specific health metrics for the last batch (e.g. prototype usage); none by default.
+        Called on every rank at the same step, so it may use collectives."""
         return {}

@@ -97,8 +97,8 @@ class Clustering(EMATeacherPretext):
         loss = clustering_loss(outputs, teacher_probabilities, self.config.student_temperature)
         if self.training:
             self.update_center(teacher_scores)
-        self.assignment_counts = all_reduce_sum(
-            torch.bincount(teacher_probabilities.argmax(dim=-1).flatten(), minlength=self.config.num_prototypes)
+        self.assignment_counts = torch.bincount(  # this rank's; summed over ranks only when reported
+            teacher_probabilities.argmax(dim=-1).flatten(), minlength=self.config.num_prototypes
         )
         return loss, {"cross_entropy": loss, "teacher_temperature": self.teacher_temperature.clone()}
 
@@ -115,10 +115,9 @@ class Clustering(EMATeacherPretext):
         self.teacher_temperature.fill_(self.temperature_at(step + 1))
 
     def extra_metrics(self) -> dict[str, float]:
-        """Usage of the prototypes by the teacher's hard assignments over the last global batch."""
+        """Usage of the prototypes by the teacher's hard assignments over the last global batch (call it on
+        every rank: it sums the counts over ranks)."""
         if self.assignment_counts is None:
             return {}
-        return {
-            "prototypes_in_use": float((self.assignment_counts > 0).sum()),
-            "prototype_usage_entropy": usage_entropy(self.assignment_counts),
-        }
+        counts = all_reduce_sum(self.assignment_counts)
+        return {"prototypes_in_use": float((counts > 0).sum()), "prototype_usage_entropy": usage_entropy(counts)}
