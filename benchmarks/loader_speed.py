@@ -29,7 +29,6 @@ import numpy as np
 import tyro
 import webdataset as wds
 
-from sharding.format import pcm_to_float
 from sharding.stream import PairStreamConfig, pair_loader, sample_pair_starts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -126,10 +125,10 @@ def decode_mono(path: Path, rate: int) -> np.ndarray:
 
 
 def crop_pair(pcm: np.ndarray, rng: np.random.Generator, config: PairStreamConfig) -> np.ndarray:
-    """One (2, S) float32 pair cut the way the loader cuts it."""
+    """One (2, S) int16 pair cut the way the loader cuts it."""
     crop = config.crop_length(RATE)
     (anchor, positive), *_ = sample_pair_starts(rng, len(pcm), crop, *config.gap_bounds(RATE), count=1)
-    return pcm_to_float(np.stack([pcm[anchor : anchor + crop], pcm[positive : positive + crop]]))
+    return np.stack([pcm[anchor : anchor + crop], pcm[positive : positive + crop]])
 
 
 def bench_baseline(mp3s: list[Path], visits: int, config: PairStreamConfig) -> Row:
@@ -181,7 +180,7 @@ def bench_random_access(location: Path, config: PairStreamConfig, pairs: int) ->
         shard, offset, samples = members[rng.integers(len(members))]
         starts = sample_pair_starts(rng, samples, crop, *config.gap_bounds(RATE), count=1)[0]
         crops = [np.frombuffer(os.pread(handles[shard], 2 * crop, offset + 2 * s), "<i2") for s in starts]
-        pcm_to_float(np.stack(crops))
+        np.stack(crops)
     elapsed = time.perf_counter() - start
     for handle in handles.values():
         os.close(handle)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import tyro
 
+from sharding.stream import pairs_to_float
 from trainer.config import CheckpointConfig, ModelConfig, PairsConfig, PretextName, TrainConfig
 from trainer.loop import PairBatches, backbone_recipe, train
 from trainer.optim import build_optimizer
@@ -165,7 +166,7 @@ def bare_loop(config: TrainConfig, clock: StepClock) -> None:
     batches = PairBatches(config.data, config, backbone.num_samples, config.batch_size, 0, 1)
     pretext.student.train()
     for step, views in zip(range(config.total_steps), batches.from_step(0), strict=False):
-        pretext.compute_loss(views.to(device, non_blocking=True), pretext.student).loss.backward()
+        pretext.compute_loss(pairs_to_float(views.to(device, non_blocking=True)), pretext.student).loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         pretext.after_optimizer_step(step, config.total_steps)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from sharding.inspect import TOP_TAGS, inspect_set
 from sharding.merge import merge_parts
-from sharding.stream import PairStreamConfig, pair_loader
+from sharding.stream import PairStreamConfig, pair_loader, pairs_to_float
 from sharding.verify import verify_set
 
 DEMO_BATCHES = 3
@@ -59,7 +59,8 @@ def run_stream(args: argparse.Namespace) -> int:
     for number, batch in enumerate(loader, start=1):
         first = first or time.perf_counter() - started
         pairs += len(batch)
-        low, high = batch.min().item(), batch.max().item()
+        low, high = pairs_to_float(batch).aminmax()
+        low, high = low.item(), high.item()
         print(f"batch {number}: shape {tuple(batch.shape)} {batch.dtype}, values in [{low:.3f}, {high:.3f}]")
     seconds = time.perf_counter() - started
     stats = loader.stats

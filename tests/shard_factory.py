@@ -24,7 +24,9 @@ def ramp_track(track_number: int, num_samples: int) -> np.ndarray:
 
 def ramp_position(values: np.ndarray) -> tuple[int, int]:
     """(track number, start position) of a crop cut from ramp tracks, checking it is one contiguous run."""
-    codes = np.rint(np.asarray(values, dtype=np.float64) * 32768).astype(np.int64) + 32768
+    values = np.asarray(values)
+    pcm = values if values.dtype.kind == "i" else np.rint(values.astype(np.float64) * 32768)
+    codes = pcm.astype(np.int64) + 32768
     if not np.array_equal(codes, codes[0] + np.arange(len(codes))):
         raise AssertionError(f"crop is not a contiguous run of one ramp track: starts {codes[:4]}")
     track, start = divmod(int(codes[0]), RAMP_STRIDE)

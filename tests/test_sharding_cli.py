@@ -36,7 +36,7 @@ def test_stream_prints_the_asked_batches_and_counters(
     assert main([*argv, "--track-shuffle", "2", "--pair-shuffle", "8"]) == 0
     out = capsys.readouterr().out
     assert f"{RATE} Hz, crops of 400 samples, 1 pair(s) per track visit, {workers} loader worker(s)" in out
-    assert out.count("shape (4, 2, 400) torch.float32") == 2 and "batch 3" not in out
+    assert out.count("shape (4, 2, 400) torch.int16") == 2 and "batch 3" not in out
     assert numbers(r"delivered (\d+) pairs", out) == [8]
     cut, visits = numbers(r"cut (\d+) pairs from (\d+) track visits", out)
     assert cut >= 8 and visits >= cut
@@ -51,7 +51,7 @@ def test_stream_options_reach_the_loader(mixed_set: Path, capsys: pytest.Capture
     assert main([*argv, "--crop-samples", "300", "--pairs-per-track", "3", "--pair-shuffle", "6"]) == 0
     out = capsys.readouterr().out
     assert "crops of 300 samples, 3 pair(s) per track visit" in out
-    assert "batch 1: shape (6, 2, 300) torch.float32" in out
+    assert "batch 1: shape (6, 2, 300) torch.int16" in out
     assert numbers(r"cut (\d+) pairs", out)[0] % 3 == 0
 
 

@@ -33,7 +33,7 @@ def test_batches_hold_valid_pairs_from_one_track(ramp_set: Path) -> None:
     seen_tracks = set()
     for _ in range(3):
         for batch in loader:
-            assert batch.dtype == torch.float32
+            assert batch.dtype == torch.int16
             assert batch.shape == (8, 2, 400)
             for anchor, positive in batch.numpy():
                 track, anchor_start = ramp_position(anchor)

@@ -22,7 +22,7 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from sharding.location import load_index
-from sharding.stream import PairStreamConfig, pair_loader
+from sharding.stream import PairStreamConfig, pair_loader, pairs_to_float
 from trainer.augment import AugmentationChain, make_views
 from trainer.checkpoints import CheckpointPolicy, latest_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
@@ -345,7 +345,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=device)
         nonfinite = torch.zeros((), device=device)
         for _ in range(self.config.grad_accum):
-            pairs = next(self.batches).to(device, non_blocking=True)
+            pairs = pairs_to_float(next(self.batches).to(device, non_blocking=True))
             views = make_views(pairs, self.config.pairs.views, self.chain, self.view_rng)
             with self.accelerator.accumulate(self.student):  # DDP syncs gradients on the last one only
                 with self.accelerator.autocast():
