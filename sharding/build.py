@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_prep.inputs import InputTrack, find_inputs
-from data_prep.parallel import map_unordered
+from data_prep.parallel import map_in_order
 from data_prep.pcm import PCM_SHA1_KEY
 from data_prep.report import Report, ReportRow
 from data_prep.track import PrepSettings, TrackResult, prepare_track
@@ -74,7 +74,7 @@ def prepare_shards(
     bar = tqdm(total=len(todo), unit="file", disable=not progress, smoothing=0.1)
     outcomes: Counter[str] = Counter()
     with writer, bar:
-        for result in map_unordered(partial(prepare_track, settings=settings), todo, workers):
+        for result in map_in_order(partial(prepare_track, settings=settings), todo, workers):
             status = _record(result, settings.sample_rate, writer, report, known)
             audio_s += result.duration_s or 0.0
             outcomes[status] += 1
