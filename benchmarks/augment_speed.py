@@ -13,27 +13,12 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
+from step_timing import median_step_seconds
 
 from trainer.augment import AugmentationChain, AugmentConfig, build_stages
-
-
-def median_seconds(run: Callable[[], object], repeats: int, device: torch.device) -> float:
-    """Median wall time of `run` over `repeats` calls after one warm-up call."""
-    seconds = []
-    for iteration in range(repeats + 1):
-        start = time.perf_counter()
-        run()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if iteration:
-            seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds)
 
 
 def time_effects(waveforms: torch.Tensor, config: AugmentConfig, repeats: int) -> dict[str, float]:
@@ -42,7 +27,7 @@ def time_effects(waveforms: torch.Tensor, config: AugmentConfig, repeats: int) -
     rates = {}
     for stage in build_stages(config):
         run = functools.partial(stage.effect, waveforms, generator)
-        seconds = median_seconds(run, repeats, waveforms.device)
+        seconds = median_step_seconds(run, repeats, waveforms.device)
         rates[stage.name] = waveforms.shape[0] / seconds
     return rates
 
@@ -58,7 +43,7 @@ def time_training_step(crops: int, device: torch.device, repeats: int) -> tuple[
         model(waveforms).square().mean().backward()
         model.zero_grad(set_to_none=True)
 
-    return median_seconds(step, repeats, device), "trainer.backbones.build_backbone('samplecnn')"
+    return median_step_seconds(step, repeats, device), "trainer.backbones.build_backbone('samplecnn')"
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -67,7 +52,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     config = AugmentConfig()
     waveforms = torch.randn(args.batch, config.crop_samples, device=device)
     chain = AugmentationChain(config, seed=0)
-    chain_seconds = median_seconds(lambda: chain(waveforms), args.repeats, device)
+    chain_seconds = median_step_seconds(lambda: chain(waveforms), args.repeats, device)
     step_seconds, model = time_training_step(args.model_batch, device, args.repeats)
     step_seconds_at_batch = step_seconds * args.batch / args.model_batch
     return {

@@ -35,7 +35,7 @@ def parse_step_args(parser: argparse.ArgumentParser, min_batch: int = 1) -> argp
     return args
 
 
-def median_step_seconds(step: Callable[[], None], repeats: int, device: torch.device) -> float:
+def median_step_seconds(step: Callable[[], object], repeats: int, device: torch.device) -> float:
     """Median wall time of `step` over `repeats` calls after one warm-up call (allocators, kernels)."""
     seconds = []
     for iteration in range(repeats + 1):
