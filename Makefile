@@ -1,19 +1,29 @@
-# Two entry points for a fresh machine: `make demo` and `make test`. Each creates .venv and installs the project.
+# Two entry points for a fresh machine: `make demo` and `make test`. Each creates .venv from the lock file.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+LOCK := requirements.lock
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+UV_VERSION := 0.13.9
+UPGRADE ?=
 DEMO := demo_data
 PROBE := --data $(DEMO)/shards --task demo-tags --experiment demo-probes --epochs 10 --steps 32
 
-.PHONY: demo test lint install
+.PHONY: demo test lint install lock
 
-$(VENV)/.installed: pyproject.toml
+# The locked set, hash-checked, then the project itself without dependencies, then a smoke check of both.
+$(VENV)/.installed: $(LOCK) pyproject.toml
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) check_install.py
 	touch $@
 
-install: $(VENV)/.installed
+install:
+	rm -f $(VENV)/.installed
+	$(MAKE) $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(PY) -m data_prep.demo --out $(DEMO)/audio
@@ -34,3 +44,14 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
+
+# uv resolves the lock (all platforms, Python >= 3.10); it is only needed to update the lock, not to install.
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+# Re-resolve after editing pyproject.toml; keeps the pins that still fit. `make lock UPGRADE=--upgrade` takes the
+# newest releases the ranges allow (then run `make test` before committing the new lock).
+lock: $(UV)
+	printf 'setuptools>=69\nwheel\n' | $(UV) pip compile pyproject.toml - --extra dev --universal \
+		--python-version 3.10 --generate-hashes --custom-compile-command 'make lock' $(UPGRADE) -o $(LOCK)

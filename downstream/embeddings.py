@@ -16,11 +16,16 @@ import numpy as np
 
 @dataclass(frozen=True)
 class LabelledEmbeddings:
-    """Chunk embeddings of N tracks in CSR layout, with their (N, C) multi-hot targets."""
+    """Chunk embeddings of N tracks in CSR layout, with their (N, C) multi-hot targets and track ids.
+
+    The ids (from the shard set's metadata) let two evaluations prove they scored the same test tracks, which a
+    paired comparison needs; sets built from bare arrays have none (None).
+    """
 
     chunks: np.ndarray
     offsets: np.ndarray
     targets: np.ndarray
+    track_ids: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         """Reject inconsistent shapes early, naming the offending array."""
@@ -34,6 +39,8 @@ class LabelledEmbeddings:
         counts = np.diff(self.offsets)
         if self.offsets[0] != 0 or self.offsets[-1] != len(self.chunks) or np.any(counts < 1):
             raise ValueError("offsets must start at 0, end at len(chunks) and give every track >= 1 chunk")
+        if self.track_ids is not None and len(self.track_ids) != n_tracks:
+            raise ValueError(f"{len(self.track_ids)} track ids for {n_tracks} tracks")
 
     @classmethod
     def from_tracks(cls, embeddings: np.ndarray, targets: np.ndarray) -> LabelledEmbeddings:
@@ -45,8 +52,10 @@ class LabelledEmbeddings:
         return cls(embeddings, offsets, np.asarray(targets, dtype=np.float32))
 
     @classmethod
-    def from_chunks(cls, per_track: Sequence[np.ndarray], targets: np.ndarray) -> LabelledEmbeddings:
-        """Pack a ragged list of (n_chunks_i, D) arrays, one per track, with targets (N, C)."""
+    def from_chunks(
+        cls, per_track: Sequence[np.ndarray], targets: np.ndarray, track_ids: Sequence[str] | None = None
+    ) -> LabelledEmbeddings:
+        """Pack a ragged list of (n_chunks_i, D) arrays, one per track, with targets (N, C) and optional ids."""
         if len(per_track) == 0:
             raise ValueError("from_chunks needs at least one track")
         arrays = [np.asarray(track, dtype=np.float32) for track in per_track]
@@ -55,7 +64,8 @@ class LabelledEmbeddings:
             raise ValueError(f"tracks {bad[:5]} are not non-empty (n_chunks, D) arrays")
         lengths = np.array([len(track) for track in arrays], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)])
-        return cls(np.concatenate(arrays), offsets, np.asarray(targets, dtype=np.float32))
+        ids = None if track_ids is None else tuple(track_ids)
+        return cls(np.concatenate(arrays), offsets, np.asarray(targets, dtype=np.float32), ids)
 
     @property
     def num_tracks(self) -> int:
@@ -88,7 +98,8 @@ class LabelledEmbeddings:
         chunk_index = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
         chunk_index += np.arange(lengths.sum())
         offsets = np.concatenate([[0], np.cumsum(lengths)])
-        return LabelledEmbeddings(self.chunks[chunk_index], offsets, self.targets[track_indices])
+        ids = None if self.track_ids is None else tuple(self.track_ids[i] for i in track_indices)
+        return LabelledEmbeddings(self.chunks[chunk_index], offsets, self.targets[track_indices], ids)
 
 
 def average_per_track(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:

@@ -16,12 +16,14 @@ from downstream.bootstrap import BootstrapConfig, BootstrapResult, bootstrap_sco
 from downstream.embeddings import TaskEmbeddings
 from downstream.limited_data import LimitedDataConfig, TrainingSubset, training_subsets
 from downstream.metrics import TaggingScores, tagging_scores
+from downstream.paired import ProbePredictions
 from downstream.probes import ProbeConfig, TrainingHistory, train_probe
 
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """Scores of one probe: on the whole test set, and bootstrapped; with what it was trained on and how."""
+    """Scores of one probe: on the whole test set, and bootstrapped; with what it was trained on and how, and its
+    test predictions (for paired comparisons with other evaluations of the same test set)."""
 
     task: str
     fraction: float
@@ -32,6 +34,7 @@ class EvaluationResult:
     full_test: TaggingScores
     bootstrap: BootstrapResult
     history: TrainingHistory
+    predictions: ProbePredictions
 
 
 def evaluate_subset(
@@ -41,6 +44,7 @@ def evaluate_subset(
     probe = replace(probe, seed=subset.probe_seed)
     trained = train_probe(task.train.subset(subset.indices), task.valid, probe)
     predictions = trained.predict(task.test)
+    track_ids = task.test.track_ids or tuple(f"test-{i}" for i in range(task.test.num_tracks))  # bare arrays
     return EvaluationResult(
         task=task.name,
         fraction=subset.fraction,
@@ -51,6 +55,7 @@ def evaluate_subset(
         full_test=tagging_scores(task.test.targets, predictions),
         bootstrap=bootstrap_scores(task.test.targets, predictions, bootstrap),
         history=trained.history,
+        predictions=ProbePredictions(track_ids, task.test.targets, predictions),
     )
 
 

@@ -11,7 +11,7 @@ outside it are ignored) or else the sorted union of the set's tags.
 Cache: `<cache_dir>/<key>.npz`, written atomically, where the key is a sha256 over the backbone's weights and
 recipe, the shard set's identity (sample rate, shard names and sha256s from index.json), the window length,
 the vocabulary given (or "union") and the precision (fp32 or bf16 autocast). The task name is not part of
-the key: renaming a task reuses the cache.
+the key: renaming a task reuses the cache. Each split keeps its track ids, so evaluations can be paired.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from sharding.windows import iter_tracks, iter_windows
 from trainer.export import BackboneRecipe
 
 SPLITS = ("train", "valid", "test")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: track ids stored with every split
 DEFAULT_BATCH_SIZE = 64
 
 logger = logging.getLogger(__name__)
@@ -204,7 +204,8 @@ def assemble_task(
                 "(the manifest's split column)"
             )
         targets = multi_hot([metas[i].tags for i in members], tag_names)
-        splits[split] = LabelledEmbeddings.from_chunks([per_track[i] for i in members], targets)
+        ids = [metas[i].track_id for i in members]
+        splits[split] = LabelledEmbeddings.from_chunks([per_track[i] for i in members], targets, ids)
     return TaskEmbeddings(name=name, tag_names=tag_names, **splits)
 
 
@@ -244,9 +245,17 @@ def save_task(path: Path, task: TaskEmbeddings) -> None:
         data: LabelledEmbeddings = getattr(task, split)
         arrays |= {f"{split}_chunks": data.chunks, f"{split}_offsets": data.offsets}
         arrays[f"{split}_targets"] = data.targets
+        if data.track_ids is not None:
+            arrays[f"{split}_track_ids"] = np.array(data.track_ids, dtype=str)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     write_atomic(path, buffer.getvalue())
+
+
+def _track_ids(arrays: np.lib.npyio.NpzFile, split: str) -> tuple[str, ...] | None:
+    """The split's track ids stored by `save_task`, None for a task saved without them."""
+    key = f"{split}_track_ids"
+    return tuple(str(track_id) for track_id in arrays[key]) if key in arrays.files else None
 
 
 def load_task(path: Path, name: str) -> TaskEmbeddings | None:
@@ -257,7 +266,10 @@ def load_task(path: Path, name: str) -> TaskEmbeddings | None:
         with np.load(path, allow_pickle=False) as arrays:
             splits = {
                 split: LabelledEmbeddings(
-                    arrays[f"{split}_chunks"], arrays[f"{split}_offsets"], arrays[f"{split}_targets"]
+                    arrays[f"{split}_chunks"],
+                    arrays[f"{split}_offsets"],
+                    arrays[f"{split}_targets"],
+                    _track_ids(arrays, split),
                 )
                 for split in SPLITS
             }

@@ -2,13 +2,14 @@
 
 Tag-wise scores one tag over all tracks and averages over tags (the papers' "macro"); clip-wise scores one
 track over all tags and averages over tracks (the thesis). A tag (or track) whose targets hold a single class
-has no defined AUC: it is skipped and counted. Both scores are computed column-wise in vectorised numpy (the
-bootstrap calls them thousands of times) and match scikit-learn's `roc_auc_score` / `average_precision_score`,
-ties included.
+has no defined AUC: it is skipped and counted. Both scores are computed column-wise in vectorised numpy from one
+sort per column, under any number of track weightings at once (a bootstrap resample is a weighting: how often
+each track was drawn), and match scikit-learn's `roc_auc_score` / `average_precision_score`, ties included.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -32,17 +33,12 @@ class TaggingScores:
         return {name: value for name, value in asdict(self).items() if name in METRIC_NAMES}
 
 
-def _two_class_columns(targets: np.ndarray) -> np.ndarray:
-    """Mask of the columns holding both positives and negatives."""
-    positives = targets.sum(axis=0)
-    return (positives > 0) & (positives < targets.shape[0])
-
-
 @dataclass(frozen=True)
 class _RankedColumns:
-    """Each column sorted by decreasing score, with the first and last position of every tie group."""
+    """Each column sorted by decreasing score: the sort order, and the first and last position of every tie group."""
 
     targets: np.ndarray
+    order: np.ndarray
     group_start: np.ndarray
     group_end: np.ndarray
 
@@ -61,21 +57,47 @@ def _rank_columns(targets: np.ndarray, scores: np.ndarray) -> _RankedColumns:
     starts = np.where(differs_from_previous, positions, -1)
     return _RankedColumns(
         targets=np.take_along_axis(targets.astype(np.float64), order, axis=0),
+        order=order,
         group_start=np.maximum.accumulate(starts, axis=0),
         group_end=np.minimum.accumulate(ends[::-1], axis=0)[::-1],
     )
 
 
-def roc_auc_per_column(targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """ROC-AUC of each column (Mann-Whitney U with average ranks for ties); NaN where one class only."""
-    ranked = _rank_columns(targets, scores)
-    n_rows = targets.shape[0]
-    ascending_rank = n_rows - (ranked.group_start + ranked.group_end) / 2
-    n_pos = ranked.targets.sum(axis=0)
-    n_neg = n_rows - n_pos
+def _weighted_per_column(ranked: _RankedColumns, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ROC-AUC and average precision (B, C) of every column under each of B row weightings (B, N).
+
+    A weight is how often a row counts (1 everywhere: the plain metric; bootstrap counts: a resample, exactly
+    as if the rows were repeated). ROC-AUC is the weighted share of (positive, negative) pairs ranked right,
+    ties counting one half; average precision is the sum over positives of the precision at the end of their
+    tie group, which is scikit-learn's step-wise definition. NaN where a column has no weight on one class.
+    """
+    w = weights[:, ranked.order]  # (B, N, C): each column's rows in its sorted order
+    positive = w * ranked.targets
+    negative = w - positive
+    start = np.broadcast_to(ranked.group_start, w.shape)
+    end = np.broadcast_to(ranked.group_end, w.shape)
+
+    def cumulative_at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Sum of values[:, :index] along the rows (index may be 0: nothing)."""
+        padded = np.concatenate([np.zeros_like(values[:, :1]), np.cumsum(values, axis=1)], axis=1)
+        return np.take_along_axis(padded, index, axis=1)
+
+    negatives_through_group = cumulative_at(negative, end + 1)
+    tied_negatives = negatives_through_group - cumulative_at(negative, start)
+    total_positive, total_negative = positive.sum(axis=1), negative.sum(axis=1)
+    negatives_below = total_negative[:, None, :] - negatives_through_group
+    precision = cumulative_at(positive, end + 1) / np.maximum(cumulative_at(w, end + 1), np.finfo(float).tiny)
+    defined = (total_positive > 0) & (total_negative > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        auc = ((ascending_rank * ranked.targets).sum(axis=0) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    return np.where(_two_class_columns(targets), auc, np.nan)
+        roc = (positive * (negatives_below + 0.5 * tied_negatives)).sum(axis=1) / (total_positive * total_negative)
+        ap = (positive * precision).sum(axis=1) / total_positive
+    return np.where(defined, roc, np.nan), np.where(defined, ap, np.nan)
+
+
+def roc_auc_per_column(targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """ROC-AUC of each column (Mann-Whitney U, ties count one half); NaN where one class only."""
+    unit = np.ones((1, targets.shape[0]))
+    return _weighted_per_column(_rank_columns(np.asarray(targets), np.asarray(scores, float)), unit)[0][0]
 
 
 def average_precision_per_column(targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -84,19 +106,59 @@ def average_precision_per_column(targets: np.ndarray, scores: np.ndarray) -> np.
     Tied scores form one threshold: each positive contributes the precision measured at the end of its
     tie group, which is scikit-learn's step-wise definition (no interpolation).
     """
-    ranked = _rank_columns(targets, scores)
-    n_rows = targets.shape[0]
-    precision = np.cumsum(ranked.targets, axis=0) / np.arange(1, n_rows + 1)[:, None]
-    precision_at_group_end = np.take_along_axis(precision, ranked.group_end, axis=0)
+    unit = np.ones((1, targets.shape[0]))
+    return _weighted_per_column(_rank_columns(np.asarray(targets), np.asarray(scores, float)), unit)[1][0]
+
+
+def _macro(per_column: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """(Weighted) mean over the defined columns of each row of (B, C) values, x100; NaN when none is defined."""
+    weights = np.ones_like(per_column) if weights is None else np.broadcast_to(weights, per_column.shape)
+    weights = np.where(np.isnan(per_column), 0.0, weights)
+    total = weights.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ap = (ranked.targets * precision_at_group_end).sum(axis=0) / ranked.targets.sum(axis=0)
-    return np.where(_two_class_columns(targets), ap, np.nan)
+        mean = (np.nan_to_num(per_column) * weights).sum(axis=1) / total
+    return np.where(total > 0, 100.0 * mean, np.nan)
 
 
-def _macro(per_column: np.ndarray) -> float:
-    """Mean over the defined columns, x100; NaN when none is defined."""
-    defined = per_column[~np.isnan(per_column)]
-    return float(100.0 * defined.mean()) if len(defined) else float("nan")
+def resampled_macro_scores(
+    targets: np.ndarray, scores: np.ndarray, weights: np.ndarray, names: Sequence[str] = METRIC_NAMES
+) -> dict[str, np.ndarray]:
+    """The named metrics x100 under each of B track weightings (B, N): a whole bootstrap in a few array passes.
+
+    Tag-wise metrics weight the tracks inside every tag's ranking; clip-wise ones are per-track scores (over
+    tags, untouched by the weights) averaged with the tracks' weights. Rows are processed in chunks that keep
+    the (rows, N, C) intermediates near 128 MB.
+    """
+    unknown = sorted(set(names) - set(METRIC_NAMES))
+    if unknown:
+        raise KeyError(f"unknown metrics {unknown}; choose from {METRIC_NAMES}")
+    targets, scores = np.asarray(targets), np.asarray(scores, dtype=np.float64)
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    values: dict[str, np.ndarray] = {}
+    if any(name.endswith("tagwise") for name in names):
+        ranked = _rank_columns(targets, scores)
+        chunk = max(1, (1 << 24) // max(1, targets.size))
+        parts = [_weighted_per_column(ranked, weights[i : i + chunk]) for i in range(0, len(weights), chunk)]
+        values["roc_auc_tagwise"] = _macro(np.concatenate([roc for roc, _ in parts]))
+        values["pr_auc_tagwise"] = _macro(np.concatenate([ap for _, ap in parts]))
+    if any(name.endswith("clipwise") for name in names):
+        unit = np.ones((1, targets.shape[1]))
+        per_track_roc, per_track_ap = _weighted_per_column(_rank_columns(targets.T, scores.T), unit)
+        values["roc_auc_clipwise"] = _macro(np.broadcast_to(per_track_roc, weights.shape), weights)
+        values["pr_auc_clipwise"] = _macro(np.broadcast_to(per_track_ap, weights.shape), weights)
+    return {name: values[name] for name in names}
+
+
+def macro_scores(targets: np.ndarray, scores: np.ndarray, names: Sequence[str] = METRIC_NAMES) -> dict[str, float]:
+    """The named metrics of METRIC_NAMES, x100, every track counting once."""
+    unit = np.ones((1, np.asarray(targets).shape[0]))
+    return {name: float(value[0]) for name, value in resampled_macro_scores(targets, scores, unit, names).items()}
+
+
+def _single_class_count(targets: np.ndarray) -> int:
+    """How many columns hold one class only (no defined AUC)."""
+    positives = targets.sum(axis=0)
+    return int(((positives == 0) | (positives == targets.shape[0])).sum())
 
 
 def tagging_scores(targets: np.ndarray, scores: np.ndarray) -> TaggingScores:
@@ -110,10 +172,7 @@ def tagging_scores(targets: np.ndarray, scores: np.ndarray) -> TaggingScores:
     if not np.isfinite(scores).all():
         raise ValueError("scores contain NaN or infinite values: check the probe's training")
     return TaggingScores(
-        roc_auc_tagwise=_macro(roc_auc_per_column(targets, scores)),
-        pr_auc_tagwise=_macro(average_precision_per_column(targets, scores)),
-        roc_auc_clipwise=_macro(roc_auc_per_column(targets.T, scores.T)),
-        pr_auc_clipwise=_macro(average_precision_per_column(targets.T, scores.T)),
-        skipped_tags=int((~_two_class_columns(targets)).sum()),
-        skipped_clips=int((~_two_class_columns(targets.T)).sum()),
+        **macro_scores(targets, scores),
+        skipped_tags=_single_class_count(targets),
+        skipped_clips=_single_class_count(targets.T),
     )

