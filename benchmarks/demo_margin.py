@@ -8,7 +8,7 @@ difference lies above 0.
 
     .venv/bin/python benchmarks/demo_margin.py --seeds 3            # table
     .venv/bin/python benchmarks/demo_margin.py --seeds 3 --json     # machine-readable
-    .venv/bin/python benchmarks/demo_margin.py --train-flags "--optim.base-lr 4e-3"   # try other settings
+    .venv/bin/python benchmarks/demo_margin.py "--train-flags=--optim.base-lr 3e-2"   # other settings
 """
 
 from __future__ import annotations

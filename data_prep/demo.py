@@ -1,10 +1,13 @@
 """`python -m data_prep.demo --out DIR`: a small corpus of synthetic music as real audio files + manifest.csv.
 
-Tracks differ in tempo, key/mode, instrument and rhythm and keep them throughout, so augmented crops of one
-track resemble each other more than crops of another: a tiny SSL model has something to learn. Four tag
-families are audible and balanced: tempo (`slow` 70-95 / `fast` 125-160 BPM), mode (`major` / `minor`),
-instrument (`piano`, `organ`, `bell`, `strings`) and `drums` / `no_drums`. Splits are about 70/15/15
-train/valid/test, assigned in a cycle over tracks sorted by their tag combination (stratified-ish).
+Tracks differ in tempo, rhythm, drum groove, instrument, key and mode and keep them throughout. Four tag
+families are balanced: tempo (`slow` 70-90, `medium` 100-120, `fast` 130-155 BPM), the melody's rhythm
+(RHYTHM_TAGS), the drum groove (DRUM_TAGS, or `no_drums`) and the instrument (`piano`, `organ`, `bell`,
+`strings`). Key and mode vary too but are not tags (manifest columns only): the demo asks what pre-training on
+temporal pairs can learn in a few CPU minutes, and tempo and rhythm only show over seconds of audio, while
+random convolutional features already separate the instruments (see docs/benchmarks.md, "Demo margin").
+Splits are 50/12.5/37.5 train/valid/test, assigned in a cycle over tracks sorted by their tag combination,
+so that the paired comparison of the demo's probes rests on over a hundred test tracks.
 Files rotate through flac, mp3, ogg (Vorbis) and wav, so data preparation meets several decoders.
 """
 
@@ -23,12 +26,15 @@ from data_prep.synth import DRUM_PATTERNS, INSTRUMENTS, MODES, RHYTHMS, TrackRec
 
 DEMO_SAMPLE_RATE = 22050  # serves both the 16 kHz and the 22.05 kHz presets without upsampling
 DEMO_FORMATS = (".flac", ".mp3", ".flac", ".ogg", ".wav", ".flac")  # lossy ones are slow to encode: fewer
-TEMPI = {"slow": (70.0, 95.0), "fast": (125.0, 160.0)}
-SPLIT_CYCLE = ("train", "train", "valid", "train", "train", "test", "train")  # 5/7 train, 1/7 valid, 1/7 test
+TEMPI = {"slow": (70.0, 90.0), "medium": (100.0, 120.0), "fast": (130.0, 155.0)}
+RHYTHM_TAGS = ("quarter_notes", "eighth_notes", "dotted", "syncopated", "long_short")  # synth.RHYTHMS, in order
+DRUM_TAGS = ("rock_beat", "pushed_kick", "late_kick")  # synth.DRUM_PATTERNS, in order
+NO_DRUMS = "no_drums"
+SPLIT_CYCLE = ("train", "test", "train", "valid", "train", "test", "train", "test")  # 4/8, 1/8, 3/8
 MANIFEST_NAME = "manifest.csv"
-# 160 short tracks rather than a few dozen long ones: the same hour of audio, but a test split of ~24 tracks, so
-# the demo's probes (pre-trained against random weights) are compared on more than a handful of tracks.
-DEMO_TRACKS, DEMO_MIN_SECONDS, DEMO_MAX_SECONDS = 160, 15.0, 30.0
+# 320 tracks of 8-14 s (about an hour, data_prep's minimum length is 8 s): a test split of 120 tracks, so that
+# the demo's paired comparison (pre-trained against random weights) has an interval of a few points.
+DEMO_TRACKS, DEMO_MIN_SECONDS, DEMO_MAX_SECONDS = 320, 8.0, 14.0
 
 
 @dataclass
@@ -60,9 +66,10 @@ class DemoTrack:
 
     @property
     def tags(self) -> list[str]:
-        """The audible tags of the track."""
+        """The track's tags: tempo class, melody rhythm, drum groove, instrument."""
         r = self.recipe
-        return [self.tempo_class, r.mode, r.instrument, "drums" if r.drums else "no_drums"]
+        groove = DRUM_TAGS[r.drum_pattern] if r.drums else NO_DRUMS
+        return [self.tempo_class, RHYTHM_TAGS[r.rhythm], groove, r.instrument]
 
 
 def plan_corpus(tracks: int, seed: int, min_seconds: float, max_seconds: float) -> list[DemoTrack]:
@@ -75,18 +82,20 @@ def plan_corpus(tracks: int, seed: int, min_seconds: float, max_seconds: float) 
         return list(rng.permutation(np.resize(np.arange(len(options)), tracks)))
 
     tempo_classes = balanced(tuple(TEMPI))
-    modes, instruments, drums = balanced(tuple(MODES)), balanced(INSTRUMENTS), balanced((False, True))
+    rhythms, grooves, instruments = balanced(RHYTHMS), balanced((*DRUM_TAGS, NO_DRUMS)), balanced(INSTRUMENTS)
+    modes = balanced(tuple(MODES))
     planned = []
     for i in range(tracks):
         tempo_class = tuple(TEMPI)[tempo_classes[i]]
+        drums = grooves[i] < len(DRUM_TAGS)
         recipe = TrackRecipe(
             tempo_bpm=float(rng.uniform(*TEMPI[tempo_class])),
             key=int(rng.integers(12)),
             mode=tuple(MODES)[modes[i]],
             instrument=INSTRUMENTS[instruments[i]],
-            drums=bool(drums[i]),
-            rhythm=int(rng.integers(len(RHYTHMS))),
-            drum_pattern=int(rng.integers(len(DRUM_PATTERNS))),
+            drums=bool(drums),
+            rhythm=int(rhythms[i]),
+            drum_pattern=int(grooves[i]) if drums else int(rng.integers(len(DRUM_PATTERNS))),
             seconds=float(rng.uniform(min_seconds, max_seconds)),
             seed=int(rng.integers(2**31)),
         )
@@ -118,10 +127,10 @@ def make_demo_corpus(
     manifest = out / MANIFEST_NAME
     with manifest.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["path", "track_id", "tags", "split", "tempo_bpm", "key"])
+        writer.writerow(["path", "track_id", "tags", "split", "tempo_bpm", "key", "mode"])
         for t in planned:
             row = [t.file_name, t.track_id, ";".join(t.tags), splits[t.track_id]]
-            writer.writerow([*row, f"{t.recipe.tempo_bpm:.1f}", str(t.recipe.key)])
+            writer.writerow([*row, f"{t.recipe.tempo_bpm:.1f}", str(t.recipe.key), t.recipe.mode])
     return manifest
 
 

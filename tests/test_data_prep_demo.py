@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from data_prep.decode import decode_file
-from data_prep.demo import assign_splits, main, plan_corpus
+from data_prep.demo import DRUM_TAGS, NO_DRUMS, RHYTHM_TAGS, assign_splits, main, plan_corpus
 from data_prep.synth import INSTRUMENTS, TrackRecipe, render
 
 RATE = 8000
@@ -26,13 +26,16 @@ def onset_rate(wave: np.ndarray) -> float:
     return float(np.sum(rises[1:] & ~rises[:-1])) / (len(wave) / RATE)
 
 
-def test_plan_balances_every_tag_family_and_splits_roughly_70_15_15() -> None:
-    planned = plan_corpus(36, seed=0, min_seconds=30, max_seconds=90)
+def test_plan_balances_every_tag_family_and_splits_half_eighth_three_eighths() -> None:
+    planned = plan_corpus(40, seed=0, min_seconds=8, max_seconds=14)
     families = [Counter(t.tags[i] for t in planned) for i in range(4)]
-    assert families[0] == {"slow": 18, "fast": 18} and families[1] == {"major": 18, "minor": 18}
-    assert families[2] == dict.fromkeys(INSTRUMENTS, 9) and families[3] == {"drums": 18, "no_drums": 18}
-    assert all(30 <= t.recipe.seconds <= 90 for t in planned)
-    assert Counter(assign_splits(planned).values()) == {"train": 26, "valid": 5, "test": 5}
+    assert families[0] == {"slow": 14, "medium": 13, "fast": 13}
+    assert families[1] == dict.fromkeys(RHYTHM_TAGS, 8)
+    assert families[2] == dict.fromkeys((*DRUM_TAGS, NO_DRUMS), 10)
+    assert families[3] == dict.fromkeys(INSTRUMENTS, 10)
+    assert all((t.tags[2] == NO_DRUMS) == (not t.recipe.drums) for t in planned)
+    assert all(8 <= t.recipe.seconds <= 14 for t in planned)
+    assert Counter(assign_splits(planned).values()) == {"train": 20, "valid": 5, "test": 15}
     assert {Path(t.file_name).suffix for t in planned} == {".flac", ".mp3", ".ogg", ".wav"}
 
 
