@@ -27,6 +27,7 @@ import tyro
 
 from downstream.cli import EvaluateArgs, evaluate
 from downstream.paired import PairedConfig, paired_bootstrap
+from downstream.tracking import RANDOM_PRETEXT
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE_EPOCHS, PROBE_STEPS = 10, 32  # the Makefile's PROBE settings
@@ -104,7 +105,7 @@ def measure_seed(args: Args, work: Path, shards: Path, seed: int) -> SeedMargin:
             steps=PROBE_STEPS,
             seed=seed,
             random_init=random_init,
-            pretext="random" if random_init else args.pretext,
+            pretext=RANDOM_PRETEXT if random_init else args.pretext,
             cache_dir=work / "cache",
         )
         (results["random" if random_init else "pretrained"],) = evaluate(probe)

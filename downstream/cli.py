@@ -34,11 +34,16 @@ from downstream.extract import (
 )
 from downstream.limited_data import LimitedDataConfig
 from downstream.probes import Aggregation, ProbeConfig, probe_config
-from downstream.tracking import DEFAULT_EXPERIMENT, EvaluationContext, log_evaluation, tracking_uri
+from downstream.tracking import (
+    DEFAULT_EXPERIMENT,
+    RANDOM_PRETEXT,
+    EvaluationContext,
+    log_evaluation,
+    tracking_uri,
+)
 from trainer.export import BackboneRecipe, load_backbone
 from trainer.pretexts import PRETEXTS
 
-RANDOM_PRETEXT = "random"
 UNKNOWN_PRETEXT = "unknown"
 TABLE_METRICS = (
     ("roc_auc_tagwise", "ROC-AUC tag"),

@@ -44,6 +44,7 @@ from downstream.plots import (
 from downstream.tracking import (
     DEFAULT_EXPERIMENT,
     KIND_TAG,
+    RANDOM_PRETEXT,
     EvaluationRecord,
     get_or_create_experiment,
     load_evaluations,
@@ -51,7 +52,6 @@ from downstream.tracking import (
 )
 
 View = Literal["tagwise", "clipwise"]
-RANDOM_PRETEXT = "random"  # evaluate.py's name for the random-weights baseline
 MAX_PAIRED_RUNS = 12  # per task: beyond this the pairs are too many to read; narrow the runs with --where
 
 

@@ -36,6 +36,7 @@ DEFAULT_EXPERIMENT = "downstream"
 KIND_TAG = "musicssl.kind"
 BOOTSTRAP_ARTIFACT = "bootstrap.csv"
 PREDICTIONS_ARTIFACT = "test_predictions.npz"
+RANDOM_PRETEXT = "random"  # the pretext logged for a backbone's random weights (evaluate.py --random-init)
 ParamValue = str | int | float | bool | None
 
 
