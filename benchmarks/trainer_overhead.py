@@ -1,7 +1,7 @@
 """Overhead of the training loop (`trainer.loop.train`) over a bare PyTorch loop on the same model and data.
 
 Both loops build the same backbone, pretext and optimiser from one `TrainConfig` and draw the same batches
-(`trainer.loop.PairBatches`, i.e. `pair_loader` with the same `PairStreamConfig`) from a small synthetic
+(`trainer.loop.PairBatches`, i.e. `sharding.readers.open_pairs` with the same `PairsConfig`) from a small synthetic
 shard set. The bare loop is forward, backward, optimiser step: no Accelerate, checkpoints, logging or
 progress bar. The trainer runs with checkpoints far apart (only the final one) and MLflow off, or on (sqlite
 in a temporary folder, default `log_every`). Both loops stamp the clock after every step (the trainer
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import tyro
 
-from sharding.stream import pairs_to_float
+from sharding.pairs import pairs_to_float
 from trainer.config import CheckpointConfig, ModelConfig, PairsConfig, PretextName, TrainConfig
 from trainer.loop import PairBatches, backbone_recipe, train
 from trainer.optim import build_optimizer

@@ -26,6 +26,7 @@ __all__ = [
     "PCM_SCALE",
     "PCM_SHA1_KEY",
     "SHARD_PATTERN",
+    "TRACKS_NAME",
     "ShardIndex",
     "ShardInfo",
     "TrackMeta",
@@ -39,6 +40,7 @@ __all__ = [
 
 FORMAT_VERSION = 1
 INDEX_NAME = "index.json"
+TRACKS_NAME = "tracks.parquet"  # every track's byte offsets: sharding/tracks.py
 SHARD_PATTERN = "shard-%06d.tar"
 AUDIO_KEY = "pcm"  # raw little-endian int16 mono samples, no header
 META_KEY = "json"  # TrackMeta as JSON

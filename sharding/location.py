@@ -12,6 +12,7 @@ import contextlib
 import os
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,7 +23,19 @@ from sharding.format import INDEX_NAME, ShardIndex
 
 PLACEHOLDER = "{}"
 URL_PREFIXES = ("http://", "https://")
+OBJECT_STORE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "oss")  # read through fsspec (s3fs, gcsfs, ...)
 BLOCK = tarfile.BLOCKSIZE
+
+
+def url_scheme(text: str) -> str | None:
+    """The `scheme` of `scheme://...`, or None for a path or a `pipe:` command."""
+    scheme, separator, _ = text.partition("://")
+    return scheme.lower() if separator and scheme.isalnum() else None
+
+
+def is_object_store(location: str | os.PathLike[str]) -> bool:
+    """Whether the set lives in an object store that fsspec reads (s3://, gs://, ...)."""
+    return url_scheme(os.fspath(location)) in OBJECT_STORE_SCHEMES
 
 
 def resolve(location: str | os.PathLike[str], name: str) -> str:
@@ -30,33 +43,46 @@ def resolve(location: str | os.PathLike[str], name: str) -> str:
     text = os.fspath(location)
     if PLACEHOLDER in text:
         return text.replace(PLACEHOLDER, name)
-    if text.startswith(URL_PREFIXES):
+    if text.startswith(URL_PREFIXES) or is_object_store(text):
         return f"{text.rstrip('/')}/{name}"
     if "://" in text or text.startswith("pipe:"):
         raise ValueError(
-            f"{text}: unsupported shard location; give a local folder, an http(s) base URL, or a template "
-            "with `{}` standing for the file name, e.g. `pipe:aws s3 cp s3://bucket/set/{} -`"
+            f"{text}: unsupported shard location; give a local folder, an http(s) base URL, an object store URL "
+            f"({', '.join(s + '://' for s in OBJECT_STORE_SCHEMES)}), or a template with `{{}}` standing for the "
+            "file name, e.g. `pipe:aws s3 cp s3://bucket/set/{} -`"
         )
     return str(Path(text).expanduser().absolute() / name)
 
 
+def read_set_file(location: str | os.PathLike[str], name: str) -> bytes:
+    """The bytes of a small file of the set (index.json, tracks.parquet), read the way its shards are."""
+    url = resolve(location, name)
+    try:
+        if is_object_store(url):
+            import fsspec  # the object store's package (s3fs, gcsfs) is an optional extra
+
+            with fsspec.open(url, "rb") as stream:
+                data = stream.read()
+        else:
+            with gopen(url, "rb") as stream:
+                data = stream.read()
+    except (OSError, ValueError, ImportError) as err:
+        raise FileNotFoundError(f"cannot read {url} ({err})") from err
+    if not data:
+        raise FileNotFoundError(f"{url} is empty or missing")
+    return data
+
+
 def load_index(location: str | os.PathLike[str]) -> ShardIndex:
     """Read the set's index.json through the same opener the shards use."""
-    url = resolve(location, INDEX_NAME)
     try:
-        with gopen(url, "rb") as stream:
-            text = stream.read()
-    except (OSError, ValueError) as err:
+        text = read_set_file(location, INDEX_NAME)
+    except FileNotFoundError as err:
         raise FileNotFoundError(
-            f"{os.fspath(location)}: cannot read the shard index {url} ({err}); check the location, or build "
-            "the set with `python -m data_prep`"
+            f"{os.fspath(location)}: no readable shard index: {err}; check the location, or build the set with "
+            "`python -m data_prep`"
         ) from err
-    if not text:
-        raise FileNotFoundError(
-            f"{os.fspath(location)}: the shard index {url} is empty or missing; check the location, or build "
-            "the set with `python -m data_prep`"
-        )
-    return ShardIndex.from_json(text.decode(), origin=url)
+    return ShardIndex.from_json(text.decode(), origin=resolve(location, INDEX_NAME))
 
 
 def shard_urls(location: str | os.PathLike[str], index: ShardIndex) -> list[str]:
@@ -87,9 +113,35 @@ def read_exactly(stream: BinaryIO, size: int, what: str) -> bytes:
     return data
 
 
-def iter_tar_members(stream: BinaryIO) -> Iterator[tuple[str, bytes]]:
-    """(name, data) of every regular file of a tar stream, in order; one read per member, no seeking."""
+def skip_exactly(stream: BinaryIO, size: int, what: str) -> None:
+    """Move past `size` bytes: a seek on a seekable stream (checked against its end), else a read."""
+    if not (getattr(stream, "seekable", None) and stream.seekable()):
+        read_exactly(stream, size, what)
+        return
+    position = stream.tell()
+    end = stream.seek(0, os.SEEK_END)
+    if position + size > end:
+        raise tarfile.ReadError(f"tar stream ends inside {what} ({end - position} of {size} bytes)")
+    stream.seek(position + size)
+
+
+@dataclass(frozen=True)
+class TarMember:
+    """One regular file of a tar: its name, where its payload starts in the tar, its size, and its bytes."""
+
+    name: str
+    offset: int
+    size: int
+    data: bytes | None  # None when the caller did not want it read
+
+
+def iter_tar_members(stream: BinaryIO, wanted: Callable[[str], bool] = lambda name: True) -> Iterator[TarMember]:
+    """Every regular file of a tar stream, in order, with its payload offset; one read per wanted member.
+
+    Members `wanted` rejects are skipped (seeked over on a seekable stream), so their offsets cost no reads.
+    """
     overrides: dict[bytes, bytes] = {}
+    position = 0
     while True:
         header = stream.read(BLOCK)
         if not header or header.count(0) == BLOCK:
@@ -98,18 +150,25 @@ def iter_tar_members(stream: BinaryIO) -> Iterator[tuple[str, bytes]]:
             raise tarfile.ReadError(f"tar stream ends inside a header ({len(header)} bytes)")
         info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")  # checks the checksum
         size = int(overrides.get(b"size", info.size))
-        data = read_exactly(stream, size, f"member {info.name}")
-        read_exactly(stream, -size % BLOCK, f"the padding of {info.name}")
+        offset = position + BLOCK
+        position = offset + size + (-size % BLOCK)
+        special = info.type in (tarfile.XHDTYPE, tarfile.GNUTYPE_LONGNAME)
+        name = overrides.get(b"path", b"").decode() or info.name
+        keep = special or (info.type in tarfile.REGULAR_TYPES and wanted(name))
+        data = read_exactly(stream, size, f"member {info.name}") if keep else None
+        if keep:
+            read_exactly(stream, -size % BLOCK, f"the padding of {info.name}")
+        else:
+            skip_exactly(stream, size + (-size % BLOCK), f"member {info.name}")
         if info.type == tarfile.XHDTYPE:
-            overrides = pax_records(data)
+            overrides = pax_records(data or b"")
             continue
         if info.type == tarfile.GNUTYPE_LONGNAME:
-            overrides = {b"path": data.rstrip(b"\0")}
+            overrides = {b"path": (data or b"").rstrip(b"\0")}
             continue
-        name = overrides.get(b"path", b"").decode() or info.name
         overrides = {}
         if info.type in tarfile.REGULAR_TYPES:
-            yield name, data
+            yield TarMember(name, offset, size, data)
 
 
 def expand_tar_streams(
@@ -119,8 +178,8 @@ def expand_tar_streams(
     for source in sources:
         stream = source["stream"]
         try:
-            for name, data in iter_tar_members(stream):
-                yield {"fname": name, "data": data, "__url__": source["url"]}
+            for member in iter_tar_members(stream):
+                yield {"fname": member.name, "data": member.data, "__url__": source["url"]}
             yield {}
             stream.close()  # a pipe reports its command's failure here
         except Exception as err:  # any failure of one shard, reported to the caller's handler

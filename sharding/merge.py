@@ -2,7 +2,8 @@
 
 `slurm/data_prep_array.sh` writes one complete set per array task in `DIR/part-NNN/` (shards, index.json,
 report.csv). Merging writes `DIR/index.json`, listing every part's shards by their path relative to DIR
-(`part-003/shard-000001.tar`), and `DIR/report.csv`, every part's rows with their shard named the same way.
+(`part-003/shard-000001.tar`), `DIR/report.csv`, every part's rows with their shard named the same way, and
+`DIR/tracks.parquet`, the parts' track tables joined (a part without one is scanned).
 Parts that are missing, unfinished or prepared with other settings are refused, naming the part.
 """
 
@@ -17,7 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from data_prep.report import COLUMNS, REPORT_NAME
-from sharding.format import INDEX_NAME, ShardIndex, write_atomic
+from sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex, write_atomic
+from sharding.tracks import build_track_table
 from sharding.writer import PARTIAL_SUFFIX
 
 PART_NAME = re.compile(r"^part-(\d{3,})$")
@@ -66,7 +68,8 @@ def merge_parts(directory: str | os.PathLike[str]) -> MergeSummary:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows([COLUMNS, *rows])
     write_atomic(root / REPORT_NAME, buffer.getvalue().encode("utf-8"))
-    merged.save(root)  # last: the index is what readers go by
+    merged.save(root)
+    build_track_table(root, reuse=[(part / TRACKS_NAME, f"{part.name}/") for part in parts])
     return MergeSummary(len(parts), merged, len(rows), count_duplicates(rows))
 
 

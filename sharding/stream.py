@@ -13,146 +13,37 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import multiprocessing
 import os
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import webdataset as wds
 
-from sharding.format import PCM_SCALE, TrackMeta, decode_track
+from sharding.format import TrackMeta, decode_track
 from sharding.location import load_index, shard_urls, tar_samples
+from sharding.pairs import (
+    LoaderStats,
+    PairsConfig,
+    SharedCounters,
+    check_loader_arguments,
+    empty_batch,
+    sample_pair_starts,
+)
 
 logger = logging.getLogger(__name__)
 
-MAX_FRUITLESS_VISITS = 1000  # consecutive corrupt or too-short tracks before a worker gives up loudly
 
-
-@dataclass(frozen=True)
-class PairStreamConfig:
-    """How pairs are cut and batched; the defaults are the paper's (4 s crops, positive 4-16 s away)."""
-
-    crop_seconds: float = 4.0
-    crop_samples: int | None = None  # overrides crop_seconds, e.g. 59049 for SampleCNN
-    min_gap_seconds: float = 4.0  # start-to-start distance between anchor and positive, either side
-    max_gap_seconds: float = 16.0
-    pairs_per_track: int = 1  # pairs cut per track visit; the paper cuts one
-    batch_size: int = 256
-    track_shuffle: int = 16  # tracks held per worker (whole tracks: ~7.7 MB each for 4 min at 16 kHz)
-    pair_shuffle: int = 1024  # pairs held per worker (two int16 crops each: 256 KB for 4 s at 16 kHz)
-    num_workers: int = 4
-    seed: int = 0
-    batches_per_epoch: int | None = None  # fixed epoch length (the paper: 512); None: one pass over the set
-    start_method: str | None = None  # how workers start: fork, forkserver, spawn; None: Python's default
-
-    def __post_init__(self) -> None:
-        if self.crop_samples is None and self.crop_seconds <= 0:
-            raise ValueError(f"crop_seconds must be positive, got {self.crop_seconds}")
-        if self.crop_samples is not None and self.crop_samples <= 0:
-            raise ValueError(f"crop_samples must be positive, got {self.crop_samples}")
-        if not 0 <= self.min_gap_seconds <= self.max_gap_seconds:
-            raise ValueError(
-                f"need 0 <= min_gap_seconds <= max_gap_seconds, got {self.min_gap_seconds} and {self.max_gap_seconds}"
-            )
-        for name in ("pairs_per_track", "batch_size", "track_shuffle", "pair_shuffle", "batches_per_epoch"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be 0 or more, got {self.seed}")
-        if self.num_workers < 0:
-            raise ValueError(f"num_workers must be 0 (load in the main process) or more, got {self.num_workers}")
-
-    def crop_length(self, sample_rate: int) -> int:
-        """Crop length in samples at the set's sample rate."""
-        return self.crop_samples if self.crop_samples is not None else round(self.crop_seconds * sample_rate)
-
-    def gap_bounds(self, sample_rate: int) -> tuple[int, int]:
-        """(min, max) start-to-start distance in samples."""
-        return math.ceil(self.min_gap_seconds * sample_rate), math.floor(self.max_gap_seconds * sample_rate)
-
-
-def sample_pair_starts(
-    rng: np.random.Generator, num_samples: int, crop: int, min_gap: int, max_gap: int, count: int
-) -> np.ndarray:
-    """(count, 2) start indices (anchor, positive), all crops inside the track, positive min-max gap away.
-
-    The anchor is uniform over the starts that admit a positive; the positive is uniform over the valid starts
-    on either side of it. Raises ValueError for a track shorter than `crop + min_gap`.
-    """
-    last = num_samples - crop  # last valid start
-    if last < min_gap:
-        raise ValueError(f"track of {num_samples} samples is too short for a pair ({crop + min_gap} needed)")
-    # anchors with a positive: [0, last - min_gap] and [min_gap, last]; skip the hole between them, if any
-    left_count = last - min_gap + 1
-    hole = max(0, min_gap - left_count)
-    draw = rng.integers(0, last + 1 - hole, size=count)
-    anchor = draw + hole * (draw >= left_count)
-    left_low = np.maximum(0, anchor - max_gap)
-    left_size = np.maximum(0, anchor - min_gap - left_low + 1)
-    right_size = np.maximum(0, np.minimum(last, anchor + max_gap) - (anchor + min_gap) + 1)
-    pick = rng.integers(0, left_size + right_size)
-    positive = np.where(pick < left_size, left_low + pick, anchor + min_gap + pick - left_size)
-    return np.stack([anchor, positive], axis=1)
-
-
-@dataclass(frozen=True)
-class StreamStats:
-    """What the loader's workers have read so far (all workers, all epochs)."""
-
-    tracks: int = 0  # tracks decoded
-    bytes: int = 0  # member payload bytes read for them (audio + metadata)
-    pairs: int = 0
-    corrupt_skipped: int = 0  # tar members or shards that could not be read or decoded
-    short_skipped: int = 0  # track visits too short for a pair
-
-
-STAT_NAMES = tuple(f.name for f in fields(StreamStats))
-
-
-class SharedCounters:
-    """StreamStats counters in shared memory, written by loader workers and read by the main process."""
-
-    def __init__(self, location: str, context: multiprocessing.context.BaseContext) -> None:
-        self.location = location
-        self._values = context.Array("q", len(STAT_NAMES))  # same context as the workers, or it cannot travel
-        self._fruitless = 0  # per process: visits since the last pair
-
-    def add(self, **counts: int) -> None:
-        """Add to named counters under one lock."""
-        with self._values.get_lock():
-            for name, value in counts.items():
-                self._values[STAT_NAMES.index(name)] += value
-
-    def snapshot(self) -> StreamStats:
-        """The current totals."""
-        with self._values.get_lock():
-            return StreamStats(*self._values[:])
-
-    def productive(self) -> None:
-        """Note that a visit gave pairs."""
-        self._fruitless = 0
-
-    def fruitless(self, reason: str) -> None:
-        """Note a visit that gave no pair; stop loudly when nothing in the set can give pairs."""
-        self._fruitless += 1
-        if self._fruitless >= MAX_FRUITLESS_VISITS:
-            raise RuntimeError(
-                f"{self.location}: {self._fruitless} track visits in a row gave no pair (last: {reason}); "
-                "the shards are unreadable or the tracks shorter than crop + min gap; check the set with "
-                "`python -m sharding verify` or shorten the crop"
-            )
-
-    def skip_corrupt(self, error: Exception) -> bool:
-        """webdataset error handler: count and log an unreadable member or shard, then carry on."""
-        logger.warning("%s: skipping unreadable data: %s", self.location, error)
-        self.add(corrupt_skipped=1)
-        self.fruitless(str(error))
-        return True
+def skip_corrupt(counters: SharedCounters, error: Exception) -> bool:
+    """webdataset error handler: count and log an unreadable member or shard, then carry on."""
+    logger.warning("%s: skipping unreadable data: %s", counters.location, error)
+    counters.add(corrupt_skipped=1)
+    counters.fruitless(str(error))
+    return True
 
 
 @dataclass
@@ -187,19 +78,22 @@ class StreamSeed:
 
 
 class DecodeTracks:
-    """Raw tar samples -> (int16 view, TrackMeta); corrupt samples are skipped and counted."""
+    """Raw tar samples -> (int16 view, TrackMeta) of the selected split; corrupt samples are skipped and counted."""
 
-    def __init__(self, counters: SharedCounters) -> None:
-        self.counters = counters
+    def __init__(self, counters: SharedCounters, split: str | None) -> None:
+        self.counters, self.split = counters, split
 
     def __call__(self, samples: Iterable[dict[str, Any]]) -> Iterator[tuple[np.ndarray, TrackMeta]]:
         for sample in samples:
             try:
                 pcm, meta = decode_track(sample)
             except ValueError as err:
-                self.counters.skip_corrupt(ValueError(f"{sample.get('__url__', '?')}: {err}"))
+                skip_corrupt(self.counters, ValueError(f"{sample.get('__url__', '?')}: {err}"))
                 continue
             self.counters.add(tracks=1, bytes=pcm.nbytes + len(sample.get("json", b"")))
+            if self.split is not None and meta.split not in (None, self.split):
+                self.counters.fruitless(f"{meta.track_id} is in split {meta.split}, not {self.split}")
+                continue
             yield pcm, meta
 
 
@@ -254,36 +148,39 @@ class BatchPairs:
 
     @staticmethod
     def collate(batch: list[np.ndarray]) -> torch.Tensor:
-        """Stack straight into the output, in shared memory inside a worker so sending it copies nothing."""
-        out = torch.empty((len(batch), *batch[0].shape), dtype=torch.int16)
-        if torch.utils.data.get_worker_info() is not None:
-            out.share_memory_()
+        """Stack straight into the output batch."""
+        out = empty_batch(len(batch), batch[0].shape[-1])
         np.stack(batch, out=out.numpy())
         return out
 
 
-def pairs_to_float(batch: torch.Tensor) -> torch.Tensor:
-    """int16 PCM batch -> float32 in [-1, 1), on the batch's device (run it after moving the batch there)."""
-    return batch.float().mul_(1.0 / PCM_SCALE)
-
-
 class PairLoader:
-    """Iterable of (B, 2, S) int16 CPU batches (`pairs_to_float` converts them); exactly `batches_per_epoch`
-    per iteration on every rank."""
+    """The sequential stream: iterable of (B, 2, S) int16 CPU batches (`pairs_to_float` converts them);
+    exactly `batches_per_epoch` per iteration on every rank."""
 
-    def __init__(self, location: str | os.PathLike[str], config: PairStreamConfig, rank: int, world_size: int) -> None:
+    def __init__(
+        self,
+        location: str | os.PathLike[str],
+        config: PairsConfig,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        seed: int = 0,
+        batches_per_epoch: int | None = None,
+    ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside [0, world_size={world_size})")
+        check_loader_arguments(batch_size, seed, batches_per_epoch)
         self.location = os.fspath(location)
         self.config = config
         self.rank, self.world_size = rank, world_size
         index = load_index(location)
         self.sample_rate = index.sample_rate
         self.crop_samples = config.crop_length(index.sample_rate)
-        self.batches_per_epoch = config.batches_per_epoch or max(
-            1, index.total_samples * config.pairs_per_track // (config.batch_size * world_size)
+        self.batches_per_epoch = batches_per_epoch or max(
+            1, index.total_samples * config.pairs_per_track // (batch_size * world_size)
         )
-        self.seeds = StreamSeed(config.seed, rank)
+        self.seeds = StreamSeed(seed, rank)
         context = multiprocessing.get_context(config.start_method)
         self.counters = SharedCounters(self.location, context)
         self.shards = wds.ResampledShards(
@@ -291,8 +188,8 @@ class PairLoader:
         )
         pipeline = wds.DataPipeline(
             self.shards,
-            functools.partial(tar_samples, handler=self.counters.skip_corrupt),
-            DecodeTracks(self.counters),
+            functools.partial(tar_samples, handler=functools.partial(skip_corrupt, self.counters)),
+            DecodeTracks(self.counters, config.split),
             Shuffle(config.track_shuffle, self.seeds, stage=1),
             CutPairs(
                 self.crop_samples,
@@ -302,7 +199,7 @@ class PairLoader:
                 self.counters,
             ),
             Shuffle(config.pair_shuffle, self.seeds, stage=3),
-            BatchPairs(config.batch_size),
+            BatchPairs(batch_size),
         )
         self.loader = wds.WebLoader(
             pipeline,
@@ -322,7 +219,7 @@ class PairLoader:
         self.seeds.epoch = epoch
 
     @property
-    def stats(self) -> StreamStats:
+    def stats(self) -> LoaderStats:
         """Totals over all workers and epochs so far."""
         return self.counters.snapshot()
 
@@ -340,7 +237,20 @@ class PairLoader:
             self.log_skipped(before)
             self.seeds.epoch += 1
 
-    def log_skipped(self, before: StreamStats) -> None:
+    def iter_from(self, epoch: int, batch: int) -> Iterator[torch.Tensor]:
+        """Batches from batch `batch` of epoch `epoch` on, across epochs, without end.
+
+        A stream cannot seek: the batches of the epoch before `batch` are streamed again and dropped.
+        """
+        self.set_epoch(epoch)
+        skip = batch
+        while True:
+            for number, pairs in enumerate(self):
+                if number >= skip:
+                    yield pairs
+            skip = 0
+
+    def log_skipped(self, before: LoaderStats) -> None:
         """Log what this epoch skipped, so lost data shows in the training log."""
         after = self.stats
         skipped = after.corrupt_skipped - before.corrupt_skipped, after.short_skipped - before.short_skipped
@@ -355,26 +265,3 @@ class PairLoader:
                 after.corrupt_skipped,
                 after.short_skipped,
             )
-
-
-def distributed_position() -> tuple[int, int]:
-    """(rank, world_size) from torch.distributed when initialised, else RANK/WORLD_SIZE, else (0, 1)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def pair_loader(
-    location: str | os.PathLike[str],
-    config: PairStreamConfig | None = None,
-    rank: int | None = None,
-    world_size: int | None = None,
-) -> PairLoader:
-    """Stream training pairs from the set at `location`; rank and world size default to the launcher's."""
-    default_rank, default_world = distributed_position()
-    return PairLoader(
-        location,
-        config or PairStreamConfig(),
-        default_rank if rank is None else rank,
-        default_world if world_size is None else world_size,
-    )

@@ -2,7 +2,8 @@
 
 Checks per shard: size and sha256 against the index, the tar structure, every sample decodable with
 format.decode_track, its audio against the `pcm_sha1` stored in its metadata (so flipped audio bytes name the
-member), its sample rate, and the shard's track count and total duration.
+member), its sample rate, the shard's track count and total duration, and the byte offsets and lengths the
+track table (tracks.parquet) gives for its audio members, which random access reads by.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import IO, Any
 from tqdm.auto import tqdm
 from webdataset.gopen import gopen
 
-from sharding.format import PCM_SHA1_KEY, ShardIndex, ShardInfo, decode_track, pcm_sha1
+from sharding.format import AUDIO_KEY, PCM_SHA1_KEY, TRACKS_NAME, ShardIndex, ShardInfo, decode_track, pcm_sha1
 from sharding.location import load_index, resolve
+from sharding.tracks import StaleTrackTable, load_track_table
 
 DURATION_TOLERANCE_S = 0.01  # index durations are sums of per-track values rounded to milliseconds
 
@@ -62,7 +64,10 @@ def read_index(location: str | os.PathLike[str]) -> ShardIndex:
 
 
 def iter_samples(tar: tarfile.TarFile, wanted: set[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Group consecutive tar members by key (name up to the first dot) into webdataset-style samples."""
+    """Group consecutive tar members by key (name up to the first dot) into webdataset-style samples.
+
+    `__offsets__` maps each member's extension to (payload offset in the tar, size).
+    """
     sample: dict[str, Any] = {}
     for info in tar:
         if not info.isfile():
@@ -72,6 +77,7 @@ def iter_samples(tar: tarfile.TarFile, wanted: set[str] | None = None) -> Iterat
             yield sample
             sample = {}
         sample.setdefault("__key__", key)
+        sample.setdefault("__offsets__", {})[extension] = (info.offset_data, info.size)
         if wanted is None or extension in wanted:
             member = tar.extractfile(info)
             sample[extension] = member.read() if member else b""
@@ -79,10 +85,16 @@ def iter_samples(tar: tarfile.TarFile, wanted: set[str] | None = None) -> Iterat
         yield sample
 
 
-def verify_shard(location: str | os.PathLike[str], info: ShardInfo, sample_rate: int) -> list[Problem]:
-    """Every problem found in one shard (an empty list for a sound one)."""
+def verify_shard(
+    location: str | os.PathLike[str], info: ShardInfo, sample_rate: int, audio_at: list[tuple[int, int]] | None = None
+) -> list[Problem]:
+    """Every problem found in one shard (an empty list for a sound one).
+
+    `audio_at`: the (byte offset, size) of each track's audio in tar order, as the track table gives them.
+    """
     problems: list[Problem] = []
     count, duration_s, last_key = 0, 0.0, None
+    found_at: list[tuple[int, int]] = []
     try:
         with gopen(resolve(location, info.name), "rb") as stream:
             reader = HashingReader(stream)
@@ -90,6 +102,8 @@ def verify_shard(location: str | os.PathLike[str], info: ShardInfo, sample_rate:
                 for sample in iter_samples(tar):
                     last_key = sample["__key__"]
                     count += 1
+                    if AUDIO_KEY in sample["__offsets__"]:
+                        found_at.append(sample["__offsets__"][AUDIO_KEY])
                     sample_problems, sample_duration_s = _check_sample(info.name, sample, sample_rate)
                     problems += sample_problems
                     duration_s += sample_duration_s
@@ -108,15 +122,40 @@ def verify_shard(location: str | os.PathLike[str], info: ShardInfo, sample_rate:
         problems.append(Problem(info.name, None, f"{count} tracks, index says {info.samples}"))
     if abs(duration_s - info.duration_s) > DURATION_TOLERANCE_S * max(1, count):
         problems.append(Problem(info.name, None, f"{duration_s:.3f} s of audio, index says {info.duration_s} s"))
+    if audio_at is not None and audio_at != found_at:
+        wrong = next((n for n, (a, b) in enumerate(zip(audio_at, found_at, strict=False)) if a != b), len(found_at))
+        problems.append(
+            Problem(
+                info.name,
+                None,
+                f"{TRACKS_NAME} gives other audio offsets than the tar holds (from track {wrong} on); rebuild it "
+                f"with `python -m sharding index {os.fspath(location)}`",
+            )
+        )
     return problems
 
 
 def verify_set(location: str | os.PathLike[str], progress: bool = False) -> tuple[ShardIndex, list[Problem]]:
-    """The index and every problem in every shard it lists (with a bar in bytes when `progress`)."""
+    """The index and every problem in every shard it lists and in the track table (a bar in bytes when `progress`).
+
+    A set without a track table is sound (it can only be streamed); a table that does not match the index is not.
+    """
     index = read_index(location)
     problems = []
-    for info in shard_progress(index, "verifying", progress):
-        problems += verify_shard(location, info, index.sample_rate)
+    audio_at: list[list[tuple[int, int]] | None] = [None] * len(index.shards)
+    try:
+        table = load_track_table(location, index)
+    except StaleTrackTable as err:
+        if not isinstance(err.__cause__, FileNotFoundError):
+            problems.append(Problem(TRACKS_NAME, None, str(err)))
+    else:
+        found: list[list[tuple[int, int]]] = [[] for _ in index.shards]
+        columns = table.shard.tolist(), table.pcm_offset.tolist(), table.num_samples.tolist()
+        for shard, offset, samples in zip(*columns, strict=True):
+            found[shard].append((offset, 2 * samples))
+        audio_at = list(found)
+    for info, expected in zip(shard_progress(index, "verifying", progress), audio_at, strict=True):
+        problems += verify_shard(location, info, index.sample_rate, expected)
     return index, problems
 
 

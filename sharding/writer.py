@@ -4,7 +4,9 @@ Protocol (the index is the commit point; it lists complete shards only):
 1. samples go to `shard-NNNNNN.tar.partial` through webdataset's ShardWriter, which rotates at `shard_size`;
 2. when a shard is full (or at close), it is fsynced, renamed to `shard-NNNNNN.tar` and hashed (sha256);
 3. `on_shard_ready(name, payloads)` runs (data_prep appends the shard's report rows there);
-4. the index is saved atomically with the new shard: from here on the shard exists.
+4. the index is saved atomically with the new shard: from here on the shard exists;
+5. at close, the track table (`tracks.parquet`, every track's byte offsets for random access) is brought up to
+   date with the index, scanning only the shards it does not cover yet.
 A kill before 4 leaves an unindexed shard or a `.partial`; `ShardSetWriter.open` deletes both and numbering
 continues after the last indexed shard, so nothing half-written is ever read as valid.
 """
@@ -23,6 +25,7 @@ import numpy as np
 from webdataset import ShardWriter
 
 from sharding.format import SHARD_PATTERN, ShardIndex, ShardInfo, TrackMeta, encode_track
+from sharding.tracks import build_track_table
 
 PARTIAL_SUFFIX = ".partial"
 SHARD_NAME = re.compile(r"^shard-(\d{6})\.tar$")
@@ -97,10 +100,11 @@ class ShardSetWriter(Generic[Payload]):
         self._pending.append((meta, payload))
 
     def close(self) -> None:
-        """Commit the shard being written, if any."""
+        """Commit the shard being written, if any, and bring the track table up to date."""
         if self._sink is not None:
             self._sink.close()
             self._sink = None
+        build_track_table(self.directory)
 
     def abort(self) -> None:
         """Stop without committing: close and delete the open `.partial`; its tracks are redone on resume."""

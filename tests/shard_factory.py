@@ -11,6 +11,7 @@ import numpy as np
 from webdataset import TarWriter
 
 from sharding.format import SHARD_PATTERN, ShardIndex, ShardInfo, TrackMeta, encode_track
+from sharding.tracks import build_track_table
 
 RAMP_STRIDE = 4096  # track t of a ramp set holds values -32768 + t * RAMP_STRIDE + position
 
@@ -66,7 +67,8 @@ def write_shard(path: Path, samples: Sequence[dict[str, Any]], sample_rate: int)
 def write_shard_set(
     directory: Path, tracks: Sequence[np.ndarray], sample_rate: int, tracks_per_shard: int = 4
 ) -> ShardIndex:
-    """Write int16 tracks as shards of `tracks_per_shard` tracks plus index.json; returns the index."""
+    """Write int16 tracks as shards of `tracks_per_shard` tracks, index.json and tracks.parquet, as the writer
+    does; returns the index."""
     directory.mkdir(parents=True, exist_ok=True)
     samples = [track_sample(f"track{i:06d}", pcm, sample_rate) for i, pcm in enumerate(tracks)]
     index = ShardIndex(sample_rate=sample_rate, normalisation="none")
@@ -74,4 +76,5 @@ def write_shard_set(
         path = directory / (SHARD_PATTERN % shard_number)
         index.shards.append(write_shard(path, samples[first : first + tracks_per_shard], sample_rate))
     index.save(directory)
+    build_track_table(directory)
     return index

@@ -32,29 +32,30 @@ def numbers(pattern: str, text: str) -> list[int]:
 def test_stream_prints_the_asked_batches_and_counters(
     mixed_set: Path, workers: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["stream", str(mixed_set), "--batches", "2", "--batch-size", "4", "--workers", str(workers)]
-    assert main([*argv, "--track-shuffle", "2", "--pair-shuffle", "8"]) == 0
+    argv = ["stream", str(mixed_set), "--batches", "2", "--batch-size", "4", "--pairs.num-workers", str(workers)]
+    assert main([*argv, "--pairs.reader", "stream", "--pairs.track-shuffle", "2", "--pairs.pair-shuffle", "8"]) == 0
     out = capsys.readouterr().out
-    assert f"{RATE} Hz, crops of 400 samples, 1 pair(s) per track visit, {workers} loader worker(s)" in out
+    assert f"sequential stream, {RATE} Hz, crops of 400 samples, 1 pair(s) per track, {workers} loader worker(s)" in out
     assert out.count("shape (4, 2, 400) torch.int16") == 2 and "batch 3" not in out
     assert numbers(r"delivered (\d+) pairs", out) == [8]
-    cut, visits = numbers(r"cut (\d+) pairs from (\d+) track visits", out)
+    cut, visits = numbers(r"read (\d+) pairs from (\d+) track reads", out)
     assert cut >= 8 and visits >= cut
-    corrupt, short = numbers(r"skipped (\d+) unreadable member\(s\), (\d+) track visit\(s\) too short", out)
+    corrupt, short = numbers(r"skipped (\d+) failed read\(s\), (\d+) track\(s\) too short", out)
     assert corrupt == 0 and short >= 1
     low, high = (float(v) for v in re.findall(r"values in \[(-?[\d.]+), (-?[\d.]+)\]", out)[0])
     assert -1.0 <= low < high < 1.0
 
 
 def test_stream_options_reach_the_loader(mixed_set: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["stream", str(mixed_set), "--batches", "1", "--batch-size", "6", "--workers", "0"]
-    assert main([*argv, "--crop-samples", "300", "--pairs-per-track", "3", "--pair-shuffle", "6"]) == 0
+    argv = ["stream", str(mixed_set), "--batches", "1", "--batch-size", "6", "--pairs.num-workers", "0"]
+    assert main([*argv, "--pairs.crop-samples", "300", "--pairs.pairs-per-track", "3"]) == 0
     out = capsys.readouterr().out
-    assert "crops of 300 samples, 3 pair(s) per track visit" in out
+    assert "random access, 100 Hz, crops of 300 samples, 3 pair(s) per track" in out
     assert "batch 1: shape (6, 2, 300) torch.int16" in out
-    assert numbers(r"cut (\d+) pairs", out)[0] % 3 == 0
+    assert numbers(r"read (\d+) pairs", out) == [6]
+    assert numbers(r"(\d+) track\(s\) too short", out) == [4]  # the short tracks are left out up front
 
 
 def test_stream_of_a_missing_set_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["stream", str(tmp_path / "nowhere")]) == 2
-    assert "cannot read the shard index" in capsys.readouterr().err
+    assert "no readable shard index" in capsys.readouterr().err

@@ -9,9 +9,11 @@ from shard_factory import ramp_track, write_shard_set
 
 from data_prep.report import COLUMNS, REPORT_NAME
 from sharding.__main__ import main
+from sharding.crops import CropLoader
 from sharding.format import INDEX_NAME, ShardIndex
 from sharding.location import load_index, shard_urls
-from sharding.stream import PairStreamConfig, pair_loader
+from sharding.pairs import PairsConfig
+from sharding.stream import PairLoader
 from sharding.windows import iter_tracks
 
 RATE = 100  # Hz: 4 s crops are 400 samples, a pair needs 800
@@ -70,10 +72,10 @@ def test_merged_set_is_read_by_every_reader(parts: Path, capsys: pytest.CaptureF
     out = capsys.readouterr().out
     assert f"ok: 5 shards, {sum(PART_TRACKS)} tracks verified" in out and f"tracks: {sum(PART_TRACKS)}," in out
     assert len(list(iter_tracks(parts))) == len(list(iter_tracks(f"pipe:cat {parts}/{{}}"))) == sum(PART_TRACKS)
-    config = PairStreamConfig(batch_size=4, track_shuffle=2, pair_shuffle=8, num_workers=0)
-    loader = pair_loader(parts, config, rank=0, world_size=1)
-    assert [tuple(b.shape) for b in loader] == [(4, 2, 400)] * len(loader)
-    assert loader.stats.corrupt_skipped == 0 and loader.stats.tracks > 0
+    config = PairsConfig(track_shuffle=2, pair_shuffle=8, num_workers=0)
+    for loader in (CropLoader(parts, config, 4, 0, 1), PairLoader(parts, config, 4, 0, 1)):
+        assert [tuple(b.shape) for b in loader] == [(4, 2, 400)] * len(loader)
+        assert loader.stats.corrupt_skipped == 0 and loader.stats.tracks > 0
 
     before = (parts / INDEX_NAME).read_bytes()
     assert main(["merge", str(parts)]) == 0  # merging again (e.g. a requeued job) gives the same set

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from sharding.format import ShardIndex, TrackMeta, decode_track
+from sharding.tracks import load_track_table
 from sharding.verify import iter_samples
 from sharding.writer import ShardSetWriter, sha256_file
 
@@ -47,7 +48,10 @@ def test_shards_rotate_at_the_size_and_commit_in_order(tmp_path: Path) -> None:
     for info in index.shards:
         assert info.sha256 == sha256_file(tmp_path / info.name) and info.bytes == (tmp_path / info.name).stat().st_size
     assert keys_in(tmp_path, "shard-000001.tar") == ["t3", "t4", "t5"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json", *(s.name for s in index.shards)]
+    names = ["index.json", *(s.name for s in index.shards), "tracks.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    table = load_track_table(tmp_path, index, with_track_ids=True)
+    assert list(table.track_ids) == [f"t{i}" for i in range(7)] and table.shard.tolist() == [0, 0, 0, 1, 1, 1, 2]
 
 
 def test_an_error_discards_the_open_shard_and_a_resume_numbers_on(tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
-"""Tests for sharding.stream.sample_pair_starts and PairStreamConfig: bounds over many draws, bad input."""
+"""Tests for sharding.pairs.sample_pair_starts and PairsConfig: bounds over many draws, bad input."""
 
 import numpy as np
 import pytest
 
-from sharding.stream import PairStreamConfig, sample_pair_starts
+from sharding.pairs import PairsConfig, check_loader_arguments, sample_pair_starts
 
 
 @pytest.mark.parametrize(
@@ -51,10 +51,10 @@ def test_track_too_short_for_a_pair_is_refused() -> None:
 
 
 def test_config_lengths_follow_the_sample_rate() -> None:
-    config = PairStreamConfig()
+    config = PairsConfig()
     assert config.crop_length(16_000) == 64_000
     assert config.gap_bounds(16_000) == (64_000, 256_000)
-    assert PairStreamConfig(crop_samples=59_049).crop_length(22_050) == 59_049
+    assert PairsConfig(crop_samples=59_049).crop_length(22_050) == 59_049
 
 
 @pytest.mark.parametrize(
@@ -64,12 +64,30 @@ def test_config_lengths_follow_the_sample_rate() -> None:
         ({"crop_samples": 0}, "crop_samples"),
         ({"min_gap_seconds": 8.0, "max_gap_seconds": 4.0}, "min_gap_seconds"),
         ({"pairs_per_track": 0}, "pairs_per_track"),
-        ({"batch_size": 0}, "batch_size"),
         ({"num_workers": -1}, "num_workers"),
-        ({"seed": -1}, "seed"),
-        ({"batches_per_epoch": 0}, "batches_per_epoch"),
+        ({"read_retries": -1}, "read_retries"),
+        ({"max_failed_share": 1.5}, "max_failed_share"),
+        ({"failure_window": 0}, "failure_window"),
     ],
 )
 def test_bad_config_is_refused_with_the_field_named(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        PairStreamConfig(**kwargs)
+        PairsConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"), [((0, 0, None), "batch_size"), ((8, -1, None), "seed"), ((8, 0, 0), "batches_per_epoch")]
+)
+def test_bad_loader_arguments_are_refused_with_the_argument_named(
+    arguments: tuple[int, int, int | None], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        check_loader_arguments(*arguments)
+
+
+def test_starts_follow_one_length_per_pair() -> None:
+    lengths = np.array([800, 4_000, 1_000] * 2_000)
+    starts = sample_pair_starts(np.random.default_rng(3), lengths, 400, 400, 1_600, count=len(lengths))
+    assert np.all(starts.max(axis=1) + 400 <= lengths)
+    assert np.all(np.abs(starts[:, 1] - starts[:, 0]) >= 400)
+    assert starts[lengths == 4_000].max() > 3_000  # long tracks are cropped all along, not at the short ones' range

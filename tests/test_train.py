@@ -18,11 +18,12 @@ import pytest
 import torch
 from shard_factory import write_shard_set
 
+from sharding.crops import CropLoader
 from trainer.checkpoints import latest_checkpoint, list_checkpoints
 from trainer.cli import parse_config
 from trainer.config import CheckpointConfig, ModelConfig, OptimConfig, PairsConfig, TrainConfig
 from trainer.export import load_backbone
-from trainer.loop import EXIT_PREEMPTED, train
+from trainer.loop import EXIT_PREEMPTED, Trainer, train
 from trainer.presets import available_presets
 from trainer.pretexts import PretextOutput
 
@@ -99,6 +100,16 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path: Path, shard
     assert second.step == 6 and not second.preempted
     resumed = first.losses + second.losses
     np.testing.assert_allclose(resumed, whole.losses, rtol=0, atol=1e-6)
+
+
+def test_resume_starts_at_the_saved_data_position_without_rereading(tmp_path: Path, shards: str) -> None:
+    config = tiny_config(tmp_path / "run", shards)
+    Trainer(config).run(stop_after_steps=4)
+    resumed = Trainer(config)
+    assert resumed.state.data_position == [1, 1]  # step 4 of 3-step epochs: epoch 1, batch 1
+    assert isinstance(resumed.pairs.reader, CropLoader)
+    assert resumed.run().step == 6
+    assert resumed.pairs.reader.stats.pairs == 2 * config.batch_size  # two steps read, none replayed
 
 
 def poison_losses(monkeypatch: pytest.MonkeyPatch, is_bad: Callable[[int], bool]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sharding.pairs import PairsConfig as ReadConfig
 from trainer.augment import AugmentConfig
 from trainer.pretexts.barlow_twins import BarlowTwinsConfig
 from trainer.pretexts.byol import BYOLConfig
@@ -15,24 +16,10 @@ from trainer.pretexts.vicreg import VICRegConfig
 PretextName = Literal["contrastive", "byol", "clustering", "barlow_twins", "vicreg"]
 
 
-@dataclass
-class PairsConfig:
-    """How anchor/positive pairs are drawn from the shards."""
+@dataclass(frozen=True)
+class PairsConfig(ReadConfig):
+    """How anchor/positive pairs are cut and read (`sharding.pairs.PairsConfig`), and how they become views."""
 
-    crop_seconds: float = 4.0
-    """Length of each crop in seconds (ignored when the backbone fixes its input length, e.g. SampleCNN)."""
-    min_gap_seconds: float = 4.0
-    """Smallest start-to-start distance between anchor and positive."""
-    max_gap_seconds: float = 16.0
-    """Largest start-to-start distance between anchor and positive."""
-    pairs_per_track: int = 1
-    """Pairs drawn per track visit (1 = the paper; more read fewer bytes per pair: docs/data-layout.md)."""
-    track_shuffle: int = 16
-    """Shuffle buffer of whole tracks per loader worker (16 x 7.7 MB for 4-minute tracks at 16 kHz)."""
-    pair_shuffle: int = 1024
-    """Shuffle buffer of pairs per loader worker (1024 x 256 KB at 4 s, 16 kHz; docs/data-layout.md)."""
-    num_workers: int = 4
-    """Loader worker processes per rank."""
     views: Literal["temporal", "augmented_crop", "augmented_temporal"] = "temporal"
     """temporal: the pairs as they are (paper); augmented_crop: two augmented copies of the anchor (CLMR);
     augmented_temporal: each crop of the pair augmented."""

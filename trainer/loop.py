@@ -22,7 +22,8 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from sharding.location import load_index
-from sharding.stream import PairStreamConfig, pair_loader, pairs_to_float
+from sharding.pairs import pairs_to_float
+from sharding.readers import open_pairs
 from trainer.augment import AugmentationChain, make_views
 from trainer.checkpoints import CheckpointPolicy, latest_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
@@ -47,6 +48,8 @@ class LoopState:
     """Position of the loop, saved in every checkpoint."""
 
     step: int = 0
+    data_position: list[int] | None = None
+    """(epoch, micro-batch) of the next batch to read; None in checkpoints older than it (derived from step)."""
     mlflow_run_id: str | None = None
     nonfinite_skipped: int = 0
     view_rng: torch.Tensor | None = None
@@ -142,39 +145,22 @@ def backbone_recipe(config: TrainConfig) -> BackboneRecipe:
 
 
 class PairBatches:
-    """Micro-batches of pairs in a fixed order per epoch: a resumed run sees the data it would have seen."""
+    """Micro-batches of pairs of one rank, from any data position (epoch, micro-batch) on, across epochs."""
 
     def __init__(
         self, location: str, config: TrainConfig, crop_samples: int, micro_batch: int, rank: int, world: int
     ) -> None:
-        self.location, self.config, self.rank, self.world = location, config, rank, world
-        self.crop_samples, self.micro_batch = crop_samples, micro_batch
+        self.batches_per_epoch = config.steps_per_epoch * config.grad_accum
+        pairs = dataclasses.replace(config.pairs, crop_samples=crop_samples)
+        self.reader = open_pairs(location, pairs, micro_batch, rank, world, config.seed, self.batches_per_epoch)
 
-    def from_step(self, step: int) -> Iterator[torch.Tensor]:
-        """Micro-batches from optimiser step `step` on, across epochs."""
-        epoch, offset = divmod(step, self.config.steps_per_epoch)
-        skip = offset * self.config.grad_accum
-        while True:
-            for index, batch in enumerate(self._epoch(epoch)):
-                if index >= skip:
-                    yield batch
-            epoch, skip = epoch + 1, 0
+    def position_at(self, step: int, grad_accum: int) -> list[int]:
+        """The data position (epoch, micro-batch) optimiser step `step` starts reading at."""
+        return list(divmod(step * grad_accum, self.batches_per_epoch))
 
-    def _epoch(self, epoch: int) -> Iterator[torch.Tensor]:
-        data = self.config.pairs
-        stream = PairStreamConfig(
-            crop_samples=self.crop_samples,
-            min_gap_seconds=data.min_gap_seconds,
-            max_gap_seconds=data.max_gap_seconds,
-            pairs_per_track=data.pairs_per_track,
-            batch_size=self.micro_batch,
-            track_shuffle=data.track_shuffle,
-            pair_shuffle=data.pair_shuffle,
-            num_workers=data.num_workers,
-            seed=self.config.seed * 1_000_003 + epoch,
-            batches_per_epoch=self.config.steps_per_epoch * self.config.grad_accum,
-        )
-        return iter(pair_loader(self.location, stream, rank=self.rank, world_size=self.world))
+    def from_position(self, position: list[int]) -> Iterator[torch.Tensor]:
+        """Micro-batches from `position` on; the random-access reader starts there without reading the rest."""
+        return self.reader.iter_from(*position)
 
 
 def check_same_run(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
@@ -259,8 +245,10 @@ class Trainer:
         self.state.mlflow_run_id = self.tracker.run_id
 
         rank, world = accelerator.process_index, accelerator.num_processes
-        pairs = PairBatches(location, config, backbone.num_samples, micro_batch, rank, world)
-        self.batches = pairs.from_step(self.state.step)
+        self.pairs = PairBatches(location, config, backbone.num_samples, micro_batch, rank, world)
+        if self.state.data_position is None:
+            self.state.data_position = self.pairs.position_at(self.state.step, config.grad_accum)
+        self.batches = self.pairs.from_position(self.state.data_position)
         self.policy = CheckpointPolicy(
             keep_last=config.checkpoint.keep_last,
             keep_steps=frozenset(config.checkpoint.keep_steps)
@@ -320,6 +308,7 @@ class Trainer:
                 else:
                     consecutive_nonfinite = 0
                 state.step += 1
+                state.data_position = self.pairs.position_at(state.step, config.grad_accum)
                 self.lr_schedule.position = state.step
                 progress.update(1)
                 self._log(report, out, progress)
@@ -393,6 +382,11 @@ class Trainer:
                 "pairs_per_s": pairs_per_s,
             }
             metrics["nonfinite_skipped"] = float(self.state.nonfinite_skipped)
+            data = self.pairs.reader.stats
+            metrics |= {
+                "data/failed_reads": float(data.corrupt_skipped),
+                "data/bytes_per_pair": data.bytes / max(data.pairs, 1),
+            }
             if torch.cuda.is_available():
                 metrics["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
             terms = {name: f"{float(value):.3g}" for name, value in out.terms.items()} if len(out.terms) > 1 else {}

@@ -1,0 +1,298 @@
+"""The random-access pair reader: reads exactly the bytes of each pair's two crops, nothing else.
+
+Every batch is a pure function of (seed, epoch, batch, rank) (`sharding.epochs`): the tracks come from the
+epoch's permutation, the crop starts from a generator seeded by the batch's position, and the bytes from the
+offsets of the track table (`sharding.tracks`), read with pread or range requests (`sharding.ranges`) straight
+into the batch. A read that fails or comes back short is retried, then its pair is replaced by another track and
+counted; a damaged member costs that member only. When more than `max_failed_share` of a worker's last
+`failure_window` reads failed, the worker stops training with an error naming the shards.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+from collections import Counter, deque
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from sharding.epochs import CROP_STAGE, REPLACEMENT_STAGE, EpochPlan, TrackOrder
+from sharding.location import load_index, shard_urls
+from sharding.pairs import (
+    LoaderStats,
+    PairsConfig,
+    SharedCounters,
+    check_loader_arguments,
+    empty_batch,
+    sample_pair_starts,
+)
+from sharding.ranges import RangeRequest, RangeSource, range_source, serves_ranges
+from sharding.tracks import StaleTrackTable, load_track_table
+
+logger = logging.getLogger(__name__)
+
+TAR_BLOCK = 512  # tar payloads start on a block boundary: an offset off it is damaged
+MAX_REPLACEMENTS = 32  # rounds of replacement tracks for the failed pairs of one batch (drawn with the batch seed)
+LOGGED_FAILURES = 10  # failed reads logged one by one per worker; later ones are only counted
+
+
+class RandomAccessUnavailable(ValueError):
+    """The set cannot be read by random access (no track table, or no byte ranges); the stream still can."""
+
+
+class DataReadError(RuntimeError):
+    """Too many reads failed: training stops rather than train on what is left."""
+
+
+class FailureAlarm:
+    """The share of failed pair reads over a worker's last `window` reads, and the shards they failed in."""
+
+    def __init__(self, location: str, max_share: float, window: int) -> None:
+        self.location, self.max_share, self.window = location, max_share, window
+        self._recent: deque[bool] = deque(maxlen=window)
+        self._failed = 0
+        self.shards: Counter[str] = Counter()
+
+    def record(self, failed: np.ndarray, shard_names: list[str]) -> None:
+        """Add the outcome of some reads; raise DataReadError once the window holds too many failures."""
+        self.shards.update(shard_names)
+        for outcome in failed.tolist():
+            if len(self._recent) == self.window:
+                self._failed -= self._recent[0]
+            self._recent.append(outcome)
+            self._failed += outcome
+        if len(self._recent) == self.window and self._failed > self.max_share * self.window:
+            named = ", ".join(f"{name} ({count})" for name, count in self.shards.most_common(10))
+            raise DataReadError(
+                f"{self.location}: {self._failed} of the last {self.window} pair reads failed (more than "
+                f"{self.max_share:.1%}); failed reads by shard: {named}. Check the set with `python -m sharding "
+                f"verify {self.location}` and rebuild the named shards, or raise --pairs.max-failed-share"
+            )
+
+
+class CropDataset(torch.utils.data.IterableDataset):
+    """The batches of one epoch of one rank from a start batch; worker w of W reads batches b % W == w."""
+
+    def __init__(
+        self,
+        location: str,
+        urls: list[str],
+        shard_bytes: np.ndarray,
+        tracks: tuple[np.ndarray, np.ndarray, np.ndarray],
+        plan: EpochPlan,
+        rank: int,
+        crop: int,
+        gaps: tuple[int, int],
+        config: PairsConfig,
+        counters: SharedCounters,
+    ) -> None:
+        super().__init__()
+        self.location, self.urls, self.shard_bytes = location, urls, shard_bytes
+        self.shard, self.pcm_offset, self.num_samples = tracks
+        self.plan, self.rank, self.crop, self.gaps = plan, rank, crop, gaps
+        self.config, self.counters = config, counters
+        self.epoch, self.start_batch = 0, 0
+        self._source: RangeSource | None = None
+        self._order: TrackOrder | None = None
+        self._alarm: FailureAlarm | None = None
+        self._logged = 0
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        for batch in self.plan.worker_batches(self.start_batch, worker, workers):
+            yield self.read_batch(self.epoch, batch)
+
+    def read_batch(self, epoch: int, batch: int) -> torch.Tensor:
+        """One (B, 2, crop) int16 batch; failed pairs are replaced by pairs of other tracks, and counted."""
+        positions = self.plan.positions(epoch, batch, self.rank)
+        tracks = self._track_order().tracks(positions)
+        out = empty_batch(len(tracks), self.crop)
+        pcm = out.numpy()
+        failed = self._fill(pcm, np.arange(len(tracks)), tracks, self.plan.batch_rng(CROP_STAGE, positions))
+        failures = int(failed.sum())
+        replacements = self.plan.batch_rng(REPLACEMENT_STAGE, positions)
+        for _ in range(MAX_REPLACEMENTS):
+            if not failed.any():
+                break
+            rows = np.flatnonzero(failed)
+            others = replacements.integers(0, self.plan.num_tracks, size=len(rows))
+            failed[rows] = self._fill(pcm, rows, others, replacements)
+            failures += int(failed.sum())
+        if failed.any():
+            raise DataReadError(
+                f"{self.location}: {int(failed.sum())} pairs of batch {batch} could not be read from any track "
+                f"after {MAX_REPLACEMENTS} replacements; check the set with `python -m sharding verify`"
+            )
+        if sys.byteorder == "big":  # shards hold little-endian samples
+            pcm.byteswap(inplace=True)
+        self.counters.add(
+            tracks=len(tracks), pairs=len(tracks), bytes=(len(tracks) + failures) * pcm[0].nbytes,
+            corrupt_skipped=failures,
+        )  # fmt: skip
+        return out
+
+    def _fill(self, pcm: np.ndarray, rows: np.ndarray, tracks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Read a pair of each track into `pcm[rows]`; returns which rows failed."""
+        starts = sample_pair_starts(rng, self.num_samples[tracks], self.crop, *self.gaps, count=len(tracks))
+        shards = self.shard[tracks]
+        offsets = self.pcm_offset[tracks][:, None] + 2 * starts
+        damaged = (self.pcm_offset[tracks] % TAR_BLOCK != 0) | (
+            self.pcm_offset[tracks] + 2 * self.num_samples[tracks] > self.shard_bytes[shards]
+        )
+        requests, owners = [], []
+        for row, track_row in enumerate(rows.tolist()):
+            if damaged[row]:
+                continue
+            for side in (0, 1):
+                buffer = memoryview(pcm[track_row, side]).cast("B")
+                requests.append(RangeRequest(self.urls[shards[row]], int(offsets[row, side]), buffer))
+                owners.append(row)
+        failed = damaged.copy()
+        for row, error in self._read(requests, owners):
+            failed[row] = True
+            self._log_failure(self.urls[shards[row]], error)
+        for row in np.flatnonzero(damaged):
+            self._log_failure(self.urls[shards[row]], f"damaged offset {self.pcm_offset[tracks[row]]} in the table")
+        self._failure_alarm().record(failed, [self.urls[s].rsplit("/", 1)[-1] for s in shards[failed]])
+        return failed
+
+    def _read(self, requests: list[RangeRequest], owners: list[int]) -> list[tuple[int, str]]:
+        """Read every request, retrying failed or short ones; (owner row, last error) of those that never arrived."""
+        pending = list(range(len(requests)))
+        errors: dict[int, str] = {}
+        for _ in range(1 + self.config.read_retries):
+            if not pending:
+                break
+            results = self._range_source().read([requests[i] for i in pending])
+            still = []
+            for number, result in zip(pending, results, strict=True):
+                expected = len(requests[number].buffer)
+                if isinstance(result, Exception) or result != expected:
+                    errors[number] = str(result) if isinstance(result, Exception) else f"{result} of {expected} bytes"
+                    still.append(number)
+            pending = still
+        return [(owners[number], errors[number]) for number in pending]
+
+    def _log_failure(self, url: str, error: str) -> None:
+        if self._logged < LOGGED_FAILURES:
+            self._logged += 1
+            later = " (further failures of this worker are only counted)" if self._logged == LOGGED_FAILURES else ""
+            logger.warning("%s: read failed, pair replaced: %s%s", url, error, later)
+
+    def _range_source(self) -> RangeSource:
+        if self._source is None:
+            self._source = range_source(self.urls[0], self.config.requests_in_flight)
+            assert self._source is not None  # the loader checked the location serves ranges
+        return self._source
+
+    def _track_order(self) -> TrackOrder:
+        if self._order is None:
+            self._order = TrackOrder(self.plan)
+        return self._order
+
+    def _failure_alarm(self) -> FailureAlarm:
+        if self._alarm is None:
+            self._alarm = FailureAlarm(self.location, self.config.max_failed_share, self.config.failure_window)
+        return self._alarm
+
+    def __getstate__(self) -> dict:
+        """Workers start with fresh per-process state (open files, sessions, permutations, failure window)."""
+        return {**self.__dict__, "_source": None, "_order": None, "_alarm": None, "_logged": 0}
+
+
+class CropLoader:
+    """Random-access pairs: iterable of (B, 2, S) int16 CPU batches, exactly `batches_per_epoch` per epoch on
+    every rank; `iter_from(epoch, batch)` starts anywhere without reading what comes before."""
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str],
+        config: PairsConfig,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        seed: int = 0,
+        batches_per_epoch: int | None = None,
+    ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside [0, world_size={world_size})")
+        check_loader_arguments(batch_size, seed, batches_per_epoch)
+        self.location, self.config = os.fspath(location), config
+        self.rank, self.world_size = rank, world_size
+        index = load_index(location)
+        urls = shard_urls(location, index)
+        source = range_source(urls[0], config.requests_in_flight)
+        reason = "it is a pipe: command" if source is None else serves_ranges(source, urls[0])
+        if reason is not None:
+            raise RandomAccessUnavailable(f"{self.location}: byte ranges cannot be read ({reason})")
+        try:
+            table = load_track_table(location, index)
+        except StaleTrackTable as err:
+            raise RandomAccessUnavailable(str(err)) from err
+        self.sample_rate = index.sample_rate
+        self.crop_samples = config.crop_length(index.sample_rate)
+        gaps = config.gap_bounds(index.sample_rate)
+        selected = table.select(config.split)
+        usable = selected[table.num_samples[selected] >= self.crop_samples + gaps[0]]
+        self.short_tracks = len(selected) - len(usable)
+        if self.short_tracks:
+            logger.warning(
+                "%s: %d of %d tracks are shorter than a pair (%d samples) and are left out",
+                self.location, self.short_tracks, len(selected), self.crop_samples + gaps[0],
+            )  # fmt: skip
+        if not len(usable):
+            raise ValueError(
+                f"{self.location}: none of the {len(selected)} tracks of split {config.split!r} is long enough for a "
+                f"pair ({self.crop_samples + gaps[0]} samples); choose another --pairs.split or shorten the crop"
+            )
+        self.plan = EpochPlan(len(usable), config.pairs_per_track, batch_size, world_size, seed, batches_per_epoch)
+        self.batches_per_epoch = self.plan.batches_per_epoch
+        self.context = multiprocessing.get_context(config.start_method)
+        self.counters = SharedCounters(self.location, self.context)
+        self.counters.add(short_skipped=self.short_tracks)
+        tracks = (table.shard[usable], table.pcm_offset[usable], table.num_samples[usable])
+        shard_bytes = np.array([info.bytes for info in index.shards], dtype=np.int64)
+        self.dataset = CropDataset(
+            self.location, urls, shard_bytes, tracks, self.plan, rank, self.crop_samples, gaps, config, self.counters
+        )
+        self.epoch = 0
+
+    @property
+    def stats(self) -> LoaderStats:
+        """Totals over all workers and epochs so far."""
+        return self.counters.snapshot()
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch the next iteration reads."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        """One epoch, then the next call reads the next one."""
+        try:
+            yield from self._epoch(self.epoch, 0)
+        finally:
+            self.epoch += 1
+
+    def iter_from(self, epoch: int, batch: int) -> Iterator[torch.Tensor]:
+        """Batches from batch `batch` of epoch `epoch` on, across epochs, without end."""
+        while True:
+            yield from self._epoch(epoch, batch)
+            epoch, batch = epoch + 1, 0
+
+    def _epoch(self, epoch: int, start: int) -> Iterator[torch.Tensor]:
+        self.dataset.epoch, self.dataset.start_batch = epoch, start  # workers copy the dataset when they start
+        loader = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_size=None,
+            num_workers=self.config.num_workers,
+            multiprocessing_context=self.context if self.config.num_workers else None,
+        )
+        yield from loader

@@ -1,0 +1,50 @@
+"""Open the pair reader a location allows: random access where it can, else the sequential stream, saying why."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from sharding.crops import CropLoader, RandomAccessUnavailable
+from sharding.location import is_object_store
+from sharding.pairs import PairsConfig, distributed_position
+from sharding.stream import PairLoader
+
+logger = logging.getLogger(__name__)
+
+PairReader = CropLoader | PairLoader
+
+
+def open_pairs(
+    location: str | os.PathLike[str],
+    config: PairsConfig,
+    batch_size: int,
+    rank: int | None = None,
+    world_size: int | None = None,
+    seed: int = 0,
+    batches_per_epoch: int | None = None,
+) -> PairReader:
+    """The reader of `config.reader` for the set at `location`; rank and world size default to the launcher's.
+
+    `auto` reads by random access and falls back to the stream (with a warning naming the reason) where the set
+    has no track table or its location cannot serve byte ranges; `random_access` raises instead.
+    """
+    default_rank, default_world = distributed_position()
+    rank = default_rank if rank is None else rank
+    world_size = default_world if world_size is None else world_size
+    arguments = {"batch_size": batch_size, "rank": rank, "world_size": world_size, "seed": seed}
+    arguments["batches_per_epoch"] = batches_per_epoch
+    if config.reader != "stream":
+        try:
+            return CropLoader(location, config, **arguments)
+        except RandomAccessUnavailable as err:
+            if config.reader == "random_access":
+                raise
+            logger.warning("reading pairs as a sequential stream (whole tracks), not by random access: %s", err)
+    if is_object_store(location):
+        raise ValueError(
+            f"{os.fspath(location)}: the sequential stream cannot read an object store URL; fix random access "
+            "(see the warning above) or name the set with a `pipe:` template, e.g. "
+            "`pipe:aws s3 cp s3://bucket/set/{} -`"
+        )
+    return PairLoader(location, config, **arguments)
