@@ -38,6 +38,13 @@ logger = logging.getLogger(__name__)
 TAR_BLOCK = 512  # tar payloads start on a block boundary: an offset off it is damaged
 MAX_REPLACEMENTS = 32  # rounds of replacement tracks for the failed pairs of one batch (drawn with the batch seed)
 LOGGED_FAILURES = 10  # failed reads logged one by one per worker; later ones are only counted
+PREFETCH_FACTOR = 2  # batches each DataLoader worker has in flight (torch's default, set explicitly)
+
+
+def ring_size(num_workers: int) -> int:
+    """Buffers a worker cycles through when batches are reused: those in flight, the one the consumer holds,
+    and the one being filled."""
+    return PREFETCH_FACTOR + 2 if num_workers else 2
 
 
 class RandomAccessUnavailable(ValueError):
@@ -89,6 +96,7 @@ class CropDataset(torch.utils.data.IterableDataset):
         gaps: tuple[int, int],
         config: PairsConfig,
         counters: SharedCounters,
+        reuse_buffers: bool,
     ) -> None:
         super().__init__()
         self.location, self.urls, self.shard_bytes = location, urls, shard_bytes
@@ -96,6 +104,9 @@ class CropDataset(torch.utils.data.IterableDataset):
         self.plan, self.rank, self.crop, self.gaps = plan, rank, crop, gaps
         self.config, self.counters = config, counters
         self.epoch, self.start_batch = 0, 0
+        self.ring = ring_size(config.num_workers) if reuse_buffers else 0
+        self._buffers: list[torch.Tensor] = []
+        self._filled = 0
         self._source: RangeSource | None = None
         self._order: TrackOrder | None = None
         self._alarm: FailureAlarm | None = None
@@ -111,7 +122,7 @@ class CropDataset(torch.utils.data.IterableDataset):
         """One (B, 2, crop) int16 batch; failed pairs are replaced by pairs of other tracks, and counted."""
         positions = self.plan.positions(epoch, batch, self.rank)
         tracks = self._track_order().tracks(positions)
-        out = empty_batch(len(tracks), self.crop)
+        out = self._buffer(len(tracks))
         pcm = out.numpy()
         failed = self._fill(pcm, np.arange(len(tracks)), tracks, self.plan.batch_rng(CROP_STAGE, positions))
         failures = int(failed.sum())
@@ -178,6 +189,16 @@ class CropDataset(torch.utils.data.IterableDataset):
             pending = still
         return [(owners[number], errors[number]) for number in pending]
 
+    def _buffer(self, batch_size: int) -> torch.Tensor:
+        """The tensor to fill: a new one, or the next of the ring (page faults on fresh memory cost more than
+        reading the crops: 50 ms for a 65 MB batch on the 2-core test machine)."""
+        if not self.ring:
+            return empty_batch(batch_size, self.crop)
+        if len(self._buffers) < self.ring:
+            self._buffers.append(empty_batch(batch_size, self.crop))
+        self._filled += 1
+        return self._buffers[(self._filled - 1) % self.ring]
+
     def _log_failure(self, url: str, error: str) -> None:
         if self._logged < LOGGED_FAILURES:
             self._logged += 1
@@ -202,12 +223,17 @@ class CropDataset(torch.utils.data.IterableDataset):
 
     def __getstate__(self) -> dict:
         """Workers start with fresh per-process state (open files, sessions, permutations, failure window)."""
-        return {**self.__dict__, "_source": None, "_order": None, "_alarm": None, "_logged": 0}
+        fresh = {"_source": None, "_order": None, "_alarm": None, "_logged": 0, "_buffers": [], "_filled": 0}
+        return {**self.__dict__, **fresh}
 
 
 class CropLoader:
     """Random-access pairs: iterable of (B, 2, S) int16 CPU batches, exactly `batches_per_epoch` per epoch on
-    every rank; `iter_from(epoch, batch)` starts anywhere without reading what comes before."""
+    every rank; `iter_from(epoch, batch)` starts anywhere without reading what comes before.
+
+    `reuse_buffers`: fill a small ring of batch tensors per worker instead of a new one per batch, 3-4x faster;
+    a batch is then valid only until the consumer asks for the next one (the trainer converts each at once).
+    """
 
     def __init__(
         self,
@@ -218,6 +244,7 @@ class CropLoader:
         world_size: int,
         seed: int = 0,
         batches_per_epoch: int | None = None,
+        reuse_buffers: bool = False,
     ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside [0, world_size={world_size})")
@@ -258,7 +285,17 @@ class CropLoader:
         tracks = (table.shard[usable], table.pcm_offset[usable], table.num_samples[usable])
         shard_bytes = np.array([info.bytes for info in index.shards], dtype=np.int64)
         self.dataset = CropDataset(
-            self.location, urls, shard_bytes, tracks, self.plan, rank, self.crop_samples, gaps, config, self.counters
+            self.location,
+            urls,
+            shard_bytes,
+            tracks,
+            self.plan,
+            rank,
+            self.crop_samples,
+            gaps,
+            config,
+            self.counters,
+            reuse_buffers,
         )
         self.epoch = 0
 
@@ -293,6 +330,7 @@ class CropLoader:
             self.dataset,
             batch_size=None,
             num_workers=self.config.num_workers,
+            prefetch_factor=PREFETCH_FACTOR if self.config.num_workers else None,
             multiprocessing_context=self.context if self.config.num_workers else None,
         )
         yield from loader

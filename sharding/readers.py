@@ -23,11 +23,14 @@ def open_pairs(
     world_size: int | None = None,
     seed: int = 0,
     batches_per_epoch: int | None = None,
+    reuse_buffers: bool = False,
 ) -> PairReader:
     """The reader of `config.reader` for the set at `location`; rank and world size default to the launcher's.
 
     `auto` reads by random access and falls back to the stream (with a warning naming the reason) where the set
     has no track table or its location cannot serve byte ranges; `random_access` raises instead.
+    `reuse_buffers` (random access only): see `CropLoader`; only for a consumer that drops each batch before
+    asking for the next.
     """
     default_rank, default_world = distributed_position()
     rank = default_rank if rank is None else rank
@@ -36,7 +39,7 @@ def open_pairs(
     arguments["batches_per_epoch"] = batches_per_epoch
     if config.reader != "stream":
         try:
-            return CropLoader(location, config, **arguments)
+            return CropLoader(location, config, **arguments, reuse_buffers=reuse_buffers)
         except RandomAccessUnavailable as err:
             if config.reader == "random_access":
                 raise

@@ -155,3 +155,13 @@ def test_without_ranges_or_a_track_table_auto_falls_back_to_the_stream(
     assert isinstance(open_pairs(f"pipe:cat {tmp_path}/{{}}", auto, BATCH, 0, 1), PairLoader)
     with pytest.raises(RandomAccessUnavailable, match=f"python -m sharding index {tmp_path}"):
         open_pairs(tmp_path, CONFIG, BATCH, 0, 1)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_reused_buffers_hold_the_same_batches_for_a_consumer_that_drops_each(ramp_set: Path, workers: int) -> None:
+    config = replace(CONFIG, num_workers=workers)
+    fresh = crops(CropLoader(ramp_set, config, BATCH, 0, 1, batches_per_epoch=9), epochs=2)
+    reused = CropLoader(ramp_set, config, BATCH, 0, 1, batches_per_epoch=9, reuse_buffers=True)
+    copies = torch.stack([batch.clone() for _ in range(2) for batch in reused])
+    assert torch.equal(copies, fresh)
+    assert reused.dataset.ring == (4 if workers else 2)

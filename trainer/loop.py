@@ -152,7 +152,9 @@ class PairBatches:
     ) -> None:
         self.batches_per_epoch = config.steps_per_epoch * config.grad_accum
         pairs = dataclasses.replace(config.pairs, crop_samples=crop_samples)
-        self.reader = open_pairs(location, pairs, micro_batch, rank, world, config.seed, self.batches_per_epoch)
+        self.reader = open_pairs(  # the loop converts each batch at once, so the reader may reuse their memory
+            location, pairs, micro_batch, rank, world, config.seed, self.batches_per_epoch, reuse_buffers=True
+        )
 
     def position_at(self, step: int, grad_accum: int) -> list[int]:
         """The data position (epoch, micro-batch) optimiser step `step` starts reading at."""
