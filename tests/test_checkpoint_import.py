@@ -103,3 +103,41 @@ def test_checkpoint_without_backbone_is_refused(tmp_path: Path) -> None:
     torch.save({"state_dict": {}}, path)
     with pytest.raises(ValueError, match="'model' state dict"):
         load_deezer_checkpoint(path)
+
+
+def _deezer_filterbank(dtype: torch.dtype = torch.float32, **changes: object) -> torch.Tensor:
+    """deezer's mel filterbank computed in ``dtype`` and stored as float32, with ``changes`` to its settings."""
+    settings = {"f_min": 0.0, "f_max": 11025.0, "n_mels": 128, "norm": None} | changes
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        bank = torchaudio.functional.melscale_fbanks(513, sample_rate=16000, mel_scale="slaney", **settings)
+    finally:
+        torch.set_default_dtype(previous)
+    return bank.float()
+
+
+@pytest.mark.filterwarnings("ignore:LogMelFrontend. f_max")
+@pytest.mark.parametrize(
+    "filterbank",
+    [
+        pytest.param(lambda: _deezer_filterbank() + 3e-6 * (_deezer_filterbank() > 0), id="3e-6-offset"),
+        pytest.param(lambda: _deezer_filterbank(torch.float64), id="computed-in-float64"),
+    ],
+)
+def test_filterbank_rounding_differences_are_accepted(filterbank: object) -> None:
+    state = _deezer_backbone_state()
+    state["spec.spec.mel_scale.fb"] = filterbank()
+    assert not torch.equal(state["spec.spec.mel_scale.fb"], _deezer_filterbank())
+    build_backbone("resnet", f_max=11025.0, mel_norm=None).load_state_dict(state, strict=True)
+
+
+@pytest.mark.filterwarnings("ignore:LogMelFrontend. f_max")
+@pytest.mark.parametrize(
+    "changes", [{"f_max": 11000.0}, {"norm": "slaney"}, {"n_mels": 96}], ids=["f_max", "norm", "n_mels"]
+)
+def test_a_different_frontend_is_still_refused(changes: dict[str, object]) -> None:
+    state = _deezer_backbone_state()
+    state["spec.spec.mel_scale.fb"] = _deezer_filterbank(**changes)
+    with pytest.raises(RuntimeError, match="front end differs"):
+        build_backbone("resnet", f_max=11025.0, mel_norm=None).load_state_dict(state, strict=True)
