@@ -60,9 +60,16 @@ class OptimConfig:
     base_lr: float = 1e-4
     """Learning rate at batch 256; the applied rate is batch_size / 256 x base_lr."""
     weight_decay: float = 0.0
+    """Weight decay of weight matrices and kernels (biases and norms are exempt); the start value when
+    ``weight_decay_end`` is set."""
+    weight_decay_end: float | None = None
+    """Weight decay at the end of a cosine schedule from ``weight_decay`` (deezer: 0.04 -> 0.4); None: constant."""
     warmup_steps: int = 0
     final_lr_ratio: float = 0.0
-    """Learning rate at the end of the cosine decay, as a fraction of the peak."""
+    """Learning rate at the end of the cosine decay, as a fraction of the peak (1.0: a constant rate)."""
+    final_lr: float | None = None
+    """Learning rate at the end of the cosine decay in absolute terms (deezer's floor 1e-7); None: use
+    ``final_lr_ratio``."""
     grad_clip: float | None = None
     """Clip the gradient norm to this value (None: no clipping)."""
 
