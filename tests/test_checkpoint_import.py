@@ -12,7 +12,7 @@ import torch
 import torchaudio
 
 from trainer.backbones import build_backbone
-from trainer.checkpoint_import import load_deezer_checkpoint
+from trainer.checkpoint_import import inspect_checkpoint, load_deezer_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore:At least one mel filterbank has all zero values")
 
@@ -141,3 +141,41 @@ def test_a_different_frontend_is_still_refused(changes: dict[str, object]) -> No
     state["spec.spec.mel_scale.fb"] = _deezer_filterbank(**changes)
     with pytest.raises(RuntimeError, match="front end differs"):
         build_backbone("resnet", f_max=11025.0, mel_norm=None).load_state_dict(state, strict=True)
+
+
+@pytest.mark.filterwarnings("ignore:LogMelFrontend. f_max")
+def test_optimizer_and_gin_settings_are_read_and_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    backbone = _deezer_backbone_state()
+    model = {"module.backbone." + key: value for key, value in backbone.items()}
+    weight = torch.nn.Parameter(torch.zeros(3))
+    optimizer = torch.optim.AdamW([weight], lr=2.5e-4, weight_decay=0.04)
+    weight.grad = torch.ones(3)
+    optimizer.step()
+    gin_info = ["import ssl_framework.models", "get_learning_rate_scheduler.min_lr = 1e-07", "SR = 16000"]
+    path = tmp_path / "contrastive.pt"
+    torch.save(
+        {
+            "pretext": "contrastive",
+            "model": model,
+            "optimizer": optimizer.state_dict(),
+            "epoch": 999,
+            "gin_info": gin_info,
+        },
+        path,
+    )
+    _, info = load_deezer_checkpoint(path)
+    assert info.gin_info == tuple(gin_info)
+    assert len(info.optimizer_groups) == 1 and "params" not in info.optimizer_groups[0]
+    assert info.optimizer_groups[0]["lr"] == 2.5e-4 and info.optimizer_groups[0]["weight_decay"] == 0.04
+    assert info.scalars == {"pretext": "contrastive", "epoch": 999}
+    inspect_checkpoint(path)
+    printed = capsys.readouterr().out
+    assert "lr=0.00025" in printed and "weight_decay=0.04" in printed
+    assert "  get_learning_rate_scheduler.min_lr = 1e-07" in printed and "epoch: 999" in printed
+
+
+@pytest.mark.filterwarnings("ignore:LogMelFrontend. f_max")
+def test_checkpoint_without_settings_says_so(tmp_path: Path) -> None:
+    path = _save_checkpoint(tmp_path / "bare.pt", "module.backbone.", _deezer_backbone_state())
+    _, info = load_deezer_checkpoint(path)
+    assert "optimizer: not saved" in info.report() and "gin configuration: not saved" in info.report()

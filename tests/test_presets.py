@@ -1,6 +1,7 @@
 """The study presets hold the values of their sources (thesis, CLMR's code, facebookresearch/vicreg, deezer)."""
 
 import pytest
+import torch
 from torch import nn
 
 from trainer.backbones import build_backbone
@@ -61,3 +62,46 @@ def test_weight_decay_schedule_moves_only_the_decayed_group() -> None:
     assert decays == [0.0, pytest.approx(0.22)]
     assert optimizer.param_groups[0]["params"][0] is model[0].weight  # the weight matrix is the decayed one
     assert optimizer.param_groups[0]["weight_decay"] == pytest.approx(0.22)
+
+
+class _Embedding1024(nn.Module):
+    """A stand-in backbone with the paper's 1024-d embedding (only the heads are under test)."""
+
+    embed_dim = 1024
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def _block(width_in: int, width_out: int) -> list[tuple[str, int, int, bool]]:
+    """deezer Head's hidden block: Linear(bias=False) + BatchNorm1d + ReLU."""
+    return [("Linear", width_in, width_out, False), ("BatchNorm1d", 0, 0, False), ("ReLU", 0, 0, False)]
+
+
+@pytest.mark.parametrize("pretext", ["contrastive", "byol", "barlow_twins", "vicreg"])
+def test_paper_projector_is_deezer_head_1024_1024_2048(pretext: str) -> None:
+    config, _ = parse_config(["--preset", "paper", "--pretext", pretext])
+    student = build_pretext(pretext, _Embedding1024(), config.pretext_config).student
+    assert _layers(student.projector) == [*_block(1024, 1024), *_block(1024, 1024), ("Linear", 1024, 2048, False)]
+
+
+def test_paper_clustering_head_is_deezer_head_without_normalised_bottleneck() -> None:
+    config, _ = parse_config(["--preset", "paper", "--pretext", "clustering"])
+    pretext = build_pretext("clustering", _Embedding1024(), config.clustering)
+    head = pretext.student.projector
+    expected = [*_block(1024, 1024), *_block(1024, 1024), *_block(1024, 256), ("Linear", 256, 4096, False)]
+    assert _layers(head) == expected
+    textbook = build_pretext("clustering", _Embedding1024(), {"projector_widths": (1024, 256)}).student.projector
+    scores = textbook(torch.randn(4, 1024))
+    assert scores.abs().max() <= 1.0 + 1e-6  # DINO's cosine scores stay selectable
+
+
+def test_paper_losses_and_schedules_follow_deezer_defaults() -> None:
+    config, _ = parse_config(["--preset", "paper"])
+    assert (config.vicreg.variant, config.vicreg.invariance_weight, config.vicreg.eps) == ("deezer", 1.0, 1e-5)
+    assert (config.barlow_twins.variant, config.barlow_twins.off_diagonal_weight) == ("deezer", 1.0)
+    optim = config.optim
+    assert (optim.weight_decay, optim.weight_decay_end, optim.final_lr, optim.warmup_steps) == (0.04, 0.4, 1e-7, 0)
+    assert learning_rate_schedule(optim, 1e-4, config.total_steps).value_at(config.total_steps) == 1e-7
+    thesis, _ = parse_config(["--preset", "thesis-vicreg"])
+    assert thesis.vicreg.variant == "textbook" and thesis.optim.weight_decay_end is None
