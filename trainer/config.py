@@ -34,8 +34,8 @@ class PairsConfig:
     num_workers: int = 4
     """Loader worker processes per rank."""
     views: Literal["temporal", "augmented_crop", "augmented_temporal"] = "temporal"
-    """temporal: the pairs as they are (paper); augmented_crop: two augmented copies of the anchor (CLMR);
-    augmented_temporal: each crop of the pair augmented."""
+    """temporal: the pairs as they are (paper); augmented_crop: two independent crops of the track, each
+    augmented, the gap settings ignored (CLMR, thesis 3.3.1); augmented_temporal: each crop of the pair augmented."""
 
 
 @dataclass

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from sharding.location import load_index
 from sharding.stream import PairStreamConfig, pair_loader, pairs_to_float
-from trainer.augment import AugmentationChain, make_views
+from trainer.augment import AugmentationChain, make_views, pair_gaps
 from trainer.checkpoints import CheckpointPolicy, latest_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.demo_data import ensure_demo_shards
@@ -161,10 +161,11 @@ class PairBatches:
 
     def _epoch(self, epoch: int) -> Iterator[torch.Tensor]:
         data = self.config.pairs
+        min_gap_seconds, max_gap_seconds = pair_gaps(data.views, data.min_gap_seconds, data.max_gap_seconds)
         stream = PairStreamConfig(
             crop_samples=self.crop_samples,
-            min_gap_seconds=data.min_gap_seconds,
-            max_gap_seconds=data.max_gap_seconds,
+            min_gap_seconds=min_gap_seconds,
+            max_gap_seconds=max_gap_seconds,
             pairs_per_track=data.pairs_per_track,
             batch_size=self.micro_batch,
             track_shuffle=data.track_shuffle,
