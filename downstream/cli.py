@@ -39,6 +39,7 @@ from downstream.tracking import (
     RANDOM_PRETEXT,
     EvaluationContext,
     log_evaluation,
+    parse_params,
     tracking_uri,
 )
 from trainer.export import BackboneRecipe, load_backbone
@@ -103,6 +104,9 @@ class EvaluateArgs:
     """bf16 autocast during extraction (CUDA only)."""
     cache_dir: Path = field(default_factory=default_cache_dir)
     """Embedding cache folder; the same backbone, data, window and vocabulary are never extracted twice."""
+    param: tuple[str, ...] = ()
+    """Extra run params NAME=VALUE that sweeps and published figures need, e.g. pretrain_data=fma
+    pretrain_epochs=300 batch_size=768 projector=vicreg (configs/references.toml names the settings)."""
 
 
 def infer_pretext(source: str) -> str:
@@ -182,6 +186,7 @@ def evaluate(args: EvaluateArgs) -> list[EvaluationResult]:
             "random_init": args.random_init,
             "weights_sha256": weights_hash(backbone, recipe),
             "num_tags": len(task.tag_names),
+            **parse_params(args.param, "--param"),
         },
     )
     bootstrap = BootstrapConfig(args.bootstrap_fraction, args.bootstrap_resamples, args.seed)

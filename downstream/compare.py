@@ -4,7 +4,8 @@
                                  [--sweep pretrain_epochs ...] [--where protocol=paper ...]
 
 Writes, under --out, and logs as artifacts of a run tagged `musicssl.kind` = `comparison`:
-- `table.md` / `table.csv`: pretext x task, mean +- std of the bootstrap values (also printed);
+- `table.md` / `table.csv`: pretext x task, mean +- std of the bootstrap values (also printed), with a
+  "published" column where configs/references.toml holds a figure for the runs' task and setting;
 - `bootstrap.png`: Figure 1 of the ICASSP paper, a dot per bootstrap resample and the mean, per task/metric;
 - `limited_data.png`: Figure 2, metric vs training fraction, mean +- std over draws (only if such runs exist);
 - `sweep_<param>.png`: a metric against a parameter swept across runs (thesis Figures 4.1, 4.2, B.1);
@@ -12,6 +13,9 @@ Writes, under --out, and logs as artifacts of a run tagged `musicssl.kind` = `co
   the same test tracks, the paired difference of each metric with its 95 % interval and one-sided p-value
   (`downstream.paired`; also printed: "contrastive - random: +2.1 (95 % CI +0.8..+3.4, p = 0.001)"). Random
   weights are always the second of a pair; otherwise the better one on the whole test set comes first.
+
+Published figures (`downstream.references`) are drawn next to the runs they match, as red bars in Figure 1 and
+dashed lines in the sweeps, labelled with their table; the sources and notes are printed under the table.
 
 Full-data results (table, Figure 1, sweeps) pool the bootstrap values of every matching run at fraction 1
 (e.g. several checkpoints or draws of one pretext); narrow the selection with --where PARAM=VALUE.
@@ -41,6 +45,15 @@ from downstream.plots import (
     plot_curves,
     plot_differences,
 )
+from downstream.references import (
+    REFERENCES_FILE,
+    Published,
+    Reference,
+    common_params,
+    is_number,
+    load_references,
+    published_for,
+)
 from downstream.tracking import (
     DEFAULT_EXPERIMENT,
     KIND_TAG,
@@ -48,6 +61,7 @@ from downstream.tracking import (
     EvaluationRecord,
     get_or_create_experiment,
     load_evaluations,
+    parse_params,
     tracking_uri,
 )
 
@@ -75,6 +89,8 @@ class CompareArgs:
     """Log the outputs as artifacts of a comparison run in the same experiment."""
     paired_resamples: int = 1000
     """Resamples (with replacement) of the test tracks for the paired differences between evaluations."""
+    references: Path | None = REFERENCES_FILE
+    """Published figures to draw next to the runs of the same task and setting; None: none."""
 
 
 @dataclass(frozen=True)
@@ -92,17 +108,6 @@ class SummaryRow:
 def view_metrics(view: View) -> tuple[str, str]:
     """The ROC-AUC and PR-AUC metric names of a view."""
     return (f"roc_auc_{view}", f"pr_auc_{view}")
-
-
-def parse_where(conditions: Iterable[str]) -> dict[str, str]:
-    """Turn PARAM=VALUE strings into a dict, rejecting malformed ones."""
-    parsed = {}
-    for condition in conditions:
-        name, separator, value = condition.partition("=")
-        if not separator or not name:
-            raise ValueError(f"--where expects PARAM=VALUE, got {condition!r}")
-        parsed[name] = value
-    return parsed
 
 
 def select(records: Iterable[EvaluationRecord], where: Mapping[str, str]) -> list[EvaluationRecord]:
@@ -140,6 +145,38 @@ def bootstrap_panels(
     return dict(panels)
 
 
+PublishedCells = dict[tuple[str, str, str], list[Published]]  # (pretext, task, metric) -> figures
+
+
+def published_cells(
+    records: Sequence[EvaluationRecord], metrics: Sequence[str], references: Sequence[Reference]
+) -> PublishedCells:
+    """Per (pretext, task, metric) of the full-data runs: the published figures of their common setting."""
+    cells: PublishedCells = {}
+    for (task, pretext), runs in group(full_data(records), "task", "pretext").items():
+        params = common_params(runs)
+        for metric in metrics:
+            found = published_for(references, params, metric)
+            if found:
+                cells[(pretext, task, metric)] = found
+    return cells
+
+
+def published_text(figures: Sequence[Published]) -> str:
+    """A cell: each figure with the table it comes from, e.g. "87.52 (thesis A.1) / 87.52 (thesis 4.1)"."""
+    return " / ".join(f"{figure.value:.2f} ({figure.reference.label})" for figure in figures)
+
+
+def sources_text(cells: PublishedCells) -> str:
+    """The sources and notes of every figure in the cells, one line each, for under the table."""
+    references = {id(f.reference): f.reference for figures in cells.values() for f in figures}
+    lines = [
+        f"- {reference.source}: {reference.setting}" + (f". Note: {reference.note}" if reference.note else "")
+        for reference in references.values()
+    ]
+    return "Published figures shown:\n" + "\n".join(lines) + "\n" if lines else ""
+
+
 def summary_rows(panels: Mapping[PanelKey, Mapping[str, np.ndarray]]) -> list[SummaryRow]:
     """Mean and population std of each panel's pooled values, one row per (pretext, task, metric)."""
     return [
@@ -150,29 +187,46 @@ def summary_rows(panels: Mapping[PanelKey, Mapping[str, np.ndarray]]) -> list[Su
     ]
 
 
-def markdown_table(rows: Sequence[SummaryRow]) -> str:
-    """Pretexts as rows, (task, metric) as columns, cells 'mean ± std'."""
+def markdown_table(rows: Sequence[SummaryRow], published: PublishedCells | None = None) -> str:
+    """Pretexts as rows, (task, metric) as columns, cells 'mean ± std'; each (task, metric) with a published
+    figure for some pretext gets a "published" column next to it."""
+    published = published or {}
     metric_order = list(dict.fromkeys(row.metric for row in rows))
     columns = sorted({(row.task, row.metric) for row in rows}, key=lambda c: (c[0], metric_order.index(c[1])))
+    with_published = {(task, metric) for _, task, metric in published}
     cells = {(row.pretext, row.task, row.metric): f"{row.mean:.2f} ± {row.std:.2f}" for row in rows}
-    header = ["pretext", *(f"{task} {METRIC_LABELS.get(metric, metric)}" for task, metric in columns)]
+    header = ["pretext"]
+    for task, metric in columns:
+        header.append(f"{task} {METRIC_LABELS.get(metric, metric)}")
+        if (task, metric) in with_published:
+            header.append("published")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for pretext in sorted({row.pretext for row in rows}):
-        values = [cells.get((pretext, task, metric), "n/a") for task, metric in columns]
-        lines.append("| " + " | ".join([pretext, *values]) + " |")
+        values = [pretext]
+        for task, metric in columns:
+            values.append(cells.get((pretext, task, metric), "n/a"))
+            if (task, metric) in with_published:
+                values.append(published_text(published.get((pretext, task, metric), [])) or "-")
+        lines.append("| " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_table(rows: Sequence[SummaryRow], out: Path) -> list[Path]:
-    """Write table.md and table.csv (long format: one row per pretext, task, metric)."""
+def write_table(rows: Sequence[SummaryRow], out: Path, published: PublishedCells | None = None) -> list[Path]:
+    """Write table.md (with the sources of the published figures) and table.csv (long format: one row per
+    pretext, task, metric; the published figures as "value (source)" joined by "; ")."""
+    published = published or {}
     out.mkdir(parents=True, exist_ok=True)
     markdown_path, csv_path = out / "table.md", out / "table.csv"
-    markdown_path.write_text(markdown_table(rows))
+    markdown_path.write_text(markdown_table(rows, published) + "\n" + sources_text(published))
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["pretext", "task", "metric", "mean", "std", "num_values"])
+        writer.writerow(["pretext", "task", "metric", "mean", "std", "num_values", "published"])
         for row in sorted(rows, key=lambda r: (r.task, r.metric, r.pretext)):
-            writer.writerow([row.pretext, row.task, row.metric, f"{row.mean:.4f}", f"{row.std:.4f}", row.num_values])
+            figures = published.get((row.pretext, row.task, row.metric), [])
+            cited = "; ".join(f"{figure.value:.2f} ({figure.reference.source})" for figure in figures)
+            writer.writerow(
+                [row.pretext, row.task, row.metric, f"{row.mean:.4f}", f"{row.std:.4f}", row.num_values, cited]
+            )
     return [markdown_path, csv_path]
 
 
@@ -284,7 +338,7 @@ def sweep_panels(
     if not swept:
         available = sorted({name for record in records for name in record.params})
         raise ValueError(f"no full-data evaluation run has param {param!r}; run params are: {available}")
-    not_numeric = sorted({r.params[param] for r in swept if not _is_number(r.params[param])})
+    not_numeric = sorted({r.params[param] for r in swept if not is_number(r.params[param])})
     if not_numeric:
         raise ValueError(f"--sweep {param}: values {not_numeric} are not numbers; only numeric params can be swept")
     points: dict[tuple[str, str, str], list[tuple[float, float, float]]] = defaultdict(list)
@@ -295,13 +349,24 @@ def sweep_panels(
     return _curves(points)
 
 
-def _is_number(text: str) -> bool:
-    """Whether a param string parses as a float."""
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def sweep_references(
+    records: Sequence[EvaluationRecord], param: str, metrics: Sequence[str], references: Sequence[Reference]
+) -> dict[PanelKey, dict[str, dict[str, Curve]]]:
+    """Per (metric, task), pretext and source table: the published figures against the swept param that match
+    the setting the pretext's swept runs share (the swept param aside); a curve of single points (std 0)."""
+    swept = [record for record in full_data(records) if param in record.params]
+    panels: dict[PanelKey, dict[str, dict[str, Curve]]] = defaultdict(lambda: defaultdict(dict))
+    for (task, pretext), runs in group(swept, "task", "pretext").items():
+        params = common_params(runs)
+        for metric in metrics:
+            by_table: dict[str, list[Published]] = defaultdict(list)
+            for figure in published_for(references, params, metric, swept=param):
+                by_table[figure.reference.label].append(figure)
+            for label, figures in by_table.items():
+                x = np.array([figure.x for figure in figures])
+                mean = np.array([figure.value for figure in figures])
+                panels[(metric, task)][pretext][label] = Curve(x=x, mean=mean, std=np.zeros_like(mean))
+    return {key: dict(value) for key, value in panels.items()}
 
 
 def _curves(
@@ -317,20 +382,26 @@ def _curves(
 
 def run_comparison(args: CompareArgs) -> list[Path]:
     """Load the runs, write the table and figures under args.out, print the table, return the file paths."""
-    records = select(load_evaluations(args.experiment, args.uri), parse_where(args.where))
+    records = select(load_evaluations(args.experiment, args.uri), parse_params(args.where, "--where"))
     if not records:
         raise ValueError(
             f"no evaluation runs in experiment {args.experiment!r} match --where {list(args.where)}: "
             "log evaluations first (evaluate.py) or relax the filter"
         )
     metrics = view_metrics(args.view)
+    references = load_references(args.references) if args.references is not None else []
     paths: list[Path] = []
     dots = bootstrap_panels(records, metrics)
     if dots:
         rows = summary_rows(dots)
-        print(markdown_table(rows))
-        paths += write_table(rows, args.out)
-        paths.append(plot_bootstrap_dots(dots, args.out / "bootstrap.png"))
+        published = published_cells(records, metrics, references)
+        print(markdown_table(rows, published))
+        print(sources_text(published))
+        paths += write_table(rows, args.out, published)
+        bars = {(metric, task): {} for (_, task, metric) in published}
+        for (pretext, task, metric), figures in published.items():
+            bars[(metric, task)][pretext] = [(figure.reference.label, figure.value) for figure in figures]
+        paths.append(plot_bootstrap_dots(dots, args.out / "bootstrap.png", bars))
     paired = paired_rows(records, metrics, PairedConfig(num_resamples=args.paired_resamples))
     if paired:
         print("Paired differences on the same test tracks (bootstrap with replacement):")
@@ -343,7 +414,9 @@ def run_comparison(args: CompareArgs) -> list[Path]:
     for param in args.sweep:
         panels = sweep_panels(records, param, metrics)
         log_x = all(value > 0 for by_pretext in panels.values() for curve in by_pretext.values() for value in curve.x)
-        paths.append(plot_curves(panels, args.out / f"sweep_{param}.png", param, log_x=log_x))
+        published_curves = sweep_references(records, param, metrics, references)
+        path = args.out / f"sweep_{param}.png"
+        paths.append(plot_curves(panels, path, param, log_x=log_x, references=published_curves))
     return paths
 
 

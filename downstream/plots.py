@@ -4,9 +4,10 @@ Figures are built with matplotlib's object API (no pyplot, no global state, no d
 renders PNG with the Agg canvas whatever backend the process has.
 
 - `plot_bootstrap_dots`: the ICASSP paper's Figure 1 style, a dot per bootstrap resample and a marker with
-  a +-std bar at the mean, pretexts side by side.
+  a +-std bar at the mean, pretexts side by side; published figures as red bars at their pretext.
 - `plot_curves`: a metric against a numeric x (training fraction for Figure 2, or a parameter swept across
-  runs for the thesis' Figures 4.1, 4.2, B.1): mean line with a +-std band, one line per pretext.
+  runs for the thesis' Figures 4.1, 4.2, B.1): mean line with a +-std band, one line per pretext; published
+  figures as dashed lines with hollow stars in the pretext's colour, labelled with their table.
 - `plot_differences`: paired differences between evaluations (a - b on the same test tracks), a point and its
   interval per pair, against a line at 0: the pairs whose interval clears 0 are the real effects.
 """
@@ -30,6 +31,7 @@ METRIC_LABELS = {
     "pr_auc_clipwise": "PR-AUC / mAP (clip-wise)",
 }
 PanelKey = tuple[str, str]  # (metric, task)
+PUBLISHED_COLOUR = "tab:red"
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,13 @@ def _save(figure: Figure, path: Path) -> Path:
     return path
 
 
-def plot_bootstrap_dots(panels: Mapping[PanelKey, Mapping[str, np.ndarray]], path: Path) -> Path:
-    """Figure 1 style: per (metric, task) panel and pretext, bootstrap values as dots, mean +- std marker."""
+def plot_bootstrap_dots(
+    panels: Mapping[PanelKey, Mapping[str, np.ndarray]],
+    path: Path,
+    published: Mapping[PanelKey, Mapping[str, Sequence[tuple[str, float]]]] | None = None,
+) -> Path:
+    """Figure 1 style: per (metric, task) panel and pretext, bootstrap values as dots, mean +- std marker;
+    ``published`` (panel -> pretext -> [(source label, value)]) adds a red bar and its label per figure."""
     if not panels:
         raise ValueError("plot_bootstrap_dots needs at least one (metric, task) panel")
     figure, grid, _, _ = _panel_grid(list(panels))
@@ -85,6 +92,9 @@ def plot_bootstrap_dots(panels: Mapping[PanelKey, Mapping[str, np.ndarray]], pat
             offsets = jitter.uniform(-0.18, 0.18, size=len(values))
             ax.scatter(position + offsets, values, s=9, alpha=0.45, color=colours[name], linewidths=0)
             ax.errorbar(position + 0.32, values.mean(), yerr=values.std(), fmt="D", color="black", ms=5, capsize=3)
+            for label, value in (published or {}).get(key, {}).get(name, ()):
+                ax.hlines(value, position - 0.3, position + 0.3, color=PUBLISHED_COLOUR, linewidth=2)
+                ax.annotate(label, (position + 0.3, value), fontsize=6, color=PUBLISHED_COLOUR, va="center")
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
         ax.set_xlim(-0.6, len(names) - 0.2)
     figure.tight_layout()
@@ -97,8 +107,10 @@ def plot_curves(
     x_label: str,
     x_tick_labels: Mapping[float, str] | None = None,
     log_x: bool = True,
+    references: Mapping[PanelKey, Mapping[str, Mapping[str, Curve]]] | None = None,
 ) -> Path:
-    """Metric against x per (metric, task) panel: mean line and +-std band per pretext; log x if asked."""
+    """Metric against x per (metric, task) panel: mean line and +-std band per pretext; log x if asked;
+    ``references`` (panel -> pretext -> source label -> points) adds the published figures, dashed."""
     if not panels:
         raise ValueError("plot_curves needs at least one (metric, task) panel")
     figure, grid, metrics, _ = _panel_grid(list(panels))
@@ -111,7 +123,16 @@ def plot_curves(
             x, mean, std = curve.x[order], curve.mean[order], curve.std[order]
             ax.plot(x, mean, marker="o", ms=4, color=colours[name], label=name)
             ax.fill_between(x, mean - std, mean + std, color=colours[name], alpha=0.2, linewidth=0)
-        ticks = sorted({float(value) for curve in curves.values() for value in curve.x})
+        published = (references or {}).get((metric, task), {})
+        for name, by_source in published.items():
+            for label, points in by_source.items():
+                order = np.argsort(points.x)
+                x, mean = points.x[order], points.mean[order]
+                colour = colours.get(name, PUBLISHED_COLOUR)
+                ax.plot(x, mean, linestyle="--", marker="*", ms=8, color=colour, markerfacecolor="none")
+                ax.annotate(f"{name}: {label}", (x[-1], mean[-1]), fontsize=6, color=colour)
+        shown = [*curves.values(), *(p for by_source in published.values() for p in by_source.values())]
+        ticks = sorted({float(value) for curve in shown for value in curve.x})
         if log_x:
             ax.set_xscale("log")
         ax.set_xticks(ticks, [x_tick_labels.get(t, f"{t:g}") if x_tick_labels else f"{t:g}" for t in ticks])
@@ -119,6 +140,10 @@ def plot_curves(
         if metric == metrics[-1]:
             ax.set_xlabel(x_label)
     handles = [Line2D([], [], color=colour, marker="o", ms=4, label=name) for name, colour in colours.items()]
+    if references:
+        handles.append(
+            Line2D([], [], color="grey", linestyle="--", marker="*", markerfacecolor="none", label="published")
+        )
     figure.legend(handles=handles, loc="center right", frameon=False)
     figure.tight_layout(rect=(0, 0, 0.82, 1))
     return _save(figure, path)

@@ -16,7 +16,7 @@ import csv
 import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +48,17 @@ class EvaluationContext:
     pretext: str
     protocol: str
     extra_params: dict[str, ParamValue] = field(default_factory=dict)
+
+
+def parse_params(assignments: Iterable[str], flag: str) -> dict[str, str]:
+    """Turn the PARAM=VALUE strings given to ``flag`` into a dict, rejecting malformed ones."""
+    parsed = {}
+    for assignment in assignments:
+        name, separator, value = assignment.partition("=")
+        if not separator or not name:
+            raise ValueError(f"{flag} expects PARAM=VALUE, got {assignment!r}")
+        parsed[name] = value
+    return parsed
 
 
 def evaluation_params(result: EvaluationResult, context: EvaluationContext) -> dict[str, ParamValue]:

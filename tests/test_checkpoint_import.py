@@ -12,7 +12,7 @@ import torch
 import torchaudio
 
 from trainer.backbones import build_backbone
-from trainer.checkpoint_import import load_deezer_checkpoint
+from trainer.checkpoint_import import inspect_checkpoint, load_deezer_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore:At least one mel filterbank has all zero values")
 
@@ -103,3 +103,79 @@ def test_checkpoint_without_backbone_is_refused(tmp_path: Path) -> None:
     torch.save({"state_dict": {}}, path)
     with pytest.raises(ValueError, match="'model' state dict"):
         load_deezer_checkpoint(path)
+
+
+def _deezer_filterbank(dtype: torch.dtype = torch.float32, **changes: object) -> torch.Tensor:
+    """deezer's mel filterbank computed in ``dtype`` and stored as float32, with ``changes`` to its settings."""
+    settings = {"f_min": 0.0, "f_max": 11025.0, "n_mels": 128, "norm": None} | changes
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        bank = torchaudio.functional.melscale_fbanks(513, sample_rate=16000, mel_scale="slaney", **settings)
+    finally:
+        torch.set_default_dtype(previous)
+    return bank.float()
+
+
+@pytest.mark.filterwarnings("ignore:LogMelFrontend. f_max")
+@pytest.mark.parametrize(
+    "filterbank",
+    [
+        pytest.param(lambda: _deezer_filterbank() + 3e-6 * (_deezer_filterbank() > 0), id="3e-6-offset"),
+        pytest.param(lambda: _deezer_filterbank(torch.float64), id="computed-in-float64"),
+    ],
+)
+def test_filterbank_rounding_differences_are_accepted(filterbank: object) -> None:
+    state = _deezer_backbone_state()
+    state["spec.spec.mel_scale.fb"] = filterbank()
+    assert not torch.equal(state["spec.spec.mel_scale.fb"], _deezer_filterbank())
+    build_backbone("resnet", f_max=11025.0, mel_norm=None).load_state_dict(state, strict=True)
+
+
+@pytest.mark.filterwarnings("ignore:LogMelFrontend. f_max")
+@pytest.mark.parametrize(
+    "changes", [{"f_max": 11000.0}, {"norm": "slaney"}, {"n_mels": 96}], ids=["f_max", "norm", "n_mels"]
+)
+def test_a_different_frontend_is_still_refused(changes: dict[str, object]) -> None:
+    state = _deezer_backbone_state()
+    state["spec.spec.mel_scale.fb"] = _deezer_filterbank(**changes)
+    with pytest.raises(RuntimeError, match="front end differs"):
+        build_backbone("resnet", f_max=11025.0, mel_norm=None).load_state_dict(state, strict=True)
+
+
+@pytest.mark.filterwarnings("ignore:LogMelFrontend. f_max")
+def test_optimizer_and_gin_settings_are_read_and_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    backbone = _deezer_backbone_state()
+    model = {"module.backbone." + key: value for key, value in backbone.items()}
+    weight = torch.nn.Parameter(torch.zeros(3))
+    optimizer = torch.optim.AdamW([weight], lr=2.5e-4, weight_decay=0.04)
+    weight.grad = torch.ones(3)
+    optimizer.step()
+    gin_info = ["import ssl_framework.models", "get_learning_rate_scheduler.min_lr = 1e-07", "SR = 16000"]
+    path = tmp_path / "contrastive.pt"
+    torch.save(
+        {
+            "pretext": "contrastive",
+            "model": model,
+            "optimizer": optimizer.state_dict(),
+            "epoch": 999,
+            "gin_info": gin_info,
+        },
+        path,
+    )
+    _, info = load_deezer_checkpoint(path)
+    assert info.gin_info == tuple(gin_info)
+    assert len(info.optimizer_groups) == 1 and "params" not in info.optimizer_groups[0]
+    assert info.optimizer_groups[0]["lr"] == 2.5e-4 and info.optimizer_groups[0]["weight_decay"] == 0.04
+    assert info.scalars == {"pretext": "contrastive", "epoch": 999}
+    inspect_checkpoint(path)
+    printed = capsys.readouterr().out
+    assert "lr=0.00025" in printed and "weight_decay=0.04" in printed
+    assert "  get_learning_rate_scheduler.min_lr = 1e-07" in printed and "epoch: 999" in printed
+
+
+@pytest.mark.filterwarnings("ignore:LogMelFrontend. f_max")
+def test_checkpoint_without_settings_says_so(tmp_path: Path) -> None:
+    path = _save_checkpoint(tmp_path / "bare.pt", "module.backbone.", _deezer_backbone_state())
+    _, info = load_deezer_checkpoint(path)
+    assert "optimizer: not saved" in info.report() and "gin configuration: not saved" in info.report()

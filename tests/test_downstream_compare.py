@@ -7,16 +7,25 @@ import numpy as np
 import pytest
 
 from downstream.bootstrap import BootstrapConfig, bootstrap_scores
-from downstream.compare import CompareArgs, limited_data_panels, main, parse_where, sweep_panels
+from downstream.compare import (
+    CompareArgs,
+    limited_data_panels,
+    main,
+    run_comparison,
+    sweep_panels,
+    sweep_references,
+)
 from downstream.evaluation import EvaluationResult
 from downstream.metrics import tagging_scores
 from downstream.paired import ProbePredictions
 from downstream.probes import TrainingHistory, probe_config
+from downstream.references import load_references
 from downstream.tracking import (
     EvaluationContext,
     EvaluationRecord,
     load_evaluations,
     log_evaluation,
+    parse_params,
     tracking_uri,
 )
 
@@ -85,9 +94,9 @@ def test_logged_evaluations_round_trip_and_compare_writes_table_and_png_figures(
     assert all(",vicreg (" in line and ",byol (" in line for line in paired[1:])  # less noise: vicreg first
     assert all(line.startswith("toy,") and line.split(",")[2].startswith("vicreg") for line in paired[1:])
     csv_lines = (out / "table.csv").read_text().splitlines()
-    assert csv_lines[0] == "pretext,task,metric,mean,std,num_values"
+    assert csv_lines[0] == "pretext,task,metric,mean,std,num_values,published"
     assert len(csv_lines) == 1 + 2 * 2  # two pretexts x one task x (ROC-AUC, PR-AUC)
-    assert all(line.endswith(",12") for line in csv_lines[1:])  # 3 full-data runs x 4 resamples pooled
+    assert all(line.endswith(",12,") for line in csv_lines[1:])  # 3 full-data runs x 4 resamples, no reference
     assert len(load_evaluations()) == len(logged)  # the comparison run is not read back as an evaluation
 
 
@@ -117,4 +126,35 @@ def test_sweeps_and_filters_reject_what_they_cannot_use() -> None:
     with pytest.raises(ValueError, match=r"'large'.* not numbers"):
         sweep_panels(records, "batch_size", ["roc_auc_tagwise"])
     with pytest.raises(ValueError, match="PARAM=VALUE"):
-        parse_where(["protocol"])
+        parse_params(["protocol"], "--where")
+
+
+def _thesis_record(pretext: str, epochs: int, roc: float, **params: str) -> EvaluationRecord:
+    """A full-data MTAT run of the thesis' FMA setting with a linear probe (what evaluate.py --param logs)."""
+    setting = {"pretrain_data": "fma", "embed_dim": "512", "probe_hidden_dim": "None", "pretrain_epochs": str(epochs)}
+    return _record(pretext, 1.0, roc, task="mtat", **(setting | params))
+
+
+def test_published_figures_sit_next_to_runs_of_their_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = [_thesis_record("contrastive", epochs, 80.0 + epochs / 1000) for epochs in (300, 1000, 8000)]
+    records.append(_thesis_record("vicreg", 300, 85.0, probe_hidden_dim="512"))  # the 2-layer probe
+    records.append(_record("byol", 1.0, 70.0))  # no thesis setting: no figure
+    monkeypatch.setattr("downstream.compare.load_evaluations", lambda experiment, uri: records)
+    paths = run_comparison(CompareArgs(out=tmp_path, sweep=("pretrain_epochs",), log_run=False))
+    printed = capsys.readouterr().out
+    header = next(line for line in printed.splitlines() if line.startswith("| pretext"))
+    assert header.count("published") == 2  # next to mtat ROC-AUC and PR-AUC
+    vicreg = next(line for line in printed.splitlines() if line.startswith("| vicreg"))
+    assert "88.19 (thesis A.1)" in vicreg and "33.55 (thesis A.1)" in vicreg  # Table A.1, 300 epochs, 2-layer
+    assert "thesis Table A.1, row 300 epochs, column VICReg" in printed
+    contrastive = next(line for line in printed.splitlines() if line.startswith("| contrastive"))
+    assert contrastive.count("| - |") == 2  # pooled over epochs: no one setting, no published figure
+    assert tmp_path / "sweep_pretrain_epochs.png" in paths
+    curves = sweep_references(records, "pretrain_epochs", ["roc_auc_tagwise"], load_references())
+    clmr = curves[("roc_auc_tagwise", "mtat")]["contrastive"]
+    np.testing.assert_allclose(clmr["thesis A.1"].x, [300, 1000, 3000, 5000, 8000])
+    np.testing.assert_allclose(clmr["thesis A.1"].mean, [87.52, 86.83, 86.69, 86.75, 86.22])
+    assert list(clmr["thesis 4.1"].x) == [300.0] and list(clmr["thesis A.2"].x) == [1000.0]
+    assert "byol" not in curves[("roc_auc_tagwise", "mtat")] and ("roc_auc_tagwise", "toy") not in curves

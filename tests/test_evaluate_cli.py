@@ -31,7 +31,7 @@ def command(workspace: Path, *extra: str) -> list[str]:
 def test_pretrained_and_random_runs_are_logged_and_tabulated(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(command(workspace)) == 0
+    assert main(command(workspace, "--param", "pretrain_data=fma", "pretrain_epochs=300")) == 0
     table = capsys.readouterr().out
     assert "ROC-AUC tag" in table and "PR-AUC clip" in table
     row = next(line for line in table.splitlines() if line.startswith("toyset"))
@@ -42,6 +42,8 @@ def test_pretrained_and_random_runs_are_logged_and_tabulated(
     assert set(records) == {"vicreg", "random"}
     trained, random = records["vicreg"], records["random"]
     assert trained.params["task"] == "toyset" and trained.params["protocol"] == "paper"
+    assert trained.params["pretrain_data"] == "fma" and trained.params["pretrain_epochs"] == "300"
+    assert "pretrain_data" not in random.params
     assert trained.params["probe_aggregation"] == "track" and random.params["probe_aggregation"] == "chunk"
     assert trained.params["weights_sha256"] != random.params["weights_sha256"]
     assert trained.params["random_init"] == "False" and random.params["random_init"] == "True"

@@ -147,3 +147,38 @@ def test_vicreg_by_hand_for_a_collapsed_batch() -> None:
     assert terms["invariance"].item() == 0.0 and terms["covariance"].item() == 0.0
     assert terms["variance"].item() == pytest.approx(1 - math.sqrt(1e-4))
     assert terms["loss"].item() == pytest.approx(25 * 0.99)
+
+
+def deezer_reference(z: Tensor) -> dict[str, float]:
+    """deezer's FeatureStatsLoss and DiagonalLoss terms (ssl_framework/selfsupervised_losses.py) with
+    BatchNorm1d(affine=False) modules in training mode, coefficients 1: the shape of their code, loop for loop."""
+    a, b = z[:, 0], z[:, 1]
+    batch, features = a.shape
+    mask = torch.eye(features, dtype=torch.bool)
+    bn = torch.nn.BatchNorm1d(features, affine=False).train()
+    cov_a, cov_b = bn(a).T @ bn(a) / (batch - 1), bn(b).T @ bn(b) / (batch - 1)
+    std_a, std_b = torch.sqrt(a.var(dim=0) + 1e-5), torch.sqrt(b.var(dim=0) + 1e-5)
+    cc = bn(a).T @ bn(b) / (batch - 1)
+    return {
+        "invariance": float(torch.square(a - b).mean()),
+        "variance": float(torch.cat([F.relu(1 - std_a), F.relu(1 - std_b)]).mean()),
+        "covariance": float(torch.cat([cov_a[~mask].pow(2), cov_b[~mask].pow(2)]).mean()),
+        "on_diagonal": float((1 - cc[mask]).pow(2).mean()),
+        "off_diagonal": float(cc[~mask].pow(2).mean()),
+    }
+
+
+def test_deezer_variants_match_deezer_code() -> None:
+    z = torch.randn(12, 2, 6, generator=torch.Generator().manual_seed(3)) * 2 + 0.5
+    reference = deezer_reference(z)
+    vicreg = vicreg_loss(z, 1.0, 1.0, 1.0, eps=1e-5, variant="deezer")
+    barlow = barlow_twins_loss(z, off_diagonal_weight=1.0, variant="deezer")
+    for name in ("invariance", "variance", "covariance"):
+        assert float(vicreg[name]) == pytest.approx(reference[name], rel=1e-5)
+    for name in ("on_diagonal", "off_diagonal"):
+        assert float(barlow[name]) == pytest.approx(reference[name], rel=1e-5)
+    assert float(vicreg["loss"]) == pytest.approx(sum(reference[n] for n in ("invariance", "variance", "covariance")))
+    textbook = vicreg_loss(z, 1.0, 1.0, 1.0, eps=1e-5)
+    assert float(textbook["covariance"]) != pytest.approx(reference["covariance"], rel=1e-2)  # a real difference
+    with pytest.raises(ValueError, match="unknown variant"):
+        barlow_twins_loss(z, 1.0, variant="sums")

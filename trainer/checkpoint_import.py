@@ -6,6 +6,10 @@ calls ``feature_stats``) or, for the methods with an EMA teacher (BYOL, clusteri
 ``student.module.backbone.``. Our ``resnet`` backbone uses deezer's names, so stripping the prefix gives
 its state dict; it must be built with the deezer front end (``DeezerCheckpointInfo.backbone_kwargs``).
 Files are read with ``torch.load(weights_only=True)``: a checkpoint never runs code on this machine.
+
+Next to ``model`` the files hold ``optimizer`` (a torch optimizer state dict) and ``gin_info`` (the lines of
+the gin file the run was configured with, ssl_framework/utils/gin.py ``get_save_dict``): the real training
+settings. ``python -m trainer.checkpoint_import FILE.pt`` prints them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import tyro
 
 from trainer.backbones import build_backbone
 from trainer.frontend import DEEZER_FRONTEND
@@ -34,6 +39,26 @@ class DeezerCheckpointInfo:
     backbone_kwargs: dict[str, Any] = field(default_factory=lambda: dict(DEEZER_FRONTEND))
     other_entries: tuple[str, ...] = ()
     num_parameters: int = 0
+    gin_info: tuple[str, ...] = ()
+    """The run's gin configuration lines (``Class.parameter = value``), as saved by deezer's training."""
+    optimizer_groups: tuple[dict[str, Any], ...] = ()
+    """The saved optimizer's hyperparameters per parameter group (lr, betas, weight_decay, ...), without the
+    parameter ids; the optimizer's class is not saved, its keys tell Adam (betas) from SGD (momentum)."""
+    scalars: dict[str, Any] = field(default_factory=dict)
+    """The other plain entries (pretext, epoch, val_loss)."""
+
+    def report(self) -> str:
+        """What a user holding the released weights wants to see: where the backbone is and how it was trained."""
+        lines = [f"{self.path}: backbone under {self.prefix!r}, {self.num_parameters:,} parameters"]
+        lines += [f"{name}: {value}" for name, value in self.scalars.items()]
+        for index, group in enumerate(self.optimizer_groups):
+            settings = ", ".join(f"{key}={value}" for key, value in group.items())
+            lines.append(f"optimizer param group {index}: {settings}")
+        if not self.optimizer_groups:
+            lines.append("optimizer: not saved")
+        lines.append("gin configuration:" if self.gin_info else "gin configuration: not saved")
+        lines += [f"  {line}" for line in self.gin_info]
+        return "\n".join(lines)
 
 
 def _read_weights_only(path: Path) -> Any:
@@ -45,7 +70,8 @@ def _read_weights_only(path: Path) -> Any:
             f"{path}: refused, the file holds Python objects beyond tensors and plain containers, which "
             f"could run code when unpickled (torch.load weights_only=True: {str(error).splitlines()[0]}). "
             "If you trust its origin, convert it once in a separate process: "
-            "torch.save({'model': torch.load(path, weights_only=False)['model']}, new_path), "
+            "c = torch.load(path, weights_only=False); "
+            "torch.save({k: c[k] for k in ('model', 'optimizer', 'gin_info') if k in c}, new_path), "
             "then import new_path"
         ) from error
 
@@ -60,6 +86,14 @@ def _backbone_prefix(path: Path, model_state: dict[str, Any]) -> str:
         f"{path}: no backbone found; expected keys under one of {BACKBONE_PREFIXES} in checkpoint['model'], "
         f"found e.g. {sample}"
     )
+
+
+def _optimizer_groups(optimizer_state: Any) -> tuple[dict[str, Any], ...]:
+    """The hyperparameters of each param group of a saved optimizer state dict (none if there is none)."""
+    if not isinstance(optimizer_state, dict):
+        return ()
+    groups = optimizer_state.get("param_groups") or ()
+    return tuple({key: value for key, value in group.items() if key != "params"} for group in groups)
 
 
 def load_deezer_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], DeezerCheckpointInfo]:
@@ -80,6 +114,9 @@ def load_deezer_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], D
         prefix=prefix,
         other_entries=tuple(sorted(key for key in checkpoint if key != "model")),
         num_parameters=sum(value.numel() for value in state.values() if value.is_floating_point()),
+        gin_info=tuple(str(line) for line in checkpoint.get("gin_info") or ()),
+        optimizer_groups=_optimizer_groups(checkpoint.get("optimizer")),
+        scalars={key: value for key, value in checkpoint.items() if isinstance(value, (str, int, float))},
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="LogMelFrontend: f_max")  # expected for deezer's front end
@@ -89,3 +126,13 @@ def load_deezer_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], D
     except RuntimeError as error:
         raise ValueError(f"{path}: backbone under {prefix!r} does not match the paper's ResNet: {error}") from error
     return state, info
+
+
+def inspect_checkpoint(path: tyro.conf.Positional[Path]) -> None:
+    """Print what a deezer checkpoint holds: the backbone's prefix and size, its optimizer and gin settings."""
+    _, info = load_deezer_checkpoint(path)
+    print(info.report())
+
+
+if __name__ == "__main__":
+    tyro.cli(inspect_checkpoint)

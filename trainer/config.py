@@ -21,8 +21,8 @@ class PairsConfig(ReadConfig):
     """How anchor/positive pairs are cut and read (`sharding.pairs.PairsConfig`), and how they become views."""
 
     views: Literal["temporal", "augmented_crop", "augmented_temporal"] = "temporal"
-    """temporal: the pairs as they are (paper); augmented_crop: two augmented copies of the anchor (CLMR);
-    augmented_temporal: each crop of the pair augmented."""
+    """temporal: the pairs as they are (paper); augmented_crop: two independent crops of the track, each
+    augmented, the gap settings ignored (CLMR, thesis 3.3.1); augmented_temporal: each crop of the pair augmented."""
 
 
 @dataclass
@@ -47,9 +47,16 @@ class OptimConfig:
     base_lr: float = 1e-4
     """Learning rate at batch 256; the applied rate is batch_size / 256 x base_lr."""
     weight_decay: float = 0.0
+    """Weight decay of weight matrices and kernels (biases and norms are exempt); the start value when
+    ``weight_decay_end`` is set."""
+    weight_decay_end: float | None = None
+    """Weight decay at the end of a cosine schedule from ``weight_decay`` (deezer: 0.04 -> 0.4); None: constant."""
     warmup_steps: int = 0
     final_lr_ratio: float = 0.0
-    """Learning rate at the end of the cosine decay, as a fraction of the peak."""
+    """Learning rate at the end of the cosine decay, as a fraction of the peak (1.0: a constant rate)."""
+    final_lr: float | None = None
+    """Learning rate at the end of the cosine decay in absolute terms (deezer's floor 1e-7); None: use
+    ``final_lr_ratio``."""
     grad_clip: float | None = None
     """Clip the gradient norm to this value (None: no clipping)."""
 

@@ -24,6 +24,19 @@ from torch import nn
 DEEZER_FRONTEND: dict[str, Any] = {"f_max": 11025.0, "mel_norm": None}
 """Front-end settings that reproduce the published deezer checkpoints (16 kHz input)."""
 
+ROUNDING_ULPS = 256
+"""Tolerance for a saved filterbank or window, in float32 ulps of its largest value. torchaudio's float32
+filterbank is up to 112 such ulps away from the exact (float64) one, so two builds may differ by about twice
+that; another front end (f_max 11000 instead of 11025, another norm) differs by 10^4 ulps or more."""
+
+
+def same_up_to_rounding(saved: torch.Tensor, own: torch.Tensor) -> bool:
+    """Whether ``saved`` equals ``own`` up to float32 rounding: same shape, within ROUNDING_ULPS of max |own|."""
+    if saved.shape != own.shape:
+        return False
+    tolerance = ROUNDING_ULPS * torch.finfo(torch.float32).eps * float(own.abs().max())
+    return bool((saved.to(own) - own).abs().max() <= tolerance)
+
 
 class LogMelFrontend(nn.Module):
     """Waveform (N, T) -> log-mel (N, 1, n_mels, frames) in dB, computed in fp32 even under autocast."""
@@ -99,13 +112,13 @@ class LogMelFrontend(nn.Module):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
-        """Refuse a checkpoint whose filterbank or window differs from this front end's, not adopt it."""
+        """Refuse a checkpoint whose filterbank or window differs from this front end's (beyond float rounding)."""
         for name, own in (
             ("spec.mel_scale.fb", self.spec.mel_scale.fb),
             ("spec.spectrogram.window", self.spec.spectrogram.window),
         ):
             saved = state_dict.get(prefix + name)
-            if saved is not None and (saved.shape != own.shape or not torch.allclose(saved.to(own), own, atol=1e-6)):
+            if saved is not None and not same_up_to_rounding(saved, own):
                 error_msgs.append(
                     f"{prefix}{name}: the checkpoint's front end differs from this model's "
                     f"(f_max={self.f_max:g}); build the backbone with the front end it was trained with "

@@ -24,17 +24,16 @@ from tqdm.auto import tqdm
 from sharding.location import load_index
 from sharding.pairs import pairs_to_float
 from sharding.readers import open_pairs
-from trainer.augment import AugmentationChain, make_views
+from trainer.augment import AugmentationChain, make_views, pair_gaps
 from trainer.checkpoints import CheckpointPolicy, latest_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.demo_data import ensure_demo_shards
 from trainer.diagnostics import collapse_metrics
 from trainer.distributed import convert_sync_batchnorm
 from trainer.export import RECIPE_NAME, BackboneRecipe, export_backbone
-from trainer.optim import build_optimizer
+from trainer.optim import build_optimizer, learning_rate_schedule, set_weight_decay, weight_decay_schedule
 from trainer.preemption import StopRequest
 from trainer.pretexts import Pretext, PretextOutput, build_pretext
-from trainer.schedules import WarmupCosine
 from trainer.tracking import RunTracker
 
 log = logging.getLogger(__name__)
@@ -151,7 +150,10 @@ class PairBatches:
         self, location: str, config: TrainConfig, crop_samples: int, micro_batch: int, rank: int, world: int
     ) -> None:
         self.batches_per_epoch = config.steps_per_epoch * config.grad_accum
-        pairs = dataclasses.replace(config.pairs, crop_samples=crop_samples)
+        gaps = pair_gaps(config.pairs.views, config.pairs.min_gap_seconds, config.pairs.max_gap_seconds)
+        pairs = dataclasses.replace(
+            config.pairs, crop_samples=crop_samples, min_gap_seconds=gaps[0], max_gap_seconds=gaps[1]
+        )
         self.reader = open_pairs(  # the loop converts each batch at once, so the reader may reuse their memory
             location, pairs, micro_batch, rank, world, config.seed, self.batches_per_epoch, reuse_buffers=True
         )
@@ -208,12 +210,8 @@ class Trainer:
             batch_size=config.batch_size,
         )
         peak_lr = optimizer.param_groups[0]["lr"]
-        self.lr_schedule = WarmupCosine(
-            peak=peak_lr,
-            total_steps=config.total_steps,
-            warmup_steps=min(config.optim.warmup_steps, config.total_steps),
-            final=peak_lr * config.optim.final_lr_ratio,
-        )
+        self.lr_schedule = learning_rate_schedule(config.optim, peak_lr, config.total_steps)
+        self.weight_decay_schedule = weight_decay_schedule(config.optim, config.total_steps)
         micro_batch = micro_batch_size(config, accelerator.num_processes)
         if accelerator.state.deepspeed_plugin is not None:  # DeepSpeed sizes its engine from a prepared loader,
             ds_config = accelerator.state.deepspeed_plugin.deepspeed_config  # which the pair stream is not
@@ -367,6 +365,8 @@ class Trainer:
         lr = self.lr_schedule.value_at(self.state.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        if self.weight_decay_schedule is not None:
+            set_weight_decay(self.optimizer, self.weight_decay_schedule.value_at(self.state.step))
         self.optimizer.step()
 
     def _log(self, report: StepReport, out: PretextOutput, progress: tqdm) -> None:

@@ -9,10 +9,15 @@ biases, normalisation parameters and every other 1-d parameter get neither.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+from trainer.schedules import WarmupCosine
+
+if TYPE_CHECKING:
+    from trainer.config import OptimConfig
 
 NORM_LAYERS = (
     nn.modules.batchnorm._BatchNorm,
@@ -33,7 +38,8 @@ def scaled_learning_rate(base_lr: float, batch_size: int) -> float:
 def split_decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Trainable parameters in a decayed group (>= 2-d weights) and an exempt group (biases, norms, 1-d).
 
-    Each group carries a ``lars_adaptation`` flag, read by :class:`LARS` and ignored by Adam(W).
+    Each group carries a ``lars_adaptation`` flag, read by :class:`LARS` and ignored by Adam(W), and a
+    ``decayed`` flag, read by :func:`set_weight_decay`.
     """
     norm_parameters = {id(p) for m in model.modules() if isinstance(m, NORM_LAYERS) for p in m.parameters()}
     decay, exempt = [], []
@@ -43,8 +49,8 @@ def split_decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, 
         is_exempt = parameter.ndim <= 1 or name.endswith(".bias") or id(parameter) in norm_parameters
         (exempt if is_exempt else decay).append(parameter)
     groups = [
-        {"params": decay, "weight_decay": weight_decay, "lars_adaptation": True},
-        {"params": exempt, "weight_decay": 0.0, "lars_adaptation": False},
+        {"params": decay, "weight_decay": weight_decay, "lars_adaptation": True, "decayed": True},
+        {"params": exempt, "weight_decay": 0.0, "lars_adaptation": False, "decayed": False},
     ]
     return [group for group in groups if group["params"]]
 
@@ -127,3 +133,26 @@ def build_optimizer(
     if not groups:
         raise ValueError(f"build_optimizer: {type(model).__name__} has no trainable parameters")
     return OPTIMIZERS[name](groups, lr=scaled_learning_rate(base_lr, batch_size), **kwargs)
+
+
+def learning_rate_schedule(optim: OptimConfig, peak: float, total_steps: int) -> WarmupCosine:
+    """Warm-up then cosine from ``peak`` to ``optim.final_lr`` (absolute) or ``optim.final_lr_ratio`` x peak."""
+    final = peak * optim.final_lr_ratio if optim.final_lr is None else optim.final_lr
+    return WarmupCosine(
+        peak=peak, total_steps=total_steps, warmup_steps=min(optim.warmup_steps, total_steps), final=final
+    )
+
+
+def weight_decay_schedule(optim: OptimConfig, total_steps: int) -> WarmupCosine | None:
+    """Cosine from ``optim.weight_decay`` to ``optim.weight_decay_end`` over the run (deezer utils/scheduler.py
+    ``get_weights_decay_scheduler``, after DINO); None when the weight decay is constant."""
+    if optim.weight_decay_end is None:
+        return None
+    return WarmupCosine(peak=optim.weight_decay, total_steps=total_steps, warmup_steps=0, final=optim.weight_decay_end)
+
+
+def set_weight_decay(optimizer: torch.optim.Optimizer, value: float) -> None:
+    """Set the weight decay of the decayed groups of :func:`split_decay_groups`; exempt groups keep 0."""
+    for group in optimizer.param_groups:
+        if group.get("decayed", True):
+            group["weight_decay"] = value

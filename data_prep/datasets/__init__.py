@@ -7,14 +7,18 @@ files) and lists its tracks with tags and split; `write_manifest` turns that lis
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
 from data_prep.datasets import fma, gtzan, jamendo, msd, mtat
 from data_prep.datasets.manifest import ManifestSummary, write_manifest
+from data_prep.datasets.published import published_splits, split_size_differences
 from data_prep.datasets.records import SPLITS, DatasetListing, TrackRecord
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,9 +63,17 @@ def get_adapter(name: str) -> DatasetAdapter:
 
 
 def build_manifest(name: str, root: Path, out_dir: Path, meta: Path | None = None) -> ManifestSummary:
-    """List dataset `name` from ROOT (audio) and META (split files, default ROOT) and write its manifest."""
+    """List dataset `name` from ROOT (audio) and META (split files, default ROOT) and write its manifest;
+    where a study published the split sizes, the summary says how the manifest differs (also logged)."""
     listing = get_adapter(name).collect(root, meta or root)
-    return write_manifest(listing, out_dir)
+    summary = write_manifest(listing, out_dir)
+    published = published_splits().get(name)
+    if published is None:
+        return summary
+    differences = split_size_differences(published, summary.tracks_per_split, summary.missing_per_split)
+    for difference in differences:
+        logger.warning("%s: %s", name, difference)
+    return replace(summary, size_differences=tuple(differences))
 
 
 __all__ = [

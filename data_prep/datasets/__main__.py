@@ -46,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = ", ".join(f"{split} {summary.tracks_per_split.get(split, 0)}" for split in SPLITS)
     print(f"{summary.manifest}: {summary.track_count} tracks ({counts})")
     print(f"{summary.missing}: {summary.missing_count} tracks without audio")
+    for difference in summary.size_differences:
+        print(f"differs from the published split: {difference}")
     print(f"{summary.vocabulary}: tag vocabulary")
     print(f"next: python -m data_prep {summary.manifest} --out SHARDS_DIR")
     return 0

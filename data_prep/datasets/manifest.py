@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_prep.datasets.records import SPLITS, DatasetListing, TrackRecord
@@ -33,6 +33,10 @@ class ManifestSummary:
     vocabulary: Path
     tracks_per_split: dict[str, int]
     missing_count: int
+    missing_per_split: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Track ids without audio, per split."""
+    size_differences: tuple[str, ...] = ()
+    """How the tracks per split differ from the published split sizes (empty: as published, or none known)."""
 
     @property
     def track_count(self) -> int:
@@ -58,6 +62,10 @@ def write_manifest(listing: DatasetListing, out_dir: Path) -> ManifestSummary:
         vocabulary=out_dir / VOCABULARY_NAME,
         tracks_per_split=dict(Counter(row["split"] for row in found)),
         missing_count=len(missing),
+        missing_per_split={
+            split: tuple(row["track_id"] for row in missing if row["split"] == split)
+            for split in dict.fromkeys(row["split"] for row in missing)
+        },
     )
     write_rows(summary.manifest, columns, found)
     write_rows(summary.missing, columns, missing)

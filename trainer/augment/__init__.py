@@ -2,6 +2,6 @@
 
 from trainer.augment.chain import AugmentationChain, Stage, build_stages
 from trainer.augment.config import AugmentConfig
-from trainer.augment.views import ViewMode, make_views
+from trainer.augment.views import ViewMode, make_views, pair_gaps
 
-__all__ = ["AugmentConfig", "AugmentationChain", "Stage", "ViewMode", "build_stages", "make_views"]
+__all__ = ["AugmentConfig", "AugmentationChain", "Stage", "ViewMode", "build_stages", "make_views", "pair_gaps"]

@@ -45,7 +45,10 @@ class ProjectorConfig:
     projector_widths: tuple[int, ...] = (1024, 2048)
     """MLPHead widths after the backbone: hidden Linear+BN+ReLU blocks, then a last Linear (the paper)."""
     projector_batch_norm: bool = True
-    """BatchNorm in the hidden blocks (SyncBatchNorm under DDP); off for CPU multi-process tests."""
+    """BatchNorm in the hidden blocks (SyncBatchNorm under DDP); off for CLMR's projector and CPU multi-process
+    tests."""
+    projector_hidden_bias: bool | None = None
+    """Bias in the hidden Linears; None: only without BatchNorm (CLMR's projector has none: False)."""
 
 
 class Encoder(nn.Module):
@@ -112,7 +115,10 @@ class Pretext(nn.Module):
     def projector(self, in_dim: int, widths: tuple[int, ...] | None = None) -> MLPHead:
         """An MLPHead with this config's batch-norm setting (``widths`` default: the projector widths)."""
         widths = self.config.projector_widths if widths is None else widths
-        return MLPHead(in_dim, list(widths), batch_norm=self.config.projector_batch_norm)
+        config = self.config
+        return MLPHead(
+            in_dim, list(widths), batch_norm=config.projector_batch_norm, hidden_bias=config.projector_hidden_bias
+        )
 
     def compute_loss(self, views: Tensor, student: nn.Module | None = None) -> PretextOutput:
         """Loss on a (B, 2, T) batch of pairs; pass the DDP-wrapped student when distributed."""

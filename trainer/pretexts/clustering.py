@@ -24,8 +24,12 @@ class ClusteringConfig(ProjectorConfig):
     """DINO-style clustering hyperparameters (temperatures and centre as in Meseguer-Brocal et al. 2024)."""
 
     projector_widths: tuple[int, ...] = (1024, 256)
-    """MLPHead widths up to the bottleneck that is L2-normalised before the prototypes."""
+    """MLPHead widths up to the bottleneck before the prototypes."""
     num_prototypes: int = 4096
+    normalize_bottleneck: bool = True
+    """True: DINO's head, the bottleneck L2-normalised and scored against unit-norm prototypes (cosine);
+    False: deezer's ``Head(projector_widths + [num_prototypes])`` (ssl_framework/selfsupervised_models.py
+    ``SSLClustering``), where the bottleneck is a Linear+BN+ReLU block and the prototypes a plain Linear."""
     student_temperature: float = 0.1
     teacher_temperature_start: float = 0.02
     teacher_temperature: float = 0.04
@@ -78,8 +82,13 @@ class Clustering(EMATeacherPretext):
         self.assignment_counts: Tensor | None = None
 
     def build_student(self, backbone: nn.Module) -> Encoder:
+        config = self.config
+        if not config.normalize_bottleneck:
+            return Encoder(
+                backbone, self.projector(backbone.embed_dim, (*config.projector_widths, config.num_prototypes))
+            )
         projector = self.projector(backbone.embed_dim)
-        return Encoder(backbone, PrototypeHead(projector, projector.out_dim, self.config.num_prototypes))
+        return Encoder(backbone, PrototypeHead(projector, projector.out_dim, config.num_prototypes))
 
     def temperature_at(self, step: int) -> float:
         """Teacher temperature used by the loss of optimiser step ``step``."""

@@ -1,0 +1,107 @@
+"""The study presets hold the values of their sources (thesis, CLMR's code, facebookresearch/vicreg, deezer)."""
+
+import pytest
+import torch
+from torch import nn
+
+from trainer.backbones import build_backbone
+from trainer.cli import parse_config
+from trainer.config import OptimConfig
+from trainer.optim import build_optimizer, learning_rate_schedule, set_weight_decay, weight_decay_schedule
+from trainer.pretexts import build_pretext
+
+
+def _layers(head: nn.Module) -> list[tuple[str, int, int, bool]]:
+    """(kind, in, out, has bias) of each Linear, ("BatchNorm1d"/"ReLU", 0, 0, False) of the others."""
+    return [
+        (type(m).__name__, m.in_features, m.out_features, m.bias is not None)
+        if isinstance(m, nn.Linear)
+        else (type(m).__name__, 0, 0, False)
+        for m in head.layers
+    ]
+
+
+def test_thesis_clmr_is_clmr_code() -> None:
+    config, _ = parse_config(["--preset", "thesis-clmr"])
+    assert (config.pretext, config.batch_size, config.contrastive.temperature) == ("contrastive", 256, 0.5)
+    assert (config.optim.optimizer, config.optim.base_lr, config.optim.weight_decay) == ("adam", 3e-4, 0.0)
+    pretext = build_pretext("contrastive", build_backbone("samplecnn", embed_dim=512), config.contrastive)
+    assert _layers(pretext.student.projector) == [
+        ("Linear", 512, 512, False),
+        ("ReLU", 0, 0, False),
+        ("Linear", 512, 128, False),
+    ]
+    schedule = learning_rate_schedule(config.optim, 3e-4, config.total_steps)
+    assert {schedule.value_at(step) for step in (0, 1, config.total_steps // 2, config.total_steps)} == {3e-4}
+
+
+def test_thesis_vicreg_ends_at_a_thousandth_of_the_peak() -> None:
+    config, _ = parse_config(["--preset", "thesis-vicreg"])
+    assert config.vicreg.projector_widths == (8192, 8192, 8192) and config.batch_size == 768
+    peak = 768 / 256 * 0.2
+    schedule = learning_rate_schedule(config.optim, peak, config.total_steps)
+    assert schedule.value_at(0) == 0.0 and schedule.value_at(5120) == pytest.approx(peak)
+    assert schedule.value_at(config.total_steps) == pytest.approx(peak * 0.001)
+
+
+def test_absolute_final_lr_overrides_the_ratio() -> None:
+    schedule = learning_rate_schedule(OptimConfig(final_lr=1e-7, final_lr_ratio=0.5), 1e-3, 100)
+    assert schedule.value_at(100) == pytest.approx(1e-7)
+
+
+def test_weight_decay_schedule_moves_only_the_decayed_group() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    optim = OptimConfig(optimizer="adamw", weight_decay=0.04, weight_decay_end=0.4)
+    optimizer = build_optimizer(model, "adamw", 1e-4, optim.weight_decay, batch_size=256)
+    schedule = weight_decay_schedule(optim, total_steps=10)
+    assert schedule is not None and weight_decay_schedule(OptimConfig(weight_decay=0.1), 10) is None
+    assert schedule.value_at(0) == pytest.approx(0.04) and schedule.value_at(10) == pytest.approx(0.4)
+    assert schedule.value_at(5) == pytest.approx(0.22)  # half-way on the cosine
+    set_weight_decay(optimizer, schedule.value_at(5))
+    decays = sorted(group["weight_decay"] for group in optimizer.param_groups)
+    assert decays == [0.0, pytest.approx(0.22)]
+    assert optimizer.param_groups[0]["params"][0] is model[0].weight  # the weight matrix is the decayed one
+    assert optimizer.param_groups[0]["weight_decay"] == pytest.approx(0.22)
+
+
+class _Embedding1024(nn.Module):
+    """A stand-in backbone with the paper's 1024-d embedding (only the heads are under test)."""
+
+    embed_dim = 1024
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def _block(width_in: int, width_out: int) -> list[tuple[str, int, int, bool]]:
+    """deezer Head's hidden block: Linear(bias=False) + BatchNorm1d + ReLU."""
+    return [("Linear", width_in, width_out, False), ("BatchNorm1d", 0, 0, False), ("ReLU", 0, 0, False)]
+
+
+@pytest.mark.parametrize("pretext", ["contrastive", "byol", "barlow_twins", "vicreg"])
+def test_paper_projector_is_deezer_head_1024_1024_2048(pretext: str) -> None:
+    config, _ = parse_config(["--preset", "paper", "--pretext", pretext])
+    student = build_pretext(pretext, _Embedding1024(), config.pretext_config).student
+    assert _layers(student.projector) == [*_block(1024, 1024), *_block(1024, 1024), ("Linear", 1024, 2048, False)]
+
+
+def test_paper_clustering_head_is_deezer_head_without_normalised_bottleneck() -> None:
+    config, _ = parse_config(["--preset", "paper", "--pretext", "clustering"])
+    pretext = build_pretext("clustering", _Embedding1024(), config.clustering)
+    head = pretext.student.projector
+    expected = [*_block(1024, 1024), *_block(1024, 1024), *_block(1024, 256), ("Linear", 256, 4096, False)]
+    assert _layers(head) == expected
+    textbook = build_pretext("clustering", _Embedding1024(), {"projector_widths": (1024, 256)}).student.projector
+    scores = textbook(torch.randn(4, 1024))
+    assert scores.abs().max() <= 1.0 + 1e-6  # DINO's cosine scores stay selectable
+
+
+def test_paper_losses_and_schedules_follow_deezer_defaults() -> None:
+    config, _ = parse_config(["--preset", "paper"])
+    assert (config.vicreg.variant, config.vicreg.invariance_weight, config.vicreg.eps) == ("deezer", 1.0, 1e-5)
+    assert (config.barlow_twins.variant, config.barlow_twins.off_diagonal_weight) == ("deezer", 1.0)
+    optim = config.optim
+    assert (optim.weight_decay, optim.weight_decay_end, optim.final_lr, optim.warmup_steps) == (0.04, 0.4, 1e-7, 0)
+    assert learning_rate_schedule(optim, 1e-4, config.total_steps).value_at(config.total_steps) == 1e-7
+    thesis, _ = parse_config(["--preset", "thesis-vicreg"])
+    assert thesis.vicreg.variant == "textbook" and thesis.optim.weight_decay_end is None
