@@ -165,7 +165,7 @@ def bare_loop(config: TrainConfig, clock: StepClock) -> None:
     )
     batches = PairBatches(config.data, config, backbone.num_samples, config.batch_size, 0, 1)
     pretext.student.train()
-    for step, views in zip(range(config.total_steps), batches.from_step(0), strict=False):
+    for step, views in zip(range(config.total_steps), batches.from_position([0, 0]), strict=False):
         pretext.compute_loss(pairs_to_float(views.to(device, non_blocking=True)), pretext.student).loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
