@@ -10,7 +10,7 @@ UPGRADE ?=
 DEMO := demo_data
 PROBE := --data $(DEMO)/shards --task demo-tags --experiment demo-probes --epochs 10 --steps 32
 
-.PHONY: demo test lint install lock
+.PHONY: demo test lint install lock gpu-wheels
 
 # The locked set, hash-checked, then the project itself without dependencies, then a smoke check of both.
 $(VENV)/.installed: $(LOCK) pyproject.toml
@@ -55,3 +55,8 @@ $(UV):
 lock: $(UV)
 	printf 'setuptools>=69\nwheel\n' | $(UV) pip compile pyproject.toml - --extra dev --universal \
 		--python-version 3.10 --generate-hashes --custom-compile-command 'make lock' $(UPGRADE) -o $(LOCK)
+
+# Wheels of what benchmarks/gpu_suite.py needs on the GPU machine beyond its image, into .whl/ (ignored by git; see
+# docs/benchmarks.md, "GPU figures"). Needs the package index; DeepSpeed is built from its source release here.
+gpu-wheels: $(VENV)/.installed
+	$(PY) benchmarks/gpu_wheels.py

@@ -1,4 +1,4 @@
-"""What the forward + backward benchmarks share: their flags and a median step time after a warm-up."""
+"""What the step benchmarks share: their flags, a median step time after a warm-up, and a training set-up."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from collections.abc import Callable
 import torch
 
 from trainer.backbones import BACKBONES
+from trainer.config import TrainConfig
+from trainer.loop import backbone_recipe
+from trainer.optim import build_optimizer
+from trainer.pretexts import Pretext, build_pretext
 
 
 def step_parser(description: str) -> argparse.ArgumentParser:
@@ -35,14 +39,28 @@ def parse_step_args(parser: argparse.ArgumentParser, min_batch: int = 1) -> argp
     return args
 
 
-def median_step_seconds(step: Callable[[], object], repeats: int, device: torch.device) -> float:
-    """Median wall time of `step` over `repeats` calls after one warm-up call (allocators, kernels)."""
+def median_step_seconds(step: Callable[[], object], repeats: int, device: torch.device, warmup: int = 1) -> float:
+    """Median wall time of `step` over `repeats` calls after `warmup` untimed calls (allocators, kernels)."""
     seconds = []
-    for iteration in range(repeats + 1):
+    for iteration in range(warmup + repeats):
         start = time.perf_counter()
         step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        if iteration:
+        if iteration >= warmup:
             seconds.append(time.perf_counter() - start)
     return statistics.median(seconds)
+
+
+def training_parts(config: TrainConfig, device: torch.device) -> tuple[Pretext, torch.optim.Optimizer]:
+    """The pretext (backbone and heads) and optimiser of `config`, built as `trainer.loop.Trainer` builds them."""
+    torch.manual_seed(config.seed)
+    pretext = build_pretext(config.pretext, backbone_recipe(config).build(), config.pretext_config).to(device)
+    optimizer = build_optimizer(
+        pretext.student,
+        config.optim.optimizer,
+        base_lr=config.optim.base_lr,
+        weight_decay=config.optim.weight_decay,
+        batch_size=config.batch_size,
+    )
+    return pretext, optimizer

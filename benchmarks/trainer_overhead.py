@@ -30,12 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import tyro
+from step_timing import training_parts
 
 from sharding.pairs import pairs_to_float
 from trainer.config import CheckpointConfig, ModelConfig, PairsConfig, PretextName, TrainConfig
-from trainer.loop import PairBatches, backbone_recipe, train
-from trainer.optim import build_optimizer
-from trainer.pretexts import build_pretext
+from trainer.loop import PairBatches, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from shard_factory import write_shard_set
@@ -152,18 +151,9 @@ class StepClock:
 
 def bare_loop(config: TrainConfig, clock: StepClock) -> None:
     """The same steps as `train(config)` in plain PyTorch: forward, backward, optimiser step."""
-    torch.manual_seed(config.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # Accelerate's choice
-    backbone = backbone_recipe(config).build()
-    pretext = build_pretext(config.pretext, backbone, config.pretext_config).to(device)
-    optimizer = build_optimizer(
-        pretext.student,
-        config.optim.optimizer,
-        base_lr=config.optim.base_lr,
-        weight_decay=config.optim.weight_decay,
-        batch_size=config.batch_size,
-    )
-    batches = PairBatches(config.data, config, backbone.num_samples, config.batch_size, 0, 1)
+    pretext, optimizer = training_parts(config, device)
+    batches = PairBatches(config.data, config, pretext.student.backbone.num_samples, config.batch_size, 0, 1)
     pretext.student.train()
     for step, views in zip(range(config.total_steps), batches.from_position([0, 0]), strict=False):
         pretext.compute_loss(pairs_to_float(views.to(device, non_blocking=True)), pretext.student).loss.backward()

@@ -143,6 +143,14 @@ def backbone_recipe(config: TrainConfig) -> BackboneRecipe:
     return BackboneRecipe("samplecnn", {"embed_dim": model.embed_dim})
 
 
+def view_chain(config: TrainConfig, backbone: torch.nn.Module) -> AugmentationChain | None:
+    """The augmentation chain the configured views need, at the backbone's rate and input length (None: temporal)."""
+    if config.pairs.views == "temporal":
+        return None
+    augment = dataclasses.replace(config.augment, sample_rate=backbone.sample_rate, crop_samples=backbone.num_samples)
+    return AugmentationChain(augment)
+
+
 class PairBatches:
     """Micro-batches of pairs of one rank, from any data position (epoch, micro-batch) on, across epochs."""
 
@@ -217,12 +225,7 @@ class Trainer:
             ds_config = accelerator.state.deepspeed_plugin.deepspeed_config  # which the pair stream is not
             ds_config["train_micro_batch_size_per_gpu"] = micro_batch
         self.student, self.optimizer = accelerator.prepare(pretext.student, optimizer)
-        self.chain = None
-        if config.pairs.views != "temporal":
-            augment = dataclasses.replace(
-                config.augment, sample_rate=backbone.sample_rate, crop_samples=backbone.num_samples
-            )
-            self.chain = AugmentationChain(augment)
+        self.chain = view_chain(config, backbone)
         self.view_rng = torch.Generator(device=accelerator.device)
         self.view_rng.manual_seed(config.seed + accelerator.process_index)
 
