@@ -69,14 +69,14 @@ class EvaluateArgs:
     tags: Path | None = None
     """Tag vocabulary file (one tag a line, target order), e.g. tags.txt of a dataset adapter; default: the
     sorted union of the set's tags."""
-    protocol: Literal["paper", "thesis"] = "paper"
+    protocol: Literal["paper", "thesis", "marble"] = "paper"
     """paper: linear probe on track means, 25 x 128 steps; thesis: chunk-level probe, plateau schedule and
-    early stopping."""
+    early stopping; marble: MARBLE's constrained MLP (512, dropout 0.2), learning rate chosen on validation."""
     aggregate: Aggregation | None = None
     """Override the protocol's aggregation: track (train on track means) or chunk (train on windows,
     average window predictions per track)."""
     hidden_dim: int | None = None
-    """Hidden width of a 2-layer MLP probe; default: a linear probe."""
+    """Hidden width of a 2-layer MLP probe; default: the protocol's (linear for paper and thesis, 512 for marble)."""
     epochs: int | None = None
     """Override the protocol's maximum number of probe epochs."""
     steps: int | None = None
@@ -141,7 +141,9 @@ def demo_shards(sample_rate: int) -> str:
 
 def build_probe_config(args: EvaluateArgs) -> ProbeConfig:
     """The protocol's probe with the command line's overrides."""
-    overrides: dict[str, object] = {"seed": args.seed, "device": args.device, "hidden_dim": args.hidden_dim}
+    overrides: dict[str, object] = {"seed": args.seed, "device": args.device}
+    if args.hidden_dim is not None:
+        overrides["hidden_dim"] = args.hidden_dim
     if args.aggregate is not None:
         overrides["aggregation"] = args.aggregate
     if args.epochs is not None:

@@ -8,7 +8,7 @@ set, or every (fraction, draw) of the limited-data protocol), each ready for `do
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from downstream.embeddings import TaskEmbeddings
 from downstream.limited_data import LimitedDataConfig, TrainingSubset, training_subsets
 from downstream.metrics import TaggingScores, tagging_scores
 from downstream.paired import ProbePredictions
-from downstream.probes import ProbeConfig, TrainingHistory, train_probe
+from downstream.probes import ProbeConfig, TrainingHistory, fit_probe
 
 
 @dataclass(frozen=True)
@@ -35,14 +35,18 @@ class EvaluationResult:
     bootstrap: BootstrapResult
     history: TrainingHistory
     predictions: ProbePredictions
+    learning_rate_scores: dict[float, float] = field(default_factory=dict)
+    """Validation score of every learning rate of the probe's grid (empty without a grid); ``probe`` holds the
+    chosen one."""
 
 
 def evaluate_subset(
     task: TaskEmbeddings, subset: TrainingSubset, probe: ProbeConfig, bootstrap: BootstrapConfig
 ) -> EvaluationResult:
     """Train a probe (seeded by the subset) on the subset's training tracks and score the full test set."""
-    probe = replace(probe, seed=subset.probe_seed)
-    trained = train_probe(task.train.subset(subset.indices), task.valid, probe)
+    trained, learning_rate_scores = fit_probe(
+        task.train.subset(subset.indices), task.valid, replace(probe, seed=subset.probe_seed)
+    )
     predictions = trained.predict(task.test)
     track_ids = task.test.track_ids or tuple(f"test-{i}" for i in range(task.test.num_tracks))  # bare arrays
     return EvaluationResult(
@@ -50,12 +54,13 @@ def evaluate_subset(
         fraction=subset.fraction,
         draw=subset.draw,
         num_train_tracks=len(subset.indices),
-        probe=probe,
+        probe=trained.config,
         bootstrap_config=bootstrap,
         full_test=tagging_scores(task.test.targets, predictions),
         bootstrap=bootstrap_scores(task.test.targets, predictions, bootstrap),
         history=trained.history,
         predictions=ProbePredictions(track_ids, task.test.targets, predictions),
+        learning_rate_scores=learning_rate_scores,
     )
 
 

@@ -127,6 +127,11 @@ def log_evaluation(
         "probe_valid_loss": result.history.valid_loss,
     }
     curves = [Metric(key, value, 0, epoch) for key, values in loss_curves.items() for epoch, value in enumerate(values)]
+    criterion = result.probe.select_on
+    curves += [
+        Metric(f"lr_search/{rate:g}/valid_{criterion}", score, 0, 0)
+        for rate, score in result.learning_rate_scores.items()
+    ]
     summary = [Metric(key, value, 0, 0) for key, value in evaluation_metrics(result).items()]
     client.log_batch(
         run_id,

@@ -8,7 +8,7 @@ import torch
 
 from downstream.embeddings import LabelledEmbeddings
 from downstream.metrics import tagging_scores
-from downstream.probes import PROTOCOLS, ProbeConfig, Standardiser, probe_config, train_probe
+from downstream.probes import PROTOCOLS, ProbeConfig, Standardiser, fit_probe, probe_config, train_probe
 from downstream.quick_eval import quick_evaluate
 
 DIM, TAGS = 12, 3
@@ -112,3 +112,27 @@ def test_quick_evaluation_scores_a_separable_problem_well(method: str) -> None:
     reference, queries = _separable(300, seed=9, chunks_per_track=2), _separable(100, seed=10)
     scores = quick_evaluate(reference, queries, method=method, k=15)
     assert scores.roc_auc_tagwise > 90.0
+
+
+def test_marble_protocol_is_marbles_constrained_probe() -> None:
+    marble = PROTOCOLS["marble"]
+    assert (marble.hidden_dim, marble.dropout, marble.batch_size, marble.max_epochs) == (512, 0.2, 64, 100)
+    assert (marble.plateau_factor, marble.plateau_patience, marble.early_stopping_patience) == (0.5, 3, 10)
+    assert marble.select_on == "roc_auc" and marble.aggregation == "track" and marble.weight_decay == 0.0
+    assert marble.learning_rates == (5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2)
+
+
+def test_marble_selects_the_learning_rate_with_the_best_validation_roc_auc() -> None:
+    train, valid = _separable(300, seed=1), _separable(80, seed=2)
+    grid = (1e-6, 1e-2)  # a rate too small to move in 4 epochs, and one that learns the task
+    config = probe_config("marble", max_epochs=4, learning_rates=grid, hidden_dim=16)
+    probe, scores = fit_probe(train, valid, config)
+    assert set(scores) == set(grid)
+    assert scores[1e-2] > scores[1e-6] + 5  # the grid really separates the candidates
+    assert probe.config.learning_rate == 1e-2 == max(scores, key=scores.get)
+    assert probe.history.valid_score("roc_auc") == scores[1e-2]
+    assert len(probe.history.valid_roc_auc) == len(probe.history.valid_loss) > 0
+    # the kept epoch is the best on validation ROC-AUC, not on validation loss
+    assert probe.history.valid_roc_auc[probe.history.best_epoch] == max(probe.history.valid_roc_auc)
+    single, none = fit_probe(train, valid, probe_config("paper", max_epochs=2, steps_per_epoch=5))
+    assert none == {} and single.history.valid_roc_auc == []

@@ -60,6 +60,16 @@ def test_limited_data_logs_one_run_per_fraction_and_draw(workspace: Path, capsys
     assert sum(line.startswith("tiny ") for line in capsys.readouterr().out.splitlines()) == 20
 
 
+def test_marble_logs_every_candidate_rate_and_the_chosen_one(workspace: Path) -> None:
+    assert main(command(workspace, "--protocol", "marble", "--experiment", "marble")) == 0
+    (record,) = load_evaluations("marble")
+    assert record.params["protocol"] == "marble" and record.params["probe_hidden_dim"] == "512"
+    grid = (5e-05, 0.0001, 0.0005, 0.001, 0.005, 0.01)
+    scores = {rate: record.metrics[f"lr_search/{rate:g}/valid_roc_auc"] for rate in grid}
+    chosen = float(record.params["probe_learning_rate"])
+    assert chosen in grid and scores[chosen] == max(scores.values())
+
+
 def test_pretext_is_read_from_the_run_folder_or_file_name() -> None:
     assert infer_pretext("runs/paper/byol/checkpoints/step-000001000") == "byol"
     assert infer_pretext("runs/thesis/vicreg/backbone.safetensors") == "vicreg"
