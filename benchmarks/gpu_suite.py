@@ -59,7 +59,7 @@ from gpu_measure import (
 from step_timing import median_step_seconds
 
 from trainer.cli import parse_config
-from trainer.config import PairsConfig, TrainConfig
+from trainer.config import TrainConfig
 from trainer.pretexts import PRETEXTS
 from trainer.tracking import git_commit
 
@@ -379,16 +379,7 @@ def samplecnn_section(run: Run) -> dict[str, Any]:
     return {"precision": run.sizes.precision, "rows": rows, "skipped": skipped}
 
 
-def available_readers() -> list[str]:
-    """The sequential stream always; the random-access reader too once PairsConfig has its `reader` switch."""
-    if "reader" in {f.name for f in dataclasses.fields(PairsConfig)}:
-        return ["stream", "random_access"]
-    return ["stream"]
-
-
-def reader_flags(reader: str) -> list[str]:
-    """The flag that picks `reader`, where the switch exists (before it, the stream is the only reader)."""
-    return ["--pairs.reader", reader] if available_readers() != ["stream"] else []
+READERS = ("stream", "random_access")  # both pair readers, side by side
 
 
 def loader_section(run: Run) -> dict[str, Any]:
@@ -401,18 +392,18 @@ def loader_section(run: Run) -> dict[str, Any]:
     run.log(f"wrote {data['tracks']} tracks, {data['gib']:.2f} GiB in {data['shards']} shards")
     rows, skipped, cost = [], [], 0.0
     for workers in sizes.loader_workers:
-        for reader in available_readers():
+        for reader in READERS:
             if not run.budget.allows(cost):
                 skipped.append({"reader": reader, "workers": workers, "reason": "time budget spent"})
                 continue
             start = time.perf_counter()
-            flags = ["--pairs.num-workers", str(workers), *reader_flags(reader)]
+            flags = ["--pairs.num-workers", str(workers), "--pairs.reader", reader]
             config = run.paper(*run.trainer_flags(str(shards), sizes.loader_steps), *flags)
             rows.append({"reader": reader, "workers": workers, **measure_run(config, sizes.skip_steps)})
             release_memory()
             cost = time.perf_counter() - start
             run.log(f"{reader}, {workers} workers: {rows[-1]['pairs_per_s']:.0f} pairs/s")
-    return {"data": data, "readers": available_readers(), "rows": rows, "skipped": skipped}
+    return {"data": data, "readers": list(READERS), "rows": rows, "skipped": skipped}
 
 
 def sync_section(run: Run) -> dict[str, Any]:
@@ -665,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(device),
         "sizes": dataclasses.asdict(sizes),
-        "readers": available_readers(),
+        "readers": list(READERS),
         "sections": {},
     }
     run = Run(sizes, device, work)

@@ -11,8 +11,7 @@ import torch
 
 from trainer.backbones import BACKBONES
 from trainer.config import TrainConfig
-from trainer.loop import backbone_recipe
-from trainer.optim import build_optimizer
+from trainer.loop import backbone_recipe, optimizer_for
 from trainer.pretexts import Pretext, build_pretext
 
 
@@ -56,11 +55,4 @@ def training_parts(config: TrainConfig, device: torch.device) -> tuple[Pretext, 
     """The pretext (backbone and heads) and optimiser of `config`, built as `trainer.loop.Trainer` builds them."""
     torch.manual_seed(config.seed)
     pretext = build_pretext(config.pretext, backbone_recipe(config).build(), config.pretext_config).to(device)
-    optimizer = build_optimizer(
-        pretext.student,
-        config.optim.optimizer,
-        base_lr=config.optim.base_lr,
-        weight_decay=config.optim.weight_decay,
-        batch_size=config.batch_size,
-    )
-    return pretext, optimizer
+    return pretext, optimizer_for(config, pretext.student)

@@ -134,6 +134,14 @@ def micro_batch_size(config: TrainConfig, processes: int) -> int:
     return config.batch_size // parts
 
 
+def optimizer_for(config: TrainConfig, student: torch.nn.Module) -> torch.optim.Optimizer:
+    """The configured optimiser over the student, its learning rate scaled to the global batch."""
+    optim = config.optim
+    return build_optimizer(
+        student, optim.optimizer, base_lr=optim.base_lr, weight_decay=optim.weight_decay, batch_size=config.batch_size
+    )
+
+
 def backbone_recipe(config: TrainConfig) -> BackboneRecipe:
     """How to build the configured backbone (the ResNet's input length is the crop length)."""
     model = config.model
@@ -210,13 +218,7 @@ class Trainer:
         if accelerator.num_processes > 1 and accelerator.device.type == "cuda":
             pretext = convert_sync_batchnorm(pretext)  # teachers too, so their BatchNorm sees the global batch
         self.pretext = pretext.to(accelerator.device)
-        optimizer = build_optimizer(
-            pretext.student,
-            config.optim.optimizer,
-            base_lr=config.optim.base_lr,
-            weight_decay=config.optim.weight_decay,
-            batch_size=config.batch_size,
-        )
+        optimizer = optimizer_for(config, pretext.student)
         peak_lr = optimizer.param_groups[0]["lr"]
         self.lr_schedule = learning_rate_schedule(config.optim, peak_lr, config.total_steps)
         self.weight_decay_schedule = weight_decay_schedule(config.optim, config.total_steps)
