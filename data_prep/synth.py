@@ -1,4 +1,5 @@
-"""Structured synthetic music: tempo, key/mode, timbre and rhythm fixed per track, varied between tracks.
+"""Structured synthetic music: tempo, timbre and rhythm fixed per track, varied between tracks; key and mode too, or
+changing every few bars (`TrackRecipe.modulation_bars`) so that only tempo, timbre and rhythm identify a track.
 
 A track is a recipe (`TrackRecipe`) rendered bar by bar: a chord progression in the track's key and mode
 (sustained chords, a bass line, a melody walking over chord tones in the track's rhythm pattern) played by one
@@ -49,6 +50,8 @@ class TrackRecipe:
     drum_pattern: int  # index into DRUM_PATTERNS
     seconds: float
     seed: int
+    modulation_bars: int = 0
+    """Bars between changes to a new random key and mode (`key` and `mode` are the first section's); 0: never."""
 
 
 def midi_to_hz(note: float) -> float:
@@ -63,21 +66,25 @@ def render(recipe: TrackRecipe, sample_rate: int) -> np.ndarray:
     out = np.zeros(total + sample_rate * 4, dtype=np.float32)  # room for the last notes' tails
     notes = NoteCache(recipe.instrument, sample_rate)
     beat = 60.0 / recipe.tempo_bpm
-    scale, progression = MODES[recipe.mode], PROGRESSIONS[recipe.mode]
+    key, mode = recipe.key, recipe.mode
     degree = 0
     for bar in range(int(np.ceil(recipe.seconds / (4 * beat)))):
+        if recipe.modulation_bars and bar and bar % recipe.modulation_bars == 0:
+            key = (key + int(rng.integers(1, 12))) % 12
+            mode = str(rng.choice(tuple(MODES)))
+        scale, progression = MODES[mode], PROGRESSIONS[mode]
         start = bar * 4 * beat
         chord = progression[bar % len(progression)]
         triad = [_scale_note(scale, chord + step) for step in (0, 2, 4)]
         for pitch in triad:
-            _place(out, notes.get(recipe.key + CHORD_OCTAVE + pitch, 4 * beat), start, MIX["chords"], sample_rate)
+            _place(out, notes.get(key + CHORD_OCTAVE + pitch, 4 * beat), start, MIX["chords"], sample_rate)
         for half in (0, 2):
-            bass = recipe.key + BASS_OCTAVE + triad[0]
+            bass = key + BASS_OCTAVE + triad[0]
             _place(out, notes.get(bass, 2 * beat), start + half * beat, MIX["bass"], sample_rate)
         onset = start
         for length in RHYTHMS[recipe.rhythm]:
             degree = _next_degree(rng, degree, chord)
-            pitch = recipe.key + MELODY_OCTAVE + _scale_note(scale, degree)
+            pitch = key + MELODY_OCTAVE + _scale_note(scale, degree)
             velocity = MIX["melody"] * rng.uniform(0.7, 1.0)
             _place(out, notes.get(pitch, length * beat), onset, velocity, sample_rate)
             onset += length * beat

@@ -55,6 +55,28 @@ def test_tempo_and_drums_are_audible() -> None:
     assert power[1][high].sum() / power[1].sum() > 3 * power[0][high].sum() / power[0].sum()
 
 
+def pitch_classes(wave: np.ndarray) -> np.ndarray:
+    """Spectral energy per pitch class (50 Hz-2 kHz): which key a passage is in."""
+    power = np.abs(np.fft.rfft(wave)) ** 2
+    hz = np.fft.rfftfreq(len(wave), 1 / RATE)
+    audible = (hz > 50) & (hz < 2000)
+    classes = np.round(12 * np.log2(hz[audible] / 440.0)).astype(int) % 12
+    return np.bincount(classes, weights=power[audible], minlength=12) / power[audible].sum()
+
+
+def test_modulation_changes_the_key_every_few_bars_and_nothing_else() -> None:
+    bar = 2 * RATE  # 4 beats at 120 BPM; bars 0 and 4 hold the same chord of the progression
+    steady, modulating = render(recipe(seconds=10.0), RATE), render(recipe(seconds=10.0, modulation_bars=1), RATE)
+    for wave in (steady, modulating):
+        assert onset_rate(wave) == pytest.approx(onset_rate(steady), rel=0.2)
+
+    def key_change(wave: np.ndarray) -> float:
+        first, later = pitch_classes(wave[:bar]), pitch_classes(wave[4 * bar : 5 * bar])
+        return float(np.abs(first - later).sum())
+
+    assert key_change(modulating) > 2 * key_change(steady)
+
+
 def test_command_writes_decodable_files_and_a_manifest(tmp_path: Path) -> None:
     argv = ["--out", str(tmp_path), "--tracks", "6", "--min-seconds", "9", "--max-seconds", "10"]
     assert main([*argv, "--sample-rate", str(RATE)]) == 0

@@ -1,6 +1,6 @@
 """The README's demo path, shortened: every stage runs, and training, probes and comparison log what they should.
 
-Whether pre-training beats random weights is a measured margin with its interval (`benchmarks/demo_margin.py`,
+Whether pre-training beats random weights is a measured margin with its interval (`benchmarks/pretext_margins.py`,
 figures in docs/benchmarks.md), not an assertion here: a test must pass on every machine.
 """
 

@@ -1,5 +1,7 @@
 """The study presets hold the values of their sources (thesis, CLMR's code, facebookresearch/vicreg, deezer)."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -105,3 +107,17 @@ def test_paper_losses_and_schedules_follow_deezer_defaults() -> None:
     assert learning_rate_schedule(optim, 1e-4, config.total_steps).value_at(config.total_steps) == 1e-7
     thesis, _ = parse_config(["--preset", "thesis-vicreg"])
     assert thesis.vicreg.variant == "textbook" and thesis.optim.weight_decay_end is None
+
+
+def test_a_preset_recipe_applies_to_its_pretext_only_and_flags_still_win(tmp_path: Path) -> None:
+    preset = tmp_path / "short.toml"
+    preset.write_text("batch_size = 32\n[optim]\nbase_lr = 1e-3\n[recipes.byol.optim]\nbase_lr = 5e-4\n")
+    byol, _ = parse_config(["--preset", str(preset), "--pretext", "byol"])
+    assert (byol.batch_size, byol.optim.base_lr) == (32, 5e-4)
+    contrastive, _ = parse_config(["--preset", str(preset), "--pretext", "contrastive"])
+    assert contrastive.optim.base_lr == 1e-3
+    flagged, _ = parse_config(["--preset", str(preset), "--pretext", "byol", "--optim.base-lr", "2e-3"])
+    assert flagged.optim.base_lr == 2e-3
+    preset.write_text("[recipes.simclr.optim]\nbase_lr = 1e-3\n")
+    with pytest.raises(KeyError, match="unknown pretexts \\['simclr'\\]"):
+        parse_config(["--preset", str(preset)])

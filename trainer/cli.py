@@ -5,7 +5,8 @@ from __future__ import annotations
 import tyro
 
 from trainer.config import TrainConfig
-from trainer.presets import apply_overrides, available_presets, load_preset
+from trainer.presets import apply_overrides, available_presets, load_preset, split_recipes
+from trainer.pretexts import PRETEXTS
 
 
 def split_preset(argv: list[str]) -> tuple[str | None, list[str]]:
@@ -26,11 +27,13 @@ def split_preset(argv: list[str]) -> tuple[str | None, list[str]]:
 
 
 def parse_config(argv: list[str]) -> tuple[TrainConfig, int | None]:
-    """The TrainConfig of a command line, and the optional --stop-after-steps."""
+    """The TrainConfig of a command line, and the optional --stop-after-steps. The preset's recipe for the run's
+    pretext applies over the preset, and flags over both (so the command line is parsed twice when there is one)."""
     preset, rest = split_preset(argv)
-    defaults = TrainConfig()
+    defaults, recipes = TrainConfig(), {}
     if preset is not None:
-        defaults = apply_overrides(defaults, load_preset(preset), where=f"preset {preset}")
+        settings, recipes = split_recipes(load_preset(preset), PRETEXTS, where=f"preset {preset}")
+        defaults = apply_overrides(defaults, settings, where=f"preset {preset}")
     stop_after, rest = split_stop_after(rest)
     description = (
         "Pre-train a music backbone with a self-supervised pretext. "
@@ -39,6 +42,10 @@ def parse_config(argv: list[str]) -> tuple[TrainConfig, int | None]:
         "checkpoint after N steps, as a pre-emption would; the same command resumes."
     )
     config = tyro.cli(TrainConfig, default=defaults, args=rest, description=description)
+    if config.pretext in recipes:
+        where = f"preset {preset}, recipe {config.pretext}"
+        defaults = apply_overrides(defaults, recipes[config.pretext], where=where)
+        config = tyro.cli(TrainConfig, default=defaults, args=rest, description=description)
     return config, stop_after
 
 

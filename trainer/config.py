@@ -35,6 +35,8 @@ class ModelConfig:
     """ResNet mel upper frequency in Hz (11025 reproduces the published models)."""
     width: int = 16
     """ResNet width (16 = the paper)."""
+    layers: tuple[int, int, int, int] = (3, 4, 6, 3)
+    """ResNet bottleneck blocks per stage ((3, 4, 6, 3) = the paper)."""
     embed_dim: int = 512
     """SampleCNN representation size (32-512 in the thesis sweeps)."""
 

@@ -146,7 +146,8 @@ def backbone_recipe(config: TrainConfig) -> BackboneRecipe:
     """How to build the configured backbone (the ResNet's input length is the crop length)."""
     model = config.model
     if model.backbone == "resnet":
-        kwargs = {"f_max": model.f_max, "width": model.width, "duration_s": config.pairs.crop_seconds}
+        kwargs = {"f_max": model.f_max, "width": model.width, "layers": list(model.layers)}
+        kwargs["duration_s"] = config.pairs.crop_seconds
         return BackboneRecipe("resnet", kwargs)
     return BackboneRecipe("samplecnn", {"embed_dim": model.embed_dim})
 

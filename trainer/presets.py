@@ -1,9 +1,13 @@
-"""Presets: TOML files in configs/presets that set TrainConfig defaults before CLI flags override them."""
+"""Presets: TOML files in configs/presets that set TrainConfig defaults before CLI flags override them.
+
+A preset may hold a recipe per pretext, `[recipes.NAME]` tables applied over the rest of the preset when the run's
+pretext is NAME (short runs need other settings per method: the demo preset, docs/benchmarks.md)."""
 
 from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,19 @@ def load_preset(name_or_path: str) -> dict[str, Any]:
         )
     with path.open("rb") as f:
         return tomllib.load(f)
+
+
+RECIPES = "recipes"
+
+
+def split_recipes(preset: dict[str, Any], pretexts: Iterable[str], where: str) -> tuple[dict[str, Any], dict]:
+    """A preset's settings without its `[recipes.NAME]` tables, and those tables by pretext name."""
+    settings = dict(preset)
+    recipes = settings.pop(RECIPES, {})
+    unknown = sorted(set(recipes) - set(pretexts))
+    if unknown:
+        raise KeyError(f"{where}: recipes for unknown pretexts {unknown}; valid: {sorted(pretexts)}")
+    return settings, recipes
 
 
 def apply_overrides(config: Any, overrides: dict[str, Any], where: str = "preset") -> Any:

@@ -1,14 +1,15 @@
-"""Does pre-training beat random weights on the demo corpus? The paired margin, per training seed.
+"""Does pre-training beat random weights on the demo corpus? The paired margin per pretext and training seed.
 
-Runs `make demo`'s path once per seed: the demo corpus (built once), `train.py --preset demo --seed S`, then the
-same probe (`evaluate.py`'s settings in the Makefile: 10 epochs x 32 steps) on the pre-trained backbone and on
-the architecture with random weights (seed S), and the paired bootstrap of the difference on the same test
-tracks (`downstream.paired`). The demo's claim holds for a seed when the interval of the tag-wise ROC-AUC
-difference lies above 0.
+Runs `make demo`'s path once per pretext and seed: the demo corpus (built once), `train.py --preset demo
+--pretext P --seed S`, then the same probe (`evaluate.py`'s settings in the Makefile: 10 epochs x 32 steps) on the
+pre-trained backbone and on the architecture with random weights (seed S), and the paired bootstrap of the
+difference on the same test tracks (`downstream.paired`). A recipe holds for a seed when the interval of the
+tag-wise ROC-AUC difference lies above 0. The run's last collapse diagnostics are printed beside it.
 
-    .venv/bin/python benchmarks/demo_margin.py --seeds 3            # table
-    .venv/bin/python benchmarks/demo_margin.py --seeds 3 --json     # machine-readable
-    .venv/bin/python benchmarks/demo_margin.py "--train-flags=--optim.base-lr 3e-2"   # other settings
+    .venv/bin/python benchmarks/pretext_margins.py --seeds 3                           # every pretext
+    .venv/bin/python benchmarks/pretext_margins.py --seeds 3 --pretexts contrastive    # the demo's claim
+    .venv/bin/python benchmarks/pretext_margins.py --seeds 3 --json                    # machine-readable
+    .venv/bin/python benchmarks/pretext_margins.py "--train-flags=--optim.base-lr 3e-2"   # other settings
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import mlflow
 import tyro
 
 from downstream.cli import EvaluateArgs, evaluate
 from downstream.paired import PairedConfig, paired_bootstrap
 from downstream.tracking import RANDOM_PRETEXT
+from trainer.pretexts import PRETEXTS
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE_EPOCHS, PROBE_STEPS = 10, 32  # the Makefile's PROBE settings
@@ -40,7 +43,8 @@ class Args:
 
     seeds: int = 3
     """Training seeds 0..seeds-1."""
-    pretext: str = "contrastive"
+    pretexts: tuple[str, ...] = tuple(PRETEXTS)
+    """Pretexts to train, each with the demo preset's recipe for it."""
     work: Path | None = None
     """Folder for the corpus, runs and MLflow store (kept; an existing corpus is reused); default: a temp folder."""
     train_flags: str = ""
@@ -53,10 +57,13 @@ class Args:
 
 @dataclass
 class SeedMargin:
-    """One training seed: training time and the paired differences (pre-trained - random) per metric."""
+    """One pretext and training seed: training time, last collapse diagnostics and the paired differences
+    (pre-trained - random) per metric."""
 
+    pretext: str
     seed: int
     train_seconds: float
+    diagnostics: dict[str, float] = field(default_factory=dict)
     pretrained: dict[str, float] = field(default_factory=dict)
     random: dict[str, float] = field(default_factory=dict)
     difference: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -78,10 +85,19 @@ def ensure_corpus(work: Path, corpus_flags: str) -> Path:
     return shards
 
 
-def measure_seed(args: Args, work: Path, shards: Path, seed: int) -> SeedMargin:
-    """Train with one seed, probe it and random weights, and compare them paired on the test tracks."""
-    output = work / f"seed-{seed}"
-    train = [str(REPO / "train.py"), "--preset", "demo", "--pretext", args.pretext, "--data", str(shards)]
+def last_diagnostics(output: Path) -> dict[str, float]:
+    """The last logged `diag/*` metrics of the training run that wrote to `output`."""
+    runs = mlflow.search_runs(
+        search_all_experiments=True, filter_string=f"params.output_dir = '{output}'", output_format="list"
+    )
+    metrics = runs[0].data.metrics if runs else {}
+    return {key.removeprefix("diag/"): round(v, 4) for key, v in sorted(metrics.items()) if key.startswith("diag/")}
+
+
+def measure_seed(args: Args, work: Path, shards: Path, pretext: str, seed: int) -> SeedMargin:
+    """Train one pretext with one seed, probe it and random weights, and compare them paired on the test tracks."""
+    output = work / pretext / f"seed-{seed}"
+    train = [str(REPO / "train.py"), "--preset", "demo", "--pretext", pretext, "--data", str(shards)]
     train += [
         "--seed",
         str(seed),
@@ -105,15 +121,17 @@ def measure_seed(args: Args, work: Path, shards: Path, seed: int) -> SeedMargin:
             steps=PROBE_STEPS,
             seed=seed,
             random_init=random_init,
-            pretext=RANDOM_PRETEXT if random_init else args.pretext,
+            pretext=RANDOM_PRETEXT if random_init else pretext,
             cache_dir=work / "cache",
         )
         (results["random" if random_init else "pretrained"],) = evaluate(probe)
     config = PairedConfig(num_resamples=args.paired_resamples)
     paired = paired_bootstrap(results["pretrained"].predictions, results["random"].predictions, config, METRICS)
     return SeedMargin(
+        pretext=pretext,
         seed=seed,
         train_seconds=round(train_seconds, 1),
+        diagnostics=last_diagnostics(output),
         pretrained={m: round(results["pretrained"].full_test.values()[m], 2) for m in METRICS},
         random={m: round(results["random"].full_test.values()[m], 2) for m in METRICS},
         difference={
@@ -124,16 +142,20 @@ def measure_seed(args: Args, work: Path, shards: Path, seed: int) -> SeedMargin:
 
 
 def table(margins: list[SeedMargin]) -> str:
-    """One line per seed and metric: both scores on the whole test set and the paired difference."""
-    lines = ["seed  train s  metric           pre-trained  random  difference (95 % CI)       p       above 0"]
-    for margin in margins:
+    """One line per pretext, seed and metric (scores on the whole test set, the paired difference), then the
+    run's last collapse diagnostics."""
+    lines = [
+        "pretext       seed  train s  metric           pre-trained  random  difference (95 % CI)       p      above 0"
+    ]
+    for m in margins:
         for metric in METRICS:
-            d = margin.difference[metric]
+            d = m.difference[metric]
             interval = f"{d['observed']:+.2f} ({d['low']:+.2f}..{d['high']:+.2f})"
             lines.append(
-                f"{margin.seed:<5} {margin.train_seconds:<8.0f} {metric:<16} {margin.pretrained[metric]:<12.2f} "
-                f"{margin.random[metric]:<7.2f} {interval:<26} {d['p_value']:<7.3f} {'yes' if d['low'] > 0 else 'no'}"
+                f"{m.pretext:<13} {m.seed:<5} {m.train_seconds:<8.0f} {metric:<16} {m.pretrained[metric]:<12.2f} "
+                f"{m.random[metric]:<7.2f} {interval:<26} {d['p_value']:<6.3f} {'yes' if d['low'] > 0 else 'no'}"
             )
+        lines.append("    last diagnostics: " + ", ".join(f"{k} {v:.3g}" for k, v in m.diagnostics.items()))
     return "\n".join(lines)
 
 
@@ -143,13 +165,9 @@ def main(args: Args) -> None:
     work.mkdir(parents=True, exist_ok=True)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work.resolve() / 'mlflow.db'}"
     shards = ensure_corpus(work, args.corpus_flags)
-    margins = [measure_seed(args, work, shards, seed) for seed in range(args.seeds)]
+    margins = [measure_seed(args, work, shards, p, seed) for p in args.pretexts for seed in range(args.seeds)]
     if args.json:
-        print(
-            json.dumps(
-                {"pretext": args.pretext, "train_flags": args.train_flags, "seeds": [asdict(m) for m in margins]}
-            )
-        )
+        print(json.dumps({"train_flags": args.train_flags, "runs": [asdict(m) for m in margins]}))
     else:
         print(table(margins))
 
