@@ -144,11 +144,10 @@ def override_flags(config: Any, overrides: dict[str, Any], prefix: str = "") -> 
 def train_flags(sweep: Sweep, index: int) -> list[str]:
     """The train.py flags of run `index` (the data location is the job's)."""
     run, config = sweep.run(index), sweep.config(index)
-    preset, _ = parse_config(["--preset", run.preset])
     return [
         "--preset",
         run.preset,
-        *override_flags(preset, run.overrides),
+        *override_flags(TrainConfig(), run.overrides),
         "--output-dir",
         config.output_dir,
         "--run-name",

@@ -13,8 +13,6 @@ from collections.abc import Callable
 
 from trainer.config import TrainConfig
 
-ONE_PASS = "pass"
-
 
 def steps_per_pass(tracks: int, pairs_per_track: int, batch_size: int) -> int:
     """Whole global batches in one epoch of `pairs_per_track` pairs per track (at least one)."""
@@ -25,7 +23,7 @@ def resolve_epochs(config: TrainConfig, count_tracks: Callable[[], int], say: Ca
     """The config with `steps_per_epoch` in steps and the warm-up in steps; `count_tracks` (the training tracks
     of the data) is only called for an epoch of one pass, and `say` reports the epoch's length."""
     steps = config.steps_per_epoch
-    if steps == ONE_PASS:
+    if steps == "pass":
         tracks = count_tracks()
         steps = steps_per_pass(tracks, config.pairs.pairs_per_track, config.batch_size)
         say(
