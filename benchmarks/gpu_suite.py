@@ -357,7 +357,8 @@ def samplecnn_section(run: Run) -> dict[str, Any]:
         if not run.budget.allows():
             skipped.append({"preset": preset, "reason": "time budget spent"})
             continue
-        config = parse_config(["--preset", preset, *flags])[0]
+        # synthetic pairs have no tracks to count an epoch of one pass over: a fixed one (it only places schedules)
+        config = parse_config(["--preset", preset, "--steps-per-epoch", "1", *flags])[0]
         step = TrainingStep(config, run.device, run.sizes.precision)
         timing = time_training_step(step, run.sizes.warmup_steps, run.sizes.timed_steps)
         augment_s = median_step_seconds(step.views, run.sizes.timed_steps, run.device)

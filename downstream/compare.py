@@ -1,14 +1,17 @@
 """Compare downstream evaluation runs stored in MLflow: a table and the papers' figures, as files + artifacts.
 
     python -m downstream.compare [--experiment downstream] [--out comparison] [--view tagwise]
-                                 [--sweep pretrain_epochs ...] [--where protocol=paper ...]
+                                 [--sweep thesis-batch-size pretrain_epochs ...] [--where protocol=paper ...]
 
 Writes, under --out, and logs as artifacts of a run tagged `musicssl.kind` = `comparison`:
 - `table.md` / `table.csv`: pretext x task, mean +- std of the bootstrap values (also printed), with a
   "published" column where configs/references.toml holds a figure for the runs' task and setting;
 - `bootstrap.png`: Figure 1 of the ICASSP paper, a dot per bootstrap resample and the mean, per task/metric;
 - `limited_data.png`: Figure 2, metric vs training fraction, mean +- std over draws (only if such runs exist);
-- `sweep_<param>.png`: a metric against a parameter swept across runs (thesis Figures 4.1, 4.2, B.1);
+- `sweep_<name>.md` / `.csv` / `.png`: for a sweep of configs/sweeps (`downstream.sweeps`: its runs, against
+  its param) or a run param (every run that has it), a table per pretext and probe (the 2-layer probe is a series
+  of its own) and value, with the published figures of each point, and for a numeric param a figure of the
+  metrics against it (thesis Figures 4.1, 4.2, B.1; Table B.2 is a table only);
 - `differences.md` / `differences.csv` / `differences.png`: for every two full-data evaluations of one task on
   the same test tracks, the paired difference of each metric with its 95 % interval and one-sided p-value
   (`downstream.paired`; also printed: "contrastive - random: +2.1 (95 % CI +0.8..+3.4, p = 0.001)"). Random
@@ -52,8 +55,10 @@ from downstream.references import (
     common_params,
     is_number,
     load_references,
+    probe_kind,
     published_for,
 )
+from downstream.sweeps import SWEEP_PARAM, available_sweeps, load_sweep
 from downstream.tracking import (
     DEFAULT_EXPERIMENT,
     KIND_TAG,
@@ -82,7 +87,8 @@ class CompareArgs:
     view: View = "tagwise"
     """Average per tag over tracks (tagwise, the papers' macro) or per track over tags (clipwise)."""
     sweep: tuple[str, ...] = ()
-    """Run params to plot the metrics against, e.g. pretrain_epochs embed_dim batch_size."""
+    """Sweeps of configs/sweeps (e.g. thesis-batch-size: the runs slurm/sweep.sh tracked, against the sweep's
+    param) or run params (e.g. pretrain_epochs embed_dim) to tabulate and plot the metrics against."""
     where: tuple[str, ...] = ()
     """Keep only runs whose params match, e.g. protocol=paper checkpoint=runs/vicreg/last.pt."""
     log_run: bool = True
@@ -167,9 +173,9 @@ def published_text(figures: Sequence[Published]) -> str:
     return " / ".join(f"{figure.value:.2f} ({figure.reference.label})" for figure in figures)
 
 
-def sources_text(cells: PublishedCells) -> str:
+def sources_text(cells: Iterable[Sequence[Published]]) -> str:
     """The sources and notes of every figure in the cells, one line each, for under the table."""
-    references = {id(f.reference): f.reference for figures in cells.values() for f in figures}
+    references = {id(f.reference): f.reference for figures in cells for f in figures}
     lines = [
         f"- {reference.source}: {reference.setting}" + (f". Note: {reference.note}" if reference.note else "")
         for reference in references.values()
@@ -217,7 +223,7 @@ def write_table(rows: Sequence[SummaryRow], out: Path, published: PublishedCells
     published = published or {}
     out.mkdir(parents=True, exist_ok=True)
     markdown_path, csv_path = out / "table.md", out / "table.csv"
-    markdown_path.write_text(markdown_table(rows, published) + "\n" + sources_text(published))
+    markdown_path.write_text(markdown_table(rows, published) + "\n" + sources_text(published.values()))
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["pretext", "task", "metric", "mean", "std", "num_values", "published"])
@@ -330,33 +336,49 @@ def limited_data_panels(
     return _curves(points)
 
 
-def sweep_panels(
-    records: Sequence[EvaluationRecord], param: str, metrics: Sequence[str]
-) -> dict[PanelKey, dict[str, Curve]]:
-    """Per (metric, task) and pretext: pooled bootstrap mean +- std against a numeric run param."""
+def swept_runs(records: Sequence[EvaluationRecord], param: str) -> list[EvaluationRecord]:
+    """The full-data runs that record `param`; none is an error naming the params they do record."""
     swept = [record for record in full_data(records) if param in record.params]
     if not swept:
         available = sorted({name for record in records for name in record.params})
         raise ValueError(f"no full-data evaluation run has param {param!r}; run params are: {available}")
+    return swept
+
+
+def by_series(records: Iterable[EvaluationRecord]) -> dict[tuple[str, str], list[EvaluationRecord]]:
+    """Records grouped by (task, series): the pretext, with " 2-layer" for a two-layer probe (the thesis' figures
+    in parentheses), so that the two probes of a sweep are two series instead of one pool."""
+    groups: dict[tuple[str, str], list[EvaluationRecord]] = defaultdict(list)
+    for record in records:
+        suffix = " 2-layer" if probe_kind(record.params) == "mlp" else ""
+        groups[(record.params["task"], record.params["pretext"] + suffix)].append(record)
+    return dict(sorted(groups.items()))
+
+
+def sweep_panels(
+    records: Sequence[EvaluationRecord], param: str, metrics: Sequence[str]
+) -> dict[PanelKey, dict[str, Curve]]:
+    """Per (metric, task) and series: pooled bootstrap mean +- std against a numeric run param."""
+    swept = swept_runs(records, param)
     not_numeric = sorted({r.params[param] for r in swept if not is_number(r.params[param])})
     if not_numeric:
         raise ValueError(f"--sweep {param}: values {not_numeric} are not numbers; only numeric params can be swept")
     points: dict[tuple[str, str, str], list[tuple[float, float, float]]] = defaultdict(list)
-    for (task, pretext, value), runs in group(swept, "task", "pretext", param).items():
-        for metric in metrics:
-            values = pooled(runs, metric)
-            points[(metric, task, pretext)].append((float(value), values.mean(), values.std()))
+    for (task, series), runs in by_series(swept).items():
+        for (value,), at_value in group(runs, param).items():
+            for metric in metrics:
+                values = pooled(at_value, metric)
+                points[(metric, task, series)].append((float(value), values.mean(), values.std()))
     return _curves(points)
 
 
 def sweep_references(
     records: Sequence[EvaluationRecord], param: str, metrics: Sequence[str], references: Sequence[Reference]
 ) -> dict[PanelKey, dict[str, dict[str, Curve]]]:
-    """Per (metric, task), pretext and source table: the published figures against the swept param that match
-    the setting the pretext's swept runs share (the swept param aside); a curve of single points (std 0)."""
-    swept = [record for record in full_data(records) if param in record.params]
+    """Per (metric, task), series and source table: the published figures against the swept param that match
+    the setting the series' swept runs share (the swept param aside); a curve of single points (std 0)."""
     panels: dict[PanelKey, dict[str, dict[str, Curve]]] = defaultdict(lambda: defaultdict(dict))
-    for (task, pretext), runs in group(swept, "task", "pretext").items():
+    for (task, series), runs in by_series(swept_runs(records, param)).items():
         params = common_params(runs)
         for metric in metrics:
             by_table: dict[str, list[Published]] = defaultdict(list)
@@ -365,7 +387,7 @@ def sweep_references(
             for label, figures in by_table.items():
                 x = np.array([figure.x for figure in figures])
                 mean = np.array([figure.value for figure in figures])
-                panels[(metric, task)][pretext][label] = Curve(x=x, mean=mean, std=np.zeros_like(mean))
+                panels[(metric, task)][series][label] = Curve(x=x, mean=mean, std=np.zeros_like(mean))
     return {key: dict(value) for key, value in panels.items()}
 
 
@@ -378,6 +400,104 @@ def _curves(
         x, mean, std = (np.array(column) for column in zip(*triples, strict=True))
         panels[(metric, task)][pretext] = Curve(x=x, mean=mean, std=std)
     return dict(panels)
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One point of a sweep: a series at one value of the swept param, one metric, and its published figures."""
+
+    task: str
+    series: str
+    value: str
+    metric: str
+    mean: float
+    std: float
+    published: tuple[Published, ...]
+
+
+def value_order(value: str) -> tuple[int, float, str]:
+    """Sort key of swept values: numbers by size, then names."""
+    return (0, float(value), "") if is_number(value) else (1, 0.0, value)
+
+
+def sweep_rows(
+    records: Sequence[EvaluationRecord], param: str, metrics: Sequence[str], references: Sequence[Reference]
+) -> list[SweepRow]:
+    """Per task, series and value of `param`: the pooled mean +- std, with the published figures of that setting
+    whose source names the param (a figure measured at an unnamed value of it belongs to no point)."""
+    rows = []
+    for (task, series), runs in by_series(swept_runs(records, param)).items():
+        values = sorted({run.params[param] for run in runs}, key=value_order)
+        for value in values:
+            at_value = [run for run in runs if run.params[param] == value]
+            params = common_params(at_value)
+            for metric in metrics:
+                scores = pooled(at_value, metric)
+                figures = [f for f in published_for(references, params, metric) if param in f.reference.setting]
+                rows.append(
+                    SweepRow(task, series, value, metric, float(scores.mean()), float(scores.std()), tuple(figures))
+                )
+    return rows
+
+
+def sweep_table(rows: Sequence[SweepRow], param: str) -> str:
+    """A markdown row per (task, series, value), each metric's 'mean ± std' followed by its published figures."""
+    metrics = list(dict.fromkeys(row.metric for row in rows))
+    header = ["task", "pretext", param]
+    for metric in metrics:
+        header += [METRIC_LABELS.get(metric, metric), "published"]
+    cells = {(row.task, row.series, row.value, row.metric): row for row in rows}
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for point in dict.fromkeys((row.task, row.series, row.value) for row in rows):
+        values = list(point)
+        for metric in metrics:
+            row = cells.get((*point, metric))
+            values.append(f"{row.mean:.2f} ± {row.std:.2f}" if row else "n/a")
+            values.append(published_text(row.published) if row and row.published else "-")
+        lines.append("| " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_sweep_table(rows: Sequence[SweepRow], param: str, stem: Path) -> list[Path]:
+    """Write STEM.md (the table and the sources of its figures) and STEM.csv (one row per point and metric)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    markdown_path, csv_path = stem.with_suffix(".md"), stem.with_suffix(".csv")
+    markdown_path.write_text(sweep_table(rows, param) + "\n" + sources_text(row.published for row in rows))
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["task", "pretext", param, "metric", "mean", "std", "published"])
+        for row in rows:
+            cited = "; ".join(f"{figure.value:.2f} ({figure.reference.source})" for figure in row.published)
+            writer.writerow([row.task, row.series, row.value, row.metric, f"{row.mean:.4f}", f"{row.std:.4f}", cited])
+    return [markdown_path, csv_path]
+
+
+def sweep_outputs(
+    records: Sequence[EvaluationRecord], name: str, metrics: Sequence[str], references: Sequence[Reference], out: Path
+) -> list[Path]:
+    """The table of a sweep (printed too) and, for a numeric param, its figure; `name` is a sweep of
+    configs/sweeps (its tracked runs, against its param) or a run param (every run that records it)."""
+    param = name
+    if name in available_sweeps():
+        sweep = load_sweep(name)
+        param, records = sweep.param, select(records, {SWEEP_PARAM: name})
+        if not records:
+            raise ValueError(
+                f"no evaluation runs of sweep {name!r}: run it first (sbatch --array=0-{len(sweep.runs) - 1} "
+                f"slurm/sweep.sh {name} PRETRAIN_SHARDS EVAL_SHARDS)"
+            )
+    rows = sweep_rows(records, param, metrics, references)
+    print(f"Sweep {name} against {param}:")
+    print(sweep_table(rows, param))
+    print(sources_text(row.published for row in rows))
+    paths = write_sweep_table(rows, param, out / f"sweep_{name}")
+    if all(is_number(row.value) for row in rows):
+        panels = sweep_panels(records, param, metrics)
+        log_x = all(value > 0 for by_series in panels.values() for curve in by_series.values() for value in curve.x)
+        published_curves = sweep_references(records, param, metrics, references)
+        path = out / f"sweep_{name}.png"
+        paths.append(plot_curves(panels, path, param, log_x=log_x, references=published_curves))
+    return paths
 
 
 def run_comparison(args: CompareArgs) -> list[Path]:
@@ -396,7 +516,7 @@ def run_comparison(args: CompareArgs) -> list[Path]:
         rows = summary_rows(dots)
         published = published_cells(records, metrics, references)
         print(markdown_table(rows, published))
-        print(sources_text(published))
+        print(sources_text(published.values()))
         paths += write_table(rows, args.out, published)
         bars = {(metric, task): {} for (_, task, metric) in published}
         for (pretext, task, metric), figures in published.items():
@@ -411,12 +531,8 @@ def run_comparison(args: CompareArgs) -> list[Path]:
     if limited:
         ticks = {fraction: f"{100 * fraction:g} %" for fraction in (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)}
         paths.append(plot_curves(limited, args.out / "limited_data.png", "training data", x_tick_labels=ticks))
-    for param in args.sweep:
-        panels = sweep_panels(records, param, metrics)
-        log_x = all(value > 0 for by_pretext in panels.values() for curve in by_pretext.values() for value in curve.x)
-        published_curves = sweep_references(records, param, metrics, references)
-        path = args.out / f"sweep_{param}.png"
-        paths.append(plot_curves(panels, path, param, log_x=log_x, references=published_curves))
+    for name in args.sweep:
+        paths += sweep_outputs(records, name, metrics, references, args.out)
     return paths
 
 

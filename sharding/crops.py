@@ -31,7 +31,7 @@ from sharding.pairs import (
     sample_pair_starts,
 )
 from sharding.ranges import RangeRequest, RangeSource, range_source, serves_ranges
-from sharding.tracks import StaleTrackTable, load_track_table
+from sharding.tracks import StaleTrackTable, TrackTable, load_track_table
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,14 @@ def ring_size(num_workers: int) -> int:
     """Buffers a worker cycles through when batches are reused: those in flight, the one the consumer holds,
     and the one being filled."""
     return PREFETCH_FACTOR + 2 if num_workers else 2
+
+
+def pair_tracks(table: TrackTable, config: PairsConfig, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the table in the configured split, and those of them long enough for a pair: the tracks training
+    draws from."""
+    selected = table.select(config.split)
+    shortest = config.crop_length(sample_rate) + config.gap_bounds(sample_rate)[0]
+    return selected, selected[table.num_samples[selected] >= shortest]
 
 
 class RandomAccessUnavailable(ValueError):
@@ -264,8 +272,7 @@ class CropLoader:
         self.sample_rate = index.sample_rate
         self.crop_samples = config.crop_length(index.sample_rate)
         gaps = config.gap_bounds(index.sample_rate)
-        selected = table.select(config.split)
-        usable = selected[table.num_samples[selected] >= self.crop_samples + gaps[0]]
+        selected, usable = pair_tracks(table, config, index.sample_rate)
         self.short_tracks = len(selected) - len(usable)
         if self.short_tracks:
             logger.warning(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import os
 
-from sharding.crops import CropLoader, RandomAccessUnavailable
-from sharding.location import is_object_store
+from sharding.crops import CropLoader, RandomAccessUnavailable, pair_tracks
+from sharding.format import TRACKS_NAME
+from sharding.location import is_object_store, load_index
 from sharding.pairs import PairsConfig, distributed_position
 from sharding.stream import PairLoader
+from sharding.tracks import StaleTrackTable, load_track_table
 
 logger = logging.getLogger(__name__)
 
@@ -51,3 +53,17 @@ def open_pairs(
             "`pipe:aws s3 cp s3://bucket/set/{} -`"
         )
     return PairLoader(location, config, **arguments)
+
+
+def training_tracks(location: str | os.PathLike[str], config: PairsConfig) -> int:
+    """How many tracks one pass over the set visits (those of `config.split` long enough for a pair), counted
+    from the track table, which either reader can then stream or read; a set without one is an error."""
+    index = load_index(location)
+    try:
+        table = load_track_table(location, index)
+    except StaleTrackTable as err:
+        raise ValueError(
+            f"an epoch of one pass needs the number of training tracks, which {TRACKS_NAME} holds: {err}; "
+            "or give the epoch a fixed length (--steps-per-epoch N)"
+        ) from err
+    return len(pair_tracks(table, config, index.sample_rate)[1])

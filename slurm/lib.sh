@@ -56,3 +56,16 @@ gpus_on_node() {
     echo 1
   fi
 }
+
+# launch_on_this_node ARGS...: accelerate launch ARGS (train.py ...) with one process per GPU of this node,
+# forwarding the pre-emption signal to the training processes; returns its exit code.
+launch_on_this_node() {
+  local gpus
+  gpus=$(gpus_on_node)
+  if [[ "$gpus" -gt 1 ]]; then
+    run_forwarding_signals children accelerate launch --config_file configs/accelerate/one_node.yaml \
+      --num_processes "$gpus" "$@"
+  else
+    run_forwarding_signals children accelerate launch --config_file configs/accelerate/single_gpu.yaml "$@"
+  fi
+}

@@ -16,12 +16,6 @@ shift
 cd "${SLURM_SUBMIT_DIR:-.}"
 source slurm/lib.sh
 mkdir -p logs
-gpus=$(gpus_on_node)
-echo "[slurm] job ${SLURM_JOB_ID:-?} restart ${SLURM_RESTART_COUNT:-0} on $(hostname): $gpus GPU(s), pretext $pretext"
-if [[ "$gpus" -gt 1 ]]; then
-  launcher=(accelerate launch --config_file configs/accelerate/one_node.yaml --num_processes "$gpus")
-else
-  launcher=(accelerate launch --config_file configs/accelerate/single_gpu.yaml)
-fi
-run_forwarding_signals children "${launcher[@]}" train.py --pretext "$pretext" "$@"
+echo "[slurm] job ${SLURM_JOB_ID:-?} restart ${SLURM_RESTART_COUNT:-0} on $(hostname): $(gpus_on_node) GPU(s), pretext $pretext"
+launch_on_this_node train.py --pretext "$pretext" "$@"
 requeue_if_preempted $?

@@ -158,3 +158,59 @@ def test_published_figures_sit_next_to_runs_of_their_setting(
     np.testing.assert_allclose(clmr["thesis A.1"].mean, [87.52, 86.83, 86.69, 86.75, 86.22])
     assert list(clmr["thesis 4.1"].x) == [300.0] and list(clmr["thesis A.2"].x) == [1000.0]
     assert "byol" not in curves[("roc_auc_tagwise", "mtat")] and ("roc_auc_tagwise", "toy") not in curves
+
+
+def _sweep_record(sweep: str, pretext: str, roc: float, hidden: str = "None", **params: str) -> EvaluationRecord:
+    """A run that slurm/sweep.sh would have logged: the thesis' FMA setting at 1,000 epochs, tagged with its sweep."""
+    return _thesis_record(pretext, 1000, roc, sweep=sweep, probe_hidden_dim=hidden, **params)
+
+
+def test_compare_sweep_draws_a_sweeps_figure_and_table_with_the_thesis_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sizes = (64, 256, 768, 1792)
+    records = [
+        _sweep_record("thesis-batch-size", "vicreg", 80.0 + index, hidden, batch_size=str(size))
+        for index, size in enumerate(sizes)
+        for hidden in ("None", "512")
+    ]
+    records.append(_thesis_record("vicreg", 1000, 10.0, batch_size="64"))  # not in the sweep: left out
+    records += [
+        _sweep_record("thesis-projectors", pretext, 70.0, hidden, projector=projector)
+        for pretext in ("contrastive", "vicreg")
+        for projector in ("clmr", "vicreg")
+        for hidden in ("None", "512")
+    ]
+    monkeypatch.setattr("downstream.compare.load_evaluations", lambda experiment, uri: records)
+    sweeps = ("thesis-batch-size", "thesis-projectors")
+    paths = run_comparison(CompareArgs(out=tmp_path, sweep=sweeps, log_run=False))
+    printed = capsys.readouterr().out
+    lines = printed.splitlines()
+    assert (
+        next(line for line in lines if line.startswith("| task | pretext | batch_size | ROC-AUC")).count("published")
+        == 2
+    )
+    linear_64 = next(line for line in lines if line.startswith("| mtat | vicreg | 64 |"))
+    assert "80.00 ± 1.00 | 84.35 (thesis B.1)" in linear_64 and "27.46 (thesis B.1)" in linear_64
+    two_layer_64 = next(line for line in lines if line.startswith("| mtat | vicreg 2-layer | 64 |"))
+    assert "85.30 (thesis B.1)" in two_layer_64  # the two-layer probe: the figures in parentheses
+    assert "thesis Table B.1, row 1792" in printed
+    rows = (tmp_path / "sweep_thesis-batch-size.csv").read_text().splitlines()
+    assert rows[0] == "task,pretext,batch_size,metric,mean,std,published" and len(rows) == 1 + 4 * 2 * 2
+    image = matplotlib.image.imread(tmp_path / "sweep_thesis-batch-size.png")
+    assert image.ndim == 3 and image.std() > 0
+    curves = sweep_references(records[:8], "batch_size", ["roc_auc_tagwise"], load_references())
+    np.testing.assert_allclose(
+        curves[("roc_auc_tagwise", "mtat")]["vicreg"]["thesis B.1"].x, [64, 128, *range(256, 1793, 256)]
+    )
+    # Table B.2 is a table: no figure; the VICReg backbone with CLMR's projector has no two-layer figure.
+    assert tmp_path / "sweep_thesis-projectors.md" in paths and tmp_path / "sweep_thesis-projectors.png" not in paths
+    swapped = next(line for line in lines if line.startswith("| mtat | contrastive | vicreg |"))
+    assert "86.81 (thesis B.2)" in swapped and "31.94 (thesis B.2)" in swapped
+    assert next(line for line in lines if line.startswith("| mtat | vicreg 2-layer | clmr |")).endswith("| - |")
+
+
+def test_compare_sweep_without_tracked_runs_says_how_to_run_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("downstream.compare.load_evaluations", lambda experiment, uri: [_record("byol", 1.0, 70.0)])
+    with pytest.raises(ValueError, match=r"sbatch --array=0-9 slurm/sweep.sh thesis-representation"):
+        run_comparison(CompareArgs(out=tmp_path, sweep=("thesis-representation",), log_run=False))

@@ -8,7 +8,8 @@ from torch import nn
 
 from trainer.backbones import build_backbone
 from trainer.cli import parse_config
-from trainer.config import OptimConfig
+from trainer.config import OptimConfig, TrainConfig
+from trainer.epochs import resolve_epochs
 from trainer.optim import build_optimizer, learning_rate_schedule, set_weight_decay, weight_decay_schedule
 from trainer.pretexts import build_pretext
 
@@ -23,8 +24,29 @@ def _layers(head: nn.Module) -> list[tuple[str, int, int, bool]]:
     ]
 
 
+FMA_MEDIUM_TRACKS = 25_000  # thesis 3.4: the FMA the thesis pre-trains on
+
+
+def thesis_preset(name: str) -> TrainConfig:
+    """A thesis preset with its epoch of one pass resolved for FMA medium."""
+    config, _ = parse_config(["--preset", name])
+    return resolve_epochs(config, lambda: FMA_MEDIUM_TRACKS, print)
+
+
+@pytest.mark.parametrize("name", ["thesis-vicreg", "thesis-clmr"])
+def test_thesis_epochs_are_passes_over_the_tracks_with_checkpoints_where_the_thesis_probes(name: str) -> None:
+    config, _ = parse_config(["--preset", name])
+    assert config.steps_per_epoch == "pass" and config.checkpoint.keep_epochs == (300, 1000, 3000, 5000, 8000)
+    with pytest.raises(ValueError, match="counted from the data"):
+        config.total_steps  # noqa: B018 - the property is what raises
+    resolved = thesis_preset(name)
+    steps = FMA_MEDIUM_TRACKS // config.batch_size  # 32 at 768, 97 at 256: not 512
+    assert resolved.steps_per_epoch == steps and resolved.total_steps == 1000 * steps
+    assert resolved.optim.warmup_steps == {"thesis-vicreg": 10, "thesis-clmr": 0}[name] * steps
+
+
 def test_thesis_clmr_is_clmr_code() -> None:
-    config, _ = parse_config(["--preset", "thesis-clmr"])
+    config = thesis_preset("thesis-clmr")
     assert (config.pretext, config.batch_size, config.contrastive.temperature) == ("contrastive", 256, 0.5)
     assert (config.optim.optimizer, config.optim.base_lr, config.optim.weight_decay) == ("adam", 3e-4, 0.0)
     pretext = build_pretext("contrastive", build_backbone("samplecnn", embed_dim=512), config.contrastive)
@@ -38,11 +60,11 @@ def test_thesis_clmr_is_clmr_code() -> None:
 
 
 def test_thesis_vicreg_ends_at_a_thousandth_of_the_peak() -> None:
-    config, _ = parse_config(["--preset", "thesis-vicreg"])
+    config = thesis_preset("thesis-vicreg")
     assert config.vicreg.projector_widths == (8192, 8192, 8192) and config.batch_size == 768
     peak = 768 / 256 * 0.2
     schedule = learning_rate_schedule(config.optim, peak, config.total_steps)
-    assert schedule.value_at(0) == 0.0 and schedule.value_at(5120) == pytest.approx(peak)
+    assert schedule.value_at(0) == 0.0 and schedule.value_at(10 * 32) == pytest.approx(peak)  # 10 epochs of 32
     assert schedule.value_at(config.total_steps) == pytest.approx(peak * 0.001)
 
 

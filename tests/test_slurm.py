@@ -151,3 +151,35 @@ def test_data_prep_array_parts_merge_into_one_set(cluster: tuple[Path, dict[str,
     index = ShardIndex.load_local(out)
     assert index.total_samples == 4
     assert all(info.name.startswith(("part-000/", "part-001/")) for info in index.shards)
+
+
+# The sweep script's `python`: the real one, except that evaluations are only recorded (no backbone exists).
+PYTHON_STUB = """#!/usr/bin/env bash
+if [[ "$1 $2 $3" == "-m downstream.sweeps evaluate" ]]; then echo "$@" >> "$STUB_LOG/evaluate.args"; exit 0; fi
+exec "$STUB_PYTHON" "$@"
+"""
+
+
+@pytest.mark.parametrize("rc", [0, 3])
+def test_sweep_array_task_pretrains_its_run_then_evaluates_it(cluster: tuple[Path, dict[str, str]], rc: int) -> None:
+    """Task 4 of thesis-batch-size is VICReg at batch 768; a failed pre-training is not evaluated."""
+    log, env = cluster
+    python = Path(env["PATH"].split(":")[0]) / "python"
+    python.write_text(PYTHON_STUB)
+    python.chmod(0o755)
+    task = {**env, "STUB_FINISH": "1", "STUB_RC": str(rc), "SLURM_ARRAY_TASK_ID": "4", "PYTHONPATH": str(REPO)}
+    job = start("sweep.sh", task, "thesis-batch-size", "shards/fma", "shards/mtat", "--seed", "3")
+    output, _ = job.communicate(timeout=300)
+    assert job.returncode == rc, output
+    launched = (log / "accelerate.args").read_text()
+    assert "--num_processes 2 train.py --preset thesis-vicreg --batch-size 768 " in launched
+    assert "--output-dir runs/sweeps/thesis-batch-size/vicreg-768 --run-name thesis-batch-size/vicreg-768" in launched
+    assert launched.split()[-4:] == ["--data", "shards/fma", "--seed", "3"]
+    evaluated = log / "evaluate.args"
+    assert not (log / "scontrol.args").exists()
+    if rc:
+        assert not evaluated.exists()
+    else:
+        assert evaluated.read_text().split() == [
+            "-m", "downstream.sweeps", "evaluate", "thesis-batch-size", "4", "--data", "shards/mtat"
+        ]  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,9 +20,11 @@ import torch
 from shard_factory import write_shard_set
 
 from sharding.crops import CropLoader
+from sharding.format import TRACKS_NAME
 from trainer.checkpoints import latest_checkpoint, list_checkpoints
 from trainer.cli import parse_config
 from trainer.config import CheckpointConfig, ModelConfig, OptimConfig, PairsConfig, TrainConfig
+from trainer.epochs import resolve_epochs
 from trainer.export import load_backbone
 from trainer.loop import EXIT_PREEMPTED, Trainer, train
 from trainer.presets import available_presets
@@ -112,6 +115,37 @@ def test_resume_starts_at_the_saved_data_position_without_rereading(tmp_path: Pa
     assert resumed.pairs.reader.stats.pairs == 2 * config.batch_size  # two steps read, none replayed
 
 
+def test_an_epoch_of_one_pass_is_counted_from_the_data_and_checkpoints_stay_at_its_marks(
+    tmp_path: Path, shards: str
+) -> None:
+    """8 training tracks x 2 pairs // batch 8: 2 steps an epoch; warm-up, kept epochs and resume count in them."""
+    config = tiny_config(
+        tmp_path / "run",
+        shards,
+        epochs=4,
+        steps_per_epoch="pass",
+        optim=OptimConfig(base_lr=1e-3, warmup_epochs=1),
+        checkpoint=CheckpointConfig(every_steps=100, keep_last=1, keep_epochs=(1, 3)),
+    )
+    first = Trainer(config)
+    assert (first.config.steps_per_epoch, first.config.total_steps, first.config.optim.warmup_steps) == (2, 8, 2)
+    assert first.lr_schedule.warmup_steps == 2 and first.pairs.batches_per_epoch == 2
+    assert first.run(stop_after_steps=3).preempted
+    resumed = Trainer(config)
+    assert resumed.state.data_position == [1, 1]  # step 3 of 2-step epochs
+    assert resumed.run().step == 8
+    assert [step for step, _ in list_checkpoints(tmp_path / "run" / "checkpoints")] == [2, 6, 8]  # epochs 1, 3, end
+
+
+def test_an_epoch_of_one_pass_needs_the_track_table(tmp_path: Path, shards: str) -> None:
+    """The stream reads a set without tracks.parquet, but cannot count its tracks: a clear error, not a guess."""
+    bare = tmp_path / "bare"
+    shutil.copytree(shards, bare)
+    (bare / TRACKS_NAME).unlink()
+    with pytest.raises(ValueError, match=r"one pass needs the number of training tracks.*--steps-per-epoch N"):
+        Trainer(tiny_config(tmp_path / "run", str(bare), steps_per_epoch="pass"))
+
+
 def poison_losses(monkeypatch: pytest.MonkeyPatch, is_bad: Callable[[int], bool]) -> None:
     """Make the contrastive loss NaN on the calls (0-based) where `is_bad` says so."""
     from trainer.pretexts.contrastive import Contrastive
@@ -174,7 +208,7 @@ def test_presets_parse_and_flags_override_them() -> None:
     assert set(available_presets()) >= {"paper", "thesis-vicreg", "thesis-clmr", "demo"}
     for preset in available_presets():
         config, _ = parse_config(["--preset", preset])
-        assert config.total_steps > 0
+        assert resolve_epochs(config, lambda: 25_000, print).total_steps > 0
     config, stop_after = parse_config(
         ["--preset", "thesis-vicreg", "--optim.base-lr", "0.3", "--stop-after-steps", "7"]
     )

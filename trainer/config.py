@@ -54,6 +54,9 @@ class OptimConfig:
     weight_decay_end: float | None = None
     """Weight decay at the end of a cosine schedule from ``weight_decay`` (deezer: 0.04 -> 0.4); None: constant."""
     warmup_steps: int = 0
+    warmup_epochs: int | None = None
+    """Warm-up in epochs (facebookresearch/vicreg: 10); when set, it replaces ``warmup_steps`` once the epoch's
+    length is known (`trainer.epochs.resolve_epochs`)."""
     final_lr_ratio: float = 0.0
     """Learning rate at the end of the cosine decay, as a fraction of the peak (1.0: a constant rate)."""
     final_lr: float | None = None
@@ -99,7 +102,9 @@ class TrainConfig:
     output_dir: str = "runs/{study}/{pretext}"
     """Checkpoints and exports go here; `{study}` and `{pretext}` are filled in."""
     epochs: int = 1000
-    steps_per_epoch: int = 512
+    steps_per_epoch: int | Literal["pass"] = 512
+    """Optimiser steps per epoch (the paper: 512); "pass": one pass over the training tracks (the thesis), counted
+    at start: training tracks x pairs_per_track // batch_size."""
     batch_size: int = 256
     """Pairs per optimiser step over all processes (global batch)."""
     grad_accum: int = 1
@@ -126,6 +131,8 @@ class TrainConfig:
 
     @property
     def total_steps(self) -> int:
+        if self.steps_per_epoch == "pass":
+            raise ValueError("steps_per_epoch 'pass' is counted from the data first: trainer.epochs.resolve_epochs")
         return self.epochs * self.steps_per_epoch
 
     @property

@@ -23,13 +23,14 @@ from tqdm.auto import tqdm
 
 from sharding.location import load_index
 from sharding.pairs import pairs_to_float
-from sharding.readers import open_pairs
+from sharding.readers import open_pairs, training_tracks
 from trainer.augment import AugmentationChain, make_views, pair_gaps
 from trainer.checkpoints import CheckpointPolicy, latest_checkpoint, save_checkpoint
-from trainer.config import TrainConfig
+from trainer.config import PairsConfig, TrainConfig
 from trainer.demo_data import ensure_demo_shards
 from trainer.diagnostics import collapse_metrics
 from trainer.distributed import convert_sync_batchnorm
+from trainer.epochs import resolve_epochs
 from trainer.export import RECIPE_NAME, BackboneRecipe, export_backbone
 from trainer.optim import build_optimizer, learning_rate_schedule, set_weight_decay, weight_decay_schedule
 from trainer.preemption import StopRequest
@@ -160,6 +161,14 @@ def view_chain(config: TrainConfig, backbone: torch.nn.Module) -> AugmentationCh
     return AugmentationChain(augment)
 
 
+def reader_pairs(config: TrainConfig, crop_samples: int) -> PairsConfig:
+    """The pairs the reader cuts: the backbone's crop length and the gaps the configured views use."""
+    gaps = pair_gaps(config.pairs.views, config.pairs.min_gap_seconds, config.pairs.max_gap_seconds)
+    return dataclasses.replace(
+        config.pairs, crop_samples=crop_samples, min_gap_seconds=gaps[0], max_gap_seconds=gaps[1]
+    )
+
+
 class PairBatches:
     """Micro-batches of pairs of one rank, from any data position (epoch, micro-batch) on, across epochs."""
 
@@ -167,10 +176,7 @@ class PairBatches:
         self, location: str, config: TrainConfig, crop_samples: int, micro_batch: int, rank: int, world: int
     ) -> None:
         self.batches_per_epoch = config.steps_per_epoch * config.grad_accum
-        gaps = pair_gaps(config.pairs.views, config.pairs.min_gap_seconds, config.pairs.max_gap_seconds)
-        pairs = dataclasses.replace(
-            config.pairs, crop_samples=crop_samples, min_gap_seconds=gaps[0], max_gap_seconds=gaps[1]
-        )
+        pairs = reader_pairs(config, crop_samples)
         self.reader = open_pairs(  # the loop converts each batch at once, so the reader may reuse their memory
             location, pairs, micro_batch, rank, world, config.seed, self.batches_per_epoch, reuse_buffers=True
         )
@@ -214,6 +220,8 @@ class Trainer:
         backbone = self.recipe.build()
         location = config.data or ensure_demo_shards(accelerator, backbone.sample_rate)
         self._check_sample_rate(location, backbone)
+        pairs = reader_pairs(config, backbone.num_samples)
+        config = self.config = resolve_epochs(config, lambda: training_tracks(location, pairs), accelerator.print)
 
         pretext = build_pretext(config.pretext, backbone, config.pretext_config)
         if accelerator.num_processes > 1 and accelerator.device.type == "cuda":
