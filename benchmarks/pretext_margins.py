@@ -42,7 +42,8 @@ class Args:
     """Benchmark settings."""
 
     seeds: int = 3
-    """Training seeds 0..seeds-1."""
+    """How many training seeds: first_seed, first_seed + 1, ..."""
+    first_seed: int = 0
     pretexts: tuple[str, ...] = tuple(PRETEXTS)
     """Pretexts to train, each with the demo preset's recipe for it."""
     work: Path | None = None
@@ -165,7 +166,11 @@ def main(args: Args) -> None:
     work.mkdir(parents=True, exist_ok=True)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work.resolve() / 'mlflow.db'}"
     shards = ensure_corpus(work, args.corpus_flags)
-    margins = [measure_seed(args, work, shards, p, seed) for p in args.pretexts for seed in range(args.seeds)]
+    margins = [
+        measure_seed(args, work, shards, p, seed)
+        for p in args.pretexts
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
+    ]
     if args.json:
         print(json.dumps({"train_flags": args.train_flags, "runs": [asdict(m) for m in margins]}))
     else:
