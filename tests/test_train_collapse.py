@@ -7,7 +7,9 @@ peak, and a backbone with a constant output is collapsed from the first reading 
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -108,3 +110,27 @@ def test_alarm_flags_and_every_remedy_flag_parse() -> None:
     for remedies in REMEDIES.values():
         for flag in re.findall(r"--[a-z][\w.-]+", remedies):
             parse_config([flag, "8"])
+
+
+@pytest.mark.distributed
+def test_two_process_run_stops_on_collapse_on_every_rank(tmp_path: Path, shards: str) -> None:
+    """torchrun + gloo: a threshold every reading crosses fires at the first diagnostics step, and both ranks
+    (fed rank 0's diagnostics) stop there together, with one checkpoint and exit code 3, instead of hanging.
+
+    torchrun turns a rank's non-zero exit into its own failure (exit 1) naming that rank's exit code."""
+    output = tmp_path / "ddp"
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        str(test_train.REPO / "train.py"),
+        "--pretext", "contrastive", "--study", "test", "--output-dir", str(output), "--no-mlflow",
+        "--epochs", "1", "--steps-per-epoch", "4", "--batch-size", "8", "--diagnostics-every", "2",
+        "--data", shards, "--pairs.crop-seconds", "1", "--pairs.min-gap-seconds", "1",
+        "--pairs.max-gap-seconds", "3", "--pairs.num-workers", "0", "--pairs.pair-shuffle", "16",
+        "--model.width", "8", "--collapse.max-cosine", "-1", "--stop-on-collapse",
+    ]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode != 0 and re.search(rf"exitcode\s*: {EXIT_COLLAPSED} ", run.stderr), run.stderr[-3000:]
+    assert run.stdout.count("COLLAPSE WARNING at step 2: cosine") == 1  # printed by rank 0 only
+    assert [step for step, _ in list_checkpoints(output / "checkpoints")] == [2]
+    assert not (output / "backbone.safetensors").exists()
