@@ -104,7 +104,7 @@ class CollapseAlarm:
         Missing or non-finite readings are skipped, and a signal that fired once stays silent for the run.
         """
         config = self.config
-        value = {key: v for key, v in diagnostics.items() if math.isfinite(v)}
+        readings = {key: value for key, value in diagnostics.items() if math.isfinite(value)}
         firings: list[Firing] = []
 
         def check(signal: str, reading: float, threshold: float, fires: bool, words: str) -> None:
@@ -112,25 +112,24 @@ class CollapseAlarm:
                 self.fired[signal] = step
                 firings.append(Firing(signal, step, reading, threshold, words))
 
-        if "effective_rank" in value:
-            rank = value["effective_rank"]
+        if "effective_rank" in readings:
+            rank = readings["effective_rank"]
             if self.peak_rank is not None:
                 threshold = config.min_rank_fraction * self.peak_rank
                 words = f"effective rank {rank:.3g} < {config.min_rank_fraction} x peak {self.peak_rank:.3g}"
                 check("effective_rank", rank, threshold, rank < threshold, f"{words} = {threshold:.3g}")
             self.peak_rank = rank if self.peak_rank is None else max(self.peak_rank, rank)
-        if "embedding_std_mean" in value:
-            std, threshold = value["embedding_std_mean"], config.min_std_ratio * self.isotropic_std
+        if "embedding_std_mean" in readings:
+            std, threshold = readings["embedding_std_mean"], config.min_std_ratio * self.isotropic_std
             words = f"mean per-dimension std {std:.3g} < {config.min_std_ratio} / sqrt(D) = {threshold:.3g}"
             check("embedding_std", std, threshold, std < threshold, words)
-        if "positive_cosine" in value and "negative_cosine" in value:
-            positive, negative = value["positive_cosine"], value["negative_cosine"]
+        if "positive_cosine" in readings and "negative_cosine" in readings:
+            positive, negative = readings["positive_cosine"], readings["negative_cosine"]
             words = f"positive cosine {positive:.4f} and negative cosine {negative:.4f} both > {config.max_cosine}"
-            check(
-                "cosine", min(positive, negative), config.max_cosine, min(positive, negative) > config.max_cosine, words
-            )
-        if self.usage_ceiling is not None and "prototype_usage_entropy" in value:
-            entropy, threshold = value["prototype_usage_entropy"], config.min_usage_fraction * self.usage_ceiling
+            lower = min(positive, negative)
+            check("cosine", lower, config.max_cosine, lower > config.max_cosine, words)
+        if self.usage_ceiling is not None and "prototype_usage_entropy" in readings:
+            entropy, threshold = readings["prototype_usage_entropy"], config.min_usage_fraction * self.usage_ceiling
             words = (
                 f"prototype usage entropy {entropy:.3g} nats < {config.min_usage_fraction} x "
                 f"log min(K, 2 x batch) = {threshold:.3g}"
