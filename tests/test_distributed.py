@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from trainer.distributed import (
     all_reduce_mean,
     all_reduce_sum,
+    broadcast_from_rank_zero,
     convert_sync_batchnorm,
     gather,
     rank,
@@ -65,6 +66,7 @@ def gather_checks(this_rank: int) -> dict[str, Any]:
         "grad": local.grad,
         "sum": all_reduce_sum(torch.tensor([this_rank + 1.0])),
         "mean": all_reduce_mean(torch.tensor([this_rank + 1.0])),
+        "broadcast": broadcast_from_rank_zero(torch.tensor([this_rank + 1.0, -this_rank])),
         "world_size_and_rank": (world_size(), rank()),
         "unequal_error": unequal_error,
     }
@@ -104,6 +106,7 @@ def test_gather_concatenates_in_rank_order_and_sums_gradients(two_ranks: list[di
         # the loss is the same on both ranks, so the summed gradient is twice the local one
         assert torch.equal(checks["grad"], 2 * weights[3 * this_rank : 3 * this_rank + 3])
         assert checks["sum"].item() == 3.0 and checks["mean"].item() == 1.5
+        assert checks["broadcast"].tolist() == [1.0, 0.0]  # rank 0's values on both ranks
         assert checks["world_size_and_rank"] == (2, this_rank)
         assert "same batch size on every rank, got [1, 2]" in checks["unequal_error"]
 
@@ -131,6 +134,7 @@ def test_without_a_process_group_everything_is_local() -> None:
     assert (world_size(), rank()) == (1, 0)
     torch.testing.assert_close(all_reduce_sum(local), local.detach())
     torch.testing.assert_close(all_reduce_mean(local), local.detach())
+    assert broadcast_from_rank_zero(local) is local
 
 
 def test_convert_sync_batchnorm_replaces_batch_norms_and_keeps_weights() -> None:

@@ -7,6 +7,7 @@ from typing import Literal
 
 from sharding.pairs import PairsConfig as ReadConfig
 from trainer.augment import AugmentConfig
+from trainer.collapse import CollapseConfig
 from trainer.pretexts.barlow_twins import BarlowTwinsConfig
 from trainer.pretexts.byol import BYOLConfig
 from trainer.pretexts.clustering import ClusteringConfig
@@ -116,6 +117,9 @@ class TrainConfig:
     diagnostics_every: int = 100
     max_nonfinite: int = 20
     """Stop with an error after this many consecutive non-finite losses (each one is skipped)."""
+    stop_on_collapse: bool = False
+    """Stop when the collapse alarm fires (checkpoint saved, no export, exit code 3); default: warn, train on."""
+    collapse: CollapseConfig = field(default_factory=CollapseConfig)
     mlflow: bool = True
     pairs: PairsConfig = field(default_factory=PairsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -89,6 +89,14 @@ def all_reduce_mean(tensor: Tensor) -> Tensor:
     return all_reduce_sum(tensor) / world_size()
 
 
+@torch.no_grad()
+def broadcast_from_rank_zero(tensor: Tensor) -> Tensor:
+    """Rank 0's ``tensor`` on every rank (in place), so that decisions taken from per-rank values agree."""
+    if is_distributed():
+        dist.broadcast(tensor, src=0)
+    return tensor
+
+
 def convert_sync_batchnorm(model: nn.Module) -> nn.Module:
     """Replace every BatchNorm by SyncBatchNorm so batch statistics cover the global batch (GPU DDP only)."""
     return nn.SyncBatchNorm.convert_sync_batchnorm(model)

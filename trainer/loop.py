@@ -26,10 +26,11 @@ from sharding.pairs import pairs_to_float
 from sharding.readers import open_pairs, training_tracks
 from trainer.augment import AugmentationChain, make_views, pair_gaps
 from trainer.checkpoints import CheckpointPolicy, latest_checkpoint, save_checkpoint
+from trainer.collapse import CollapseAlarm
 from trainer.config import PairsConfig, TrainConfig
 from trainer.demo_data import ensure_demo_shards
 from trainer.diagnostics import collapse_metrics
-from trainer.distributed import convert_sync_batchnorm
+from trainer.distributed import broadcast_from_rank_zero, convert_sync_batchnorm
 from trainer.epochs import resolve_epochs
 from trainer.export import RECIPE_NAME, BackboneRecipe, export_backbone
 from trainer.optim import build_optimizer, learning_rate_schedule, set_weight_decay, weight_decay_schedule
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"  # the run's full configuration, in every checkpoint
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped on request with a checkpoint; run the same command again to resume
+EXIT_COLLAPSED = 3  # --stop-on-collapse: the collapse alarm fired; checkpoint saved, nothing exported
 
 
 @dataclass
@@ -53,6 +55,8 @@ class LoopState:
     mlflow_run_id: str | None = None
     nonfinite_skipped: int = 0
     view_rng: torch.Tensor | None = None
+    collapse_alarm: dict[str, Any] | None = None
+    """`CollapseAlarm.state_dict()` at the checkpoint; None before its first checkpoint (or in older ones)."""
 
     def state_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,6 +106,9 @@ class TrainResult:
     preempted: bool
     output_dir: Path
     backbone_path: Path | None
+    collapse_signals: tuple[str, ...] = ()
+    """Collapse alarm signals fired so far in the run (resumed parts included), in firing order."""
+    stopped_on_collapse: bool = False
 
 
 @dataclass(frozen=True)
@@ -241,6 +248,8 @@ class Trainer:
         self.view_rng.manual_seed(config.seed + accelerator.process_index)
 
         self.state = LoopState()
+        prototypes = config.clustering.num_prototypes if config.pretext == "clustering" else None
+        self.alarm = CollapseAlarm(config.collapse, backbone.embed_dim, config.batch_size, prototypes)
         self.config_json = json.dumps(dataclasses.asdict(config), indent=1)
         accelerator.register_for_checkpointing(self.state, TeacherState(pretext), self.lr_schedule)
         self._resume()
@@ -290,6 +299,8 @@ class Trainer:
         if self.state.view_rng is not None:
             self.view_rng.set_state(self.state.view_rng)
         self.accelerator.print(f"resuming from {resume_from} at step {self.state.step}")
+        if self.state.collapse_alarm is not None:
+            self.alarm.load_state_dict(self.state.collapse_alarm)
 
     def run(self, stop_after_steps: int | None = None) -> TrainResult:
         """Train to the end, or until a stop signal / `stop_after_steps` steps (checkpointed, resumable)."""
@@ -325,9 +336,17 @@ class Trainer:
                 state.data_position = self.pairs.position_at(state.step, config.grad_accum)
                 self.lr_schedule.position = state.step
                 progress.update(1)
-                self._log(report, out, progress)
+                collapsed = self._log(report, out, progress)
                 if state.step % config.checkpoint.every_steps == 0 or state.step in self.policy.keep_steps:
                     self._checkpoint()
+                if collapsed and config.stop_on_collapse:
+                    self._checkpoint()
+                    self.accelerator.print(
+                        f"stopping at step {state.step}: the collapse alarm fired (--stop-on-collapse); "
+                        "checkpoint saved, nothing exported"
+                    )
+                    self.tracker.end(status="FAILED")
+                    return TrainResult(state.step, losses, False, self.output_dir, None, tuple(self.alarm.fired), True)
                 ran_enough = stop_after_steps is not None and state.step - first_step >= stop_after_steps
                 if (report.stop_requested or ran_enough) and state.step < config.total_steps:
                     self._checkpoint()
@@ -336,11 +355,11 @@ class Trainer:
                         f"stopping at step {state.step} ({reason}); checkpoint saved, rerun to resume"
                     )
                     self.tracker.end(status="KILLED")
-                    return TrainResult(state.step, losses, True, self.output_dir, None)
+                    return TrainResult(state.step, losses, True, self.output_dir, None, tuple(self.alarm.fired))
         finally:
             stop.restore()
             progress.close()
-        return TrainResult(state.step, losses, False, self.output_dir, self._finish())
+        return TrainResult(state.step, losses, False, self.output_dir, self._finish(), tuple(self.alarm.fired))
 
     def _step(self, stop_requested: bool) -> tuple[StepReport, PretextOutput]:
         """One optimiser step over `grad_accum` micro-batches; skipped on every rank if a loss is non-finite."""
@@ -383,8 +402,9 @@ class Trainer:
             set_weight_decay(self.optimizer, self.weight_decay_schedule.value_at(self.state.step))
         self.optimizer.step()
 
-    def _log(self, report: StepReport, out: PretextOutput, progress: tqdm) -> None:
-        """Loss terms, lr and throughput every `log_every` steps; diagnostics and hooks on their own clocks."""
+    def _log(self, report: StepReport, out: PretextOutput, progress: tqdm) -> bool:
+        """Loss terms, lr and throughput every `log_every` steps; diagnostics and hooks on their own clocks.
+        True when the collapse alarm fired at this step."""
         config, step = self.config, self.state.step
         if step % config.log_every == 0 or step == config.total_steps:
             now = time.perf_counter()
@@ -414,18 +434,35 @@ class Trainer:
                 refresh=False,
             )
             self.tracker.log_metrics(metrics, step=step)
+        collapsed = False
         if step % config.diagnostics_every == 0:
             diagnostics = collapse_metrics(out.embeddings[:, 0], out.embeddings[:, 1])
             diagnostics |= self.pretext.extra_metrics()
             self.tracker.log_metrics({f"diag/{k}": v for k, v in diagnostics.items()}, step=step)
+            collapsed = self._check_collapse(step, diagnostics, progress)
         for hook in self.hooks:
             if hook.due(step):
                 probe = hook(step, self.accelerator.unwrap_model(self.student).backbone)
                 self.tracker.log_metrics(probe, step=step)
                 progress.write(f"step {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in probe.items()))
+        return collapsed
+
+    def _check_collapse(self, step: int, diagnostics: dict[str, float], progress: tqdm) -> bool:
+        """Feed the collapse alarm rank 0's diagnostics (each rank measures its own batch), so that every rank
+        takes the same decision; warn, and log ``collapse/<signal>`` (metric 1 and a tag), for each new signal."""
+        values = torch.tensor(list(diagnostics.values()), dtype=torch.float32, device=self.accelerator.device)
+        agreed = dict(zip(diagnostics, broadcast_from_rank_zero(values).tolist(), strict=True))
+        firings = self.alarm.observe(step, agreed)
+        for firing in firings:
+            if self.accelerator.is_main_process:
+                progress.write(firing.warning(self.config.pretext))
+            self.tracker.log_metrics({f"collapse/{firing.signal}": 1.0}, step=step)
+            self.tracker.set_tags({f"collapse/{firing.signal}": f"step {step}: {firing.reading}"})
+        return bool(firings)
 
     def _checkpoint(self) -> None:
         self.state.view_rng = self.view_rng.get_state()
+        self.state.collapse_alarm = self.alarm.state_dict()
         extra_files = {RECIPE_NAME: self.recipe.to_json(), CONFIG_NAME: self.config_json}
         save_checkpoint(self.accelerator, self.checkpoint_dir, self.state.step, self.policy, extra_files)
 

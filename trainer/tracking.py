@@ -75,6 +75,12 @@ class RunTracker:
 
             mlflow.log_metrics(dict(metrics), step=step)
 
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        if self.enabled:
+            import mlflow
+
+            mlflow.set_tags(dict(tags))
+
     def log_artifact(self, path: Path, folder: str | None = None) -> None:
         if self.enabled:
             import mlflow
