@@ -53,6 +53,9 @@ class DemoArgs:
     """Longest track length."""
     sample_rate: int = DEMO_SAMPLE_RATE
     """Sample rate of the written files."""
+    modulation_bars: int = 0
+    """Bars between changes of key and mode within a track (0: one key per track), so that only the tags' families
+    stay constant across a track (an experiment of docs/benchmarks.md, "Demo margin")."""
 
 
 @dataclass
@@ -72,7 +75,9 @@ class DemoTrack:
         return [self.tempo_class, RHYTHM_TAGS[r.rhythm], groove, r.instrument]
 
 
-def plan_corpus(tracks: int, seed: int, min_seconds: float, max_seconds: float) -> list[DemoTrack]:
+def plan_corpus(
+    tracks: int, seed: int, min_seconds: float, max_seconds: float, modulation_bars: int = 0
+) -> list[DemoTrack]:
     """Recipes with every tag family balanced across tracks (shuffled independently)."""
     if tracks < 1 or not 0 < min_seconds <= max_seconds:
         raise ValueError(f"{tracks} tracks of {min_seconds}-{max_seconds} s: need >= 1 track, 0 < min <= max")
@@ -98,6 +103,7 @@ def plan_corpus(tracks: int, seed: int, min_seconds: float, max_seconds: float) 
             drum_pattern=int(grooves[i]) if drums else int(rng.integers(len(DRUM_PATTERNS))),
             seconds=float(rng.uniform(min_seconds, max_seconds)),
             seed=int(rng.integers(2**31)),
+            modulation_bars=modulation_bars,
         )
         name = f"demo_{i:03d}"
         planned.append(DemoTrack(name, name + DEMO_FORMATS[i % len(DEMO_FORMATS)], recipe, tempo_class))
@@ -117,9 +123,10 @@ def make_demo_corpus(
     min_seconds: float = DEMO_MIN_SECONDS,
     max_seconds: float = DEMO_MAX_SECONDS,
     sample_rate: int = DEMO_SAMPLE_RATE,
+    modulation_bars: int = 0,
 ) -> Path:
     """Render and encode the corpus into `out`; returns the manifest's path."""
-    planned = plan_corpus(tracks, seed, min_seconds, max_seconds)
+    planned = plan_corpus(tracks, seed, min_seconds, max_seconds, modulation_bars)
     splits = assign_splits(planned)
     out.mkdir(parents=True, exist_ok=True)
     for track in planned:
@@ -137,7 +144,9 @@ def make_demo_corpus(
 def main(argv: list[str] | None = None) -> int:
     """Command line: write the corpus and say where."""
     args = tyro.cli(DemoArgs, args=argv)
-    manifest = make_demo_corpus(args.out, args.tracks, args.seed, args.min_seconds, args.max_seconds, args.sample_rate)
+    manifest = make_demo_corpus(
+        args.out, args.tracks, args.seed, args.min_seconds, args.max_seconds, args.sample_rate, args.modulation_bars
+    )
     print(f"{args.tracks} demo tracks written; manifest: {manifest}")
     return 0
 

@@ -75,6 +75,8 @@ def test_modulation_changes_the_key_every_few_bars_and_nothing_else() -> None:
         return float(np.abs(first - later).sum())
 
     assert key_change(modulating) > 2 * key_change(steady)
+    assert {t.recipe.modulation_bars for t in plan_corpus(8, 0, 8, 9)} == {0}
+    assert {t.recipe.modulation_bars for t in plan_corpus(8, 0, 8, 9, modulation_bars=2)} == {2}
 
 
 def test_command_writes_decodable_files_and_a_manifest(tmp_path: Path) -> None:
