@@ -310,7 +310,7 @@ def extract_task(
             yield windows
 
     per_track = embed_tracks(backbone, windows_of_tracks(), settings.batch_size, settings.bf16)
-    embeddings = list(with_progress(per_track, index.total_samples, f"embedding {name}", settings.progress))
+    embeddings = list(with_progress(per_track, index.num_tracks, f"embedding {name}", settings.progress))
     task = assemble_task(name, embeddings, metas, vocabulary)
     if cache_path is not None:
         save_task(cache_path, task)

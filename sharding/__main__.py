@@ -35,7 +35,7 @@ class Verify:
         if problems:
             print(f"{len(problems)} problem(s) in {self.location}; rebuild the named shards", file=sys.stderr)
             return 1
-        print(f"ok: {len(index.shards)} shards, {index.total_samples} tracks verified")
+        print(f"ok: {len(index.shards)} shards, {index.num_tracks} tracks verified")
         return 0
 
 

@@ -83,7 +83,8 @@ class ShardIndex:
     encoding: str = ENCODING
 
     @property
-    def total_samples(self) -> int:
+    def num_tracks(self) -> int:
+        """Tracks in the set (one tar sample each); index.json of sets before it called this total_samples."""
         return sum(s.samples for s in self.shards)
 
     @property
@@ -92,7 +93,7 @@ class ShardIndex:
 
     def to_json(self) -> str:
         body = asdict(self)
-        body["total_samples"] = self.total_samples
+        body["num_tracks"] = self.num_tracks
         body["total_duration_s"] = round(self.total_duration_s, 3)
         return json.dumps(body, indent=1)
 

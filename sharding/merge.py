@@ -39,7 +39,7 @@ class MergeSummary:
         """A readable account of the merged set."""
         index = self.index
         out = [
-            f"merged {self.parts} parts: {len(index.shards)} shards, {index.total_samples} tracks, "
+            f"merged {self.parts} parts: {len(index.shards)} shards, {index.num_tracks} tracks, "
             f"{index.total_duration_s / SECONDS_PER_HOUR:.3f} h, {index.sample_rate} Hz, "
             f"normalisation {index.normalisation}",
             f"report: {self.report_rows} rows",

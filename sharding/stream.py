@@ -178,7 +178,7 @@ class PairLoader:
         self.sample_rate = index.sample_rate
         self.crop_samples = config.crop_length(index.sample_rate)
         self.batches_per_epoch = batches_per_epoch or max(
-            1, index.total_samples * config.pairs_per_track // (batch_size * world_size)
+            1, index.num_tracks * config.pairs_per_track // (batch_size * world_size)
         )
         self.seeds = StreamSeed(seed, rank)
         context = multiprocessing.get_context(config.start_method)

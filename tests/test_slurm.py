@@ -149,5 +149,5 @@ def test_data_prep_array_parts_merge_into_one_set(cluster: tuple[Path, dict[str,
     )
     assert merged.returncode == 0, merged.stdout + merged.stderr
     index = ShardIndex.load_local(out)
-    assert index.total_samples == 4
+    assert index.num_tracks == 4
     assert all(info.name.startswith(("part-000/", "part-001/")) for info in index.shards)
