@@ -40,10 +40,10 @@ from downstream.tracking import (
     EvaluationContext,
     log_evaluation,
     parse_params,
-    tracking_uri,
 )
 from trainer.export import BackboneRecipe, load_backbone
 from trainer.pretexts import PRETEXTS
+from trainer.tracking import tracking_uri
 
 UNKNOWN_PRETEXT = "unknown"
 TABLE_METRICS = (

@@ -28,6 +28,7 @@ import numpy as np
 import tyro
 from torch import nn
 
+from data_prep.atomic import write_atomic
 from data_prep.decode import DecodeError, decode_file
 from data_prep.inputs import find_inputs, safe_key
 from downstream.extract import (
@@ -39,7 +40,6 @@ from downstream.extract import (
     track_windows,
     with_progress,
 )
-from sharding.format import write_atomic
 from trainer.export import load_backbone
 
 OUTPUT_SUFFIXES = (".npy", ".parquet")

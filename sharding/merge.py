@@ -17,8 +17,9 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from data_prep.atomic import write_atomic
 from data_prep.report import COLUMNS, REPORT_NAME
-from sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex, write_atomic
+from sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex
 from sharding.tracks import build_track_table
 from sharding.writer import PARTIAL_SUFFIX
 
