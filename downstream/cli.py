@@ -1,6 +1,6 @@
 """`python evaluate.py --backbone SOURCE --data SHARDS`: probe a frozen backbone on a labelled shard set.
 
-Extracts the embeddings (cached, see `downstream.extract`), trains the probes of a protocol (the paper's
+Extracts the embeddings (cached, see `downstream.extract_task`), trains the probes of a protocol (the paper's
 linear probe on track means, or the thesis' chunk-level one) on the full training split or on the limited-data
 subsets, bootstraps the test metrics, logs every probe as an MLflow run (`downstream.tracking`) and prints a
 table of ROC-AUC / PR-AUC mean +- std over the bootstrap, tag-wise and clip-wise.
@@ -23,7 +23,7 @@ from torch import nn
 
 from downstream.bootstrap import BootstrapConfig
 from downstream.evaluation import EvaluationResult, evaluate_task
-from downstream.extract import (
+from downstream.extract_task import (
     DEFAULT_BATCH_SIZE,
     ExtractionSettings,
     default_cache_dir,

@@ -22,8 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from torch import nn
 
-from downstream.embeddings import LabelledEmbeddings
-from downstream.extract import (
+from downstream.extract_task import (
     DEFAULT_BATCH_SIZE,
     check_sample_rate,
     embed_tracks,
@@ -31,6 +30,7 @@ from downstream.extract import (
     multi_hot,
     vocabulary_for,
 )
+from downstream.labelled_embeddings import LabelledEmbeddings
 from downstream.quick_eval import QuickMethod, quick_evaluate
 from sharding.location import load_index
 

@@ -11,10 +11,10 @@ from typing import Annotated
 import tyro
 
 from sharding.crops import CropLoader
-from sharding.inspect import TOP_TAGS, inspect_set
 from sharding.merge import merge_parts
 from sharding.pairs import PairsConfig, pairs_to_float
 from sharding.readers import open_pairs
+from sharding.stats import TOP_TAGS, inspect_set
 from sharding.tracks import build_track_table
 from sharding.verify import verify_set
 

@@ -132,8 +132,8 @@ class CutPairs:
             yield from pairs
 
 
-class BatchPairs:
-    """(2, crop) int16 pairs -> (B, 2, crop) int16 tensors."""
+class CollatePairs:
+    """Pipeline stage that collates (2, crop) int16 pairs into (B, 2, crop) int16 batch tensors."""
 
     def __init__(self, batch_size: int) -> None:
         self.batch_size = batch_size
@@ -199,7 +199,7 @@ class PairLoader:
                 self.counters,
             ),
             Shuffle(config.pair_shuffle, self.seeds, stage=3),
-            BatchPairs(batch_size),
+            CollatePairs(batch_size),
         )
         self.loader = wds.WebLoader(
             pipeline,

@@ -61,8 +61,8 @@ class LoopState:
             setattr(self, key, value)
 
 
-class TeacherState:
-    """The part of a pretext outside the student (EMA teacher, DINO center) as a checkpointable object."""
+class PretextState:
+    """Every state of the pretext outside the student (EMA teacher, DINO center, ...) as a checkpointable object."""
 
     def __init__(self, pretext: Pretext) -> None:
         self.pretext = pretext
@@ -159,7 +159,7 @@ def view_chain(config: TrainConfig, backbone: torch.nn.Module) -> AugmentationCh
     return AugmentationChain(augment)
 
 
-class PairBatches:
+class ResumablePairs:
     """Micro-batches of pairs of one rank, from any data position (epoch, micro-batch) on, across epochs."""
 
     def __init__(
@@ -233,7 +233,7 @@ class Trainer:
 
         self.state = LoopState()
         self.config_json = json.dumps(dataclasses.asdict(config), indent=1)
-        accelerator.register_for_checkpointing(self.state, TeacherState(pretext), self.lr_schedule)
+        accelerator.register_for_checkpointing(self.state, PretextState(pretext), self.lr_schedule)
         self._resume()
         self.tracker = RunTracker(enabled=config.mlflow and accelerator.is_main_process)
         self.tracker.start(
@@ -250,7 +250,7 @@ class Trainer:
         self.state.mlflow_run_id = self.tracker.run_id
 
         rank, world = accelerator.process_index, accelerator.num_processes
-        self.pairs = PairBatches(location, config, backbone.num_samples, micro_batch, rank, world)
+        self.pairs = ResumablePairs(location, config, backbone.num_samples, micro_batch, rank, world)
         if self.state.data_position is None:
             self.state.data_position = self.pairs.position_at(self.state.step, config.grad_accum)
         self.batches = self.pairs.from_position(self.state.data_position)

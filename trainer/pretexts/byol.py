@@ -38,13 +38,13 @@ class BYOL(EMATeacherPretext):
     Config = BYOLConfig
 
     def build_student(self, backbone: nn.Module) -> Encoder:
-        projector = self.projector(backbone.embed_dim)
+        projector = self.mlp_head(backbone.embed_dim)
         if self.config.predictor_widths[-1] != projector.out_dim:
             raise ValueError(
                 f"byol: predictor_widths {self.config.predictor_widths} must end with the projector's "
                 f"output width {projector.out_dim}"
             )
-        return Encoder(backbone, projector, self.projector(projector.out_dim, self.config.predictor_widths))
+        return Encoder(backbone, projector, self.mlp_head(projector.out_dim, self.config.predictor_widths))
 
     def teacher_source(self) -> nn.Module:
         """The student without its predictor."""

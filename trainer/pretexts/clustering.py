@@ -85,9 +85,9 @@ class Clustering(EMATeacherPretext):
         config = self.config
         if not config.normalize_bottleneck:
             return Encoder(
-                backbone, self.projector(backbone.embed_dim, (*config.projector_widths, config.num_prototypes))
+                backbone, self.mlp_head(backbone.embed_dim, (*config.projector_widths, config.num_prototypes))
             )
-        projector = self.projector(backbone.embed_dim)
+        projector = self.mlp_head(backbone.embed_dim)
         return Encoder(backbone, PrototypeHead(projector, projector.out_dim, config.num_prototypes))
 
     def temperature_at(self, step: int) -> float:

@@ -33,7 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from data_prep.atomic import write_atomic
-from downstream.embeddings import LabelledEmbeddings, TaskEmbeddings
+from downstream.labelled_embeddings import LabelledEmbeddings, TaskEmbeddings
 from sharding.format import ShardIndex, TrackMeta
 from sharding.location import load_index
 from sharding.windows import iter_tracks, iter_windows
