@@ -140,15 +140,6 @@ def track_windows(wave: np.ndarray, window: int, max_windows: int | None = None)
     return np.stack(list(itertools.islice(iter_windows(wave, window), max_windows)))
 
 
-def check_sample_rate(location: str | os.PathLike[str], index: ShardIndex, sample_rate: int) -> None:
-    """Refuse a shard set whose sample rate differs from the backbone's, saying how to rebuild it."""
-    if index.sample_rate != sample_rate:
-        raise ValueError(
-            f"{os.fspath(location)}: shards are at {index.sample_rate} Hz but the backbone expects "
-            f"{sample_rate} Hz; re-run `python -m data_prep ... --sample-rate {sample_rate}`"
-        )
-
-
 def labelled_windows(
     location: str | os.PathLike[str], window: int, max_windows: int | None = None
 ) -> Iterator[tuple[np.ndarray, TrackMeta]]:
@@ -291,8 +282,7 @@ def extract_task(
 ) -> TaskEmbeddings:
     """Window embeddings of every track of a labelled shard set, per split, from the cache when present."""
     settings = settings or ExtractionSettings()
-    index = load_index(location)
-    check_sample_rate(location, index, backbone.sample_rate)
+    index = load_index(location, backbone.sample_rate)
     cache_path = None
     if settings.cache_dir is not None:
         weights, data = weights_hash(backbone, recipe), shard_set_identity(index)

@@ -24,7 +24,6 @@ from torch import nn
 
 from downstream.extract_task import (
     DEFAULT_BATCH_SIZE,
-    check_sample_rate,
     embed_tracks,
     labelled_windows,
     multi_hot,
@@ -58,7 +57,7 @@ class QuickProbeHook:
                 "every_steps, windows_per_track and batch_size must be >= 1, got "
                 f"{every_steps}, {windows_per_track}, {batch_size}"
             )
-        check_sample_rate(location, load_index(location), sample_rate)
+        load_index(location, sample_rate)
         tracks = list(labelled_windows(location, window, windows_per_track))
         self._windows = [windows for windows, _ in tracks]
         tag_lists = [meta.tags for _, meta in tracks]

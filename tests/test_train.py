@@ -112,6 +112,12 @@ def test_resume_starts_at_the_saved_data_position_without_rereading(tmp_path: Pa
     assert resumed.pairs.reader.stats.pairs == 2 * config.batch_size  # two steps read, none replayed
 
 
+def test_shards_at_another_sample_rate_than_the_backbone_are_refused(tmp_path: Path, shards: str) -> None:
+    config = tiny_config(tmp_path / "run", shards, model=ModelConfig(backbone="samplecnn"))
+    with pytest.raises(ValueError, match=r"16000 Hz but the backbone expects 22050 Hz.*--sample-rate 22050"):
+        Trainer(config)
+
+
 def poison_losses(monkeypatch: pytest.MonkeyPatch, is_bad: Callable[[int], bool]) -> None:
     """Make the contrastive loss NaN on the calls (0-based) where `is_bad` says so."""
     from trainer.pretexts.contrastive import Contrastive

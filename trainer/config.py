@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
+
+import tyro
 
 from sharding.pairs import PairsConfig as ReadConfig
-from trainer.augment import AugmentConfig
+from trainer.augment import AugmentConfig, ViewMode
+from trainer.pretexts import PRETEXTS
 from trainer.pretexts.barlow_twins import BarlowTwinsConfig
 from trainer.pretexts.byol import BYOLConfig
 from trainer.pretexts.clustering import ClusteringConfig
 from trainer.pretexts.contrastive import ContrastiveConfig
 from trainer.pretexts.vicreg import VICRegConfig
 
-PretextName = Literal["contrastive", "byol", "clustering", "barlow_twins", "vicreg"]
+PretextName = Literal[tuple(PRETEXTS)]  # the registry's names, as tyro choices
 
 
 @dataclass(frozen=True)
 class PairsConfig(ReadConfig):
     """How anchor/positive pairs are cut and read (`sharding.pairs.PairsConfig`), and how they become views."""
 
-    views: Literal["temporal", "augmented_crop", "augmented_temporal"] = "temporal"
+    views: Annotated[ViewMode, tyro.conf.EnumChoicesFromValues] = ViewMode.TEMPORAL
     """temporal: the pairs as they are (paper); augmented_crop: two independent crops of the track, each
     augmented, the gap settings ignored (CLMR, thesis 3.3.1); augmented_temporal: each crop of the pair augmented."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "views", ViewMode.parse(self.views))  # presets and callers may name it by value
 
 
 @dataclass

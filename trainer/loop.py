@@ -212,7 +212,7 @@ class Trainer:
         self.recipe = backbone_recipe(config)
         backbone = self.recipe.build()
         location = config.data or ensure_demo_shards(accelerator, backbone.sample_rate)
-        self._check_sample_rate(location, backbone)
+        load_index(location, backbone.sample_rate)
 
         pretext = build_pretext(config.pretext, backbone, config.pretext_config)
         if accelerator.num_processes > 1 and accelerator.device.type == "cuda":
@@ -260,15 +260,6 @@ class Trainer:
             | frozenset(e * config.steps_per_epoch for e in config.checkpoint.keep_epochs),
         )
         self.hooks = [make(backbone) for make in hook_factories] if accelerator.is_main_process else []
-
-    def _check_sample_rate(self, location: str, backbone: torch.nn.Module) -> None:
-        index = load_index(location)
-        if backbone.sample_rate != index.sample_rate:
-            raise ValueError(
-                f"{location}: shards are at {index.sample_rate} Hz but the {self.recipe.name} backbone expects "
-                f"{backbone.sample_rate} Hz; prepare the data with `python -m data_prep ... --sample-rate "
-                f"{backbone.sample_rate}`"
-            )
 
     def _resume(self) -> None:
         """Load the newest checkpoint, if any, after checking it belongs to this run."""
