@@ -5,14 +5,15 @@ linear probe on track means, or the thesis' chunk-level one) on the full trainin
 subsets, bootstraps the test metrics, logs every probe as an MLflow run (`downstream.tracking`) and prints a
 table of ROC-AUC / PR-AUC mean +- std over the bootstrap, tag-wise and clip-wise.
 `--random-init` evaluates the same architecture with seeded random weights: the baseline a pre-training must
-beat. With no --data, the built-in demo corpus is prepared at the backbone's sample rate and used.
+beat. `--data demo` names the built-in demo corpus; only the entry point (`evaluate.py`) knows how to build it
+and passes that in (`main(demo_shards=...)`): this module never picks data itself.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -41,10 +42,13 @@ from downstream.tracking import (
     log_evaluation,
     parse_params,
 )
+from trainer.demo_data import DEMO_DATA
 from trainer.export import BackboneRecipe, load_backbone
 from trainer.pretexts import PRETEXTS
 from trainer.tracking import tracking_uri
 
+DemoShards = Callable[[int], str]
+"""Builds the demo shard set at a sample rate and returns its location (`trainer.demo_data.ensure_demo_shards`)."""
 UNKNOWN_PRETEXT = "unknown"
 TABLE_METRICS = (
     ("roc_auc_tagwise", "ROC-AUC tag"),
@@ -61,9 +65,9 @@ class EvaluateArgs:
     backbone: str
     """backbone.safetensors exported by train.py, a checkpoint folder runs/.../checkpoints/step-*, or a
     deezer .pt checkpoint."""
-    data: str | None = None
-    """Labelled shard set (tags and train/valid/test splits) from `python -m data_prep`; default: the demo
-    corpus, built under ./demo_data on first use."""
+    data: str
+    """Labelled shard set (tags and train/valid/test splits) from `python -m data_prep`; `demo`: the built-in
+    demo corpus at the backbone's sample rate, built under ./demo_data on first use."""
     task: str | None = None
     """Task name in MLflow; default: the shard set's folder name."""
     tags: Path | None = None
@@ -130,15 +134,6 @@ def task_name(data: str) -> str:
     return Path(data.rstrip("/")).name or "task"
 
 
-def demo_shards(sample_rate: int) -> str:
-    """The demo corpus as a shard set at `sample_rate`, built on first use."""
-    from accelerate import Accelerator
-
-    from trainer.demo_data import ensure_demo_shards
-
-    return ensure_demo_shards(Accelerator(), sample_rate)
-
-
 def build_probe_config(args: EvaluateArgs) -> ProbeConfig:
     """The protocol's probe with the command line's overrides."""
     overrides: dict[str, object] = {"seed": args.seed, "device": args.device}
@@ -166,12 +161,17 @@ def format_table(results: Sequence[EvaluationResult]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def evaluate(args: EvaluateArgs) -> list[EvaluationResult]:
-    """Extract (or reuse) the embeddings, train and score every probe, log each run; return the results."""
+def evaluate(args: EvaluateArgs, demo_shards: DemoShards | None = None) -> list[EvaluationResult]:
+    """Extract (or reuse) the embeddings, train and score every probe, log each run; return the results.
+    `demo_shards` builds the demo corpus at a sample rate for `--data demo` (given by the entry point)."""
     backbone, recipe = load_backbone(args.backbone)
     if args.random_init:
         backbone = random_backbone(recipe, args.seed)
-    data = args.data or demo_shards(backbone.sample_rate)
+    data = args.data
+    if data == DEMO_DATA:
+        if demo_shards is None:
+            raise ValueError("--data demo: the demo corpus is built by evaluate.py; pass a shard set here")
+        data = demo_shards(backbone.sample_rate)
     name = args.task or task_name(os.fspath(data))
     vocabulary = read_vocabulary(args.tags) if args.tags is not None else None
     settings = ExtractionSettings(args.batch_size, args.device, args.bf16, args.cache_dir)
@@ -200,10 +200,10 @@ def evaluate(args: EvaluateArgs) -> list[EvaluationResult]:
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, demo_shards: DemoShards | None = None) -> int:
     """Command line: evaluate, then print the summary table and where the runs went."""
     args = tyro.cli(EvaluateArgs, args=sys.argv[1:] if argv is None else argv)
-    results = evaluate(args)
+    results = evaluate(args, demo_shards)
     print(format_table(results))
     print(f"{len(results)} evaluation runs logged to experiment {args.experiment!r} at {tracking_uri()}")
     return 0

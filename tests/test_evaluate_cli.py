@@ -75,3 +75,26 @@ def test_pretext_is_read_from_the_run_folder_or_file_name() -> None:
     assert infer_pretext("runs/thesis/vicreg/backbone.safetensors") == "vicreg"
     assert infer_pretext("downloads/barlow_twins_epoch1000.pt") == "barlow_twins"
     assert infer_pretext("model.safetensors") == "unknown"
+
+
+def test_data_is_required_and_demo_is_built_only_by_the_entry_point(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = command(workspace)
+    at = args.index("--data")
+    without_data = args[:at] + args[at + 2 :]
+    with pytest.raises(SystemExit):
+        main(without_data)
+    assert "--data" in capsys.readouterr().err
+    demo = [*without_data, "--data", "demo"]
+    with pytest.raises(ValueError, match="built by evaluate"):
+        main(demo)
+    rates: list[int] = []
+
+    def demo_shards(sample_rate: int) -> str:
+        rates.append(sample_rate)
+        return str(workspace / "toyset")
+
+    assert main([*demo, "--task", "demo-tags"], demo_shards=demo_shards) == 0
+    assert rates == [tiny_backbone(seed=0)[0].sample_rate]
+    assert "demo-tags" in capsys.readouterr().out

@@ -112,6 +112,26 @@ def test_resume_starts_at_the_saved_data_position_without_rereading(tmp_path: Pa
     assert resumed.pairs.reader.stats.pairs == 2 * config.batch_size  # two steps read, none replayed
 
 
+def test_a_run_without_data_is_an_error_that_says_what_to_pass(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="pass --data SHARDS"):
+        Trainer(tiny_config(tmp_path / "run", data=None))  # type: ignore[arg-type]
+    paper = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "--preset", "paper", "--no-mlflow"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert paper.returncode != 0 and "error: no training data: pass --data SHARDS" in paper.stderr
+    assert "Traceback" not in paper.stderr and not (tmp_path / "demo_data").exists()
+
+
+def test_only_the_demo_preset_names_the_demo_corpus() -> None:
+    for preset in available_presets():
+        config, _ = parse_config(["--preset", preset])
+        assert config.data == ("demo" if preset == "demo" else None), preset
+
+
 def test_shards_at_another_sample_rate_than_the_backbone_are_refused(tmp_path: Path, shards: str) -> None:
     config = tiny_config(tmp_path / "run", shards, model=ModelConfig(backbone="samplecnn"))
     with pytest.raises(ValueError, match=r"16000 Hz but the backbone expects 22050 Hz.*--sample-rate 22050"):

@@ -95,8 +95,8 @@ class TrainConfig:
 
     pretext: PretextName = "contrastive"
     data: str | None = None
-    """Shard set: a folder, an http(s) base URL or a `{}` template (`pipe:` commands too).
-    Default: the demo corpus, built under ./demo_data on first use."""
+    """Shard set: a folder, an http(s) base URL or a `{}` template (`pipe:` commands too); `demo`: the built-in
+    demo corpus, built under ./demo_data on first use (the demo preset sets it). Required."""
     study: str = "demo"
     """MLflow experiment the run belongs to (one per study)."""
     run_name: str | None = None

@@ -27,7 +27,6 @@ from sharding.readers import open_pairs
 from trainer.augment import AugmentationChain, make_views, pair_gaps
 from trainer.checkpoints import CheckpointPolicy, latest_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
-from trainer.demo_data import ensure_demo_shards
 from trainer.diagnostics import collapse_metrics
 from trainer.distributed import convert_sync_batchnorm
 from trainer.export import RECIPE_NAME, BackboneRecipe, export_backbone
@@ -39,6 +38,10 @@ from trainer.tracking import RunTracker
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"  # the run's full configuration, in every checkpoint
+NO_DATA = (
+    "no training data: pass --data SHARDS (a shard set from `python -m data_prep`, a folder, URL or `{}` "
+    "template), or --data demo (train.py only) for the built-in demo corpus"
+)
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped on request with a checkpoint; run the same command again to resume
 
 
@@ -211,7 +214,9 @@ class Trainer:
         self.checkpoint_dir = self.output_dir / "checkpoints"
         self.recipe = backbone_recipe(config)
         backbone = self.recipe.build()
-        location = config.data or ensure_demo_shards(accelerator, backbone.sample_rate)
+        location = config.data
+        if location is None:
+            raise ValueError(NO_DATA)
         load_index(location, backbone.sample_rate)
 
         pretext = build_pretext(config.pretext, backbone, config.pretext_config)
