@@ -43,7 +43,7 @@ from downstream.tracking import (
     parse_params,
 )
 from trainer.demo_data import DEMO_DATA
-from trainer.export import BackboneRecipe, load_backbone
+from trainer.export import PRETEXT_KEY, RUN_ID_KEY, BackboneRecipe, export_provenance, load_backbone
 from trainer.pretexts import PRETEXTS
 from trainer.tracking import tracking_uri
 
@@ -96,8 +96,8 @@ class EvaluateArgs:
     seed: int = 0
     """Seed of the random weights, the probes, the bootstrap and the limited-data draws."""
     pretext: str | None = None
-    """Pretext name logged with the runs; default: read from the backbone path (runs/<study>/<pretext>/...),
-    'random' with --random-init."""
+    """Pretext name logged with the runs; default: the one backbone.safetensors records (else read from the
+    path, runs/<study>/<pretext>/...), 'random' with --random-init."""
     experiment: str = DEFAULT_EXPERIMENT
     """MLflow experiment receiving the runs (tracking URI: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."""
     batch_size: int = DEFAULT_BATCH_SIZE
@@ -111,6 +111,11 @@ class EvaluateArgs:
     param: tuple[str, ...] = ()
     """Extra run params NAME=VALUE that sweeps and published figures need, e.g. pretrain_data=fma
     pretrain_epochs=300 batch_size=768 projector=vicreg (configs/references.toml names the settings)."""
+
+
+def pretext_of(source: str, provenance: dict[str, str]) -> str:
+    """The pretext an export records in its metadata; for other sources and older exports, the path's guess."""
+    return provenance.get(PRETEXT_KEY) or infer_pretext(source)
 
 
 def infer_pretext(source: str) -> str:
@@ -176,7 +181,8 @@ def evaluate(args: EvaluateArgs, demo_shards: DemoShards | None = None) -> list[
     vocabulary = read_vocabulary(args.tags) if args.tags is not None else None
     settings = ExtractionSettings(args.batch_size, args.device, args.bf16, args.cache_dir)
     task = extract_task(backbone, recipe, data, name, vocabulary, settings)
-    pretext = args.pretext or (RANDOM_PRETEXT if args.random_init else infer_pretext(args.backbone))
+    provenance = {} if args.random_init else export_provenance(args.backbone)
+    pretext = args.pretext or (RANDOM_PRETEXT if args.random_init else pretext_of(args.backbone, provenance))
     context = EvaluationContext(
         checkpoint=args.backbone,
         pretext=pretext,
@@ -188,6 +194,7 @@ def evaluate(args: EvaluateArgs, demo_shards: DemoShards | None = None) -> list[
             "random_init": args.random_init,
             "weights_sha256": weights_hash(backbone, recipe),
             "num_tags": len(task.tag_names),
+            **({"pretrain_run_id": provenance[RUN_ID_KEY]} if RUN_ID_KEY in provenance else {}),
             **parse_params(args.param, "--param"),
         },
     )

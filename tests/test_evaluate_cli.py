@@ -98,3 +98,14 @@ def test_data_is_required_and_demo_is_built_only_by_the_entry_point(
     assert main([*demo, "--task", "demo-tags"], demo_shards=demo_shards) == 0
     assert rates == [tiny_backbone(seed=0)[0].sample_rate]
     assert "demo-tags" in capsys.readouterr().out
+
+
+def test_the_pretext_and_run_id_an_export_records_beat_its_path(workspace: Path) -> None:
+    backbone, recipe = tiny_backbone(seed=7)
+    source = workspace / "runs" / "demo" / "vicreg" / "renamed.safetensors"  # the path says vicreg
+    export_backbone(backbone, recipe, source, pretext="byol", run_id="0123abcd")
+    args = command(workspace, "--experiment", "provenance")
+    args[args.index("--backbone") + 1] = str(source)
+    assert main(args) == 0
+    (record,) = load_evaluations("provenance")
+    assert record.params["pretext"] == "byol" and record.params["pretrain_run_id"] == "0123abcd"

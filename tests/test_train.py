@@ -22,7 +22,7 @@ from sharding.crops import CropLoader
 from trainer.checkpoints import latest_checkpoint, list_checkpoints
 from trainer.cli import parse_config
 from trainer.config import CheckpointConfig, ModelConfig, OptimConfig, PairsConfig, TrainConfig
-from trainer.export import load_backbone
+from trainer.export import export_provenance, load_backbone
 from trainer.loop import EXIT_PREEMPTED, Trainer, train
 from trainer.presets import available_presets
 from trainer.pretexts import PretextOutput
@@ -84,6 +84,7 @@ def test_tiny_run_trains_checkpoints_and_exports(tmp_path: Path, shards: str) ->
     assert steps == [4, 6]  # every 2 steps, the last 2 kept
     backbone, recipe = load_backbone(result.backbone_path)
     assert recipe.name == "resnet" and backbone.num_samples == SAMPLE_RATE
+    assert export_provenance(result.backbone_path) == {"pretext": "contrastive"}  # no MLflow run, no run id
     from_checkpoint, _ = load_backbone(latest_checkpoint(tmp_path / "run" / "checkpoints"))
     for (name, a), b in zip(backbone.state_dict().items(), from_checkpoint.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
@@ -251,3 +252,5 @@ def test_mlflow_run_has_params_tags_metrics_artifacts_and_continues_on_resume(
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [2, 4, 6]
     assert {"lr", "pairs_per_s", "loss/nt_xent", "diag/effective_rank"} <= set(run.data.metrics)
     assert {"backbone.safetensors", "config.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    provenance = export_provenance(tmp_path / "run" / "backbone.safetensors")
+    assert provenance == {"pretext": "contrastive", "run_id": run.info.run_id}

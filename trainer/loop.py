@@ -421,7 +421,8 @@ class Trainer:
         self._checkpoint()
         backbone_path = self.output_dir / "backbone.safetensors"
         if self.accelerator.is_main_process:
-            export_backbone(self.accelerator.unwrap_model(self.student).backbone, self.recipe, backbone_path)
+            backbone = self.accelerator.unwrap_model(self.student).backbone
+            export_backbone(backbone, self.recipe, backbone_path, self.config.pretext, self.state.mlflow_run_id)
             self.tracker.log_artifact(backbone_path)
         self.tracker.end()
         self.accelerator.wait_for_everyone()
