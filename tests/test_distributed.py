@@ -18,6 +18,7 @@ from test_pretexts import TINY_CONFIGS, synthetic_pairs, tiny_pretext
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from trainer import distributed
 from trainer.distributed import (
     all_reduce_mean,
     all_reduce_sum,
@@ -50,9 +51,13 @@ def full_batch() -> Tensor:
 
 
 def gather_checks(this_rank: int) -> dict[str, Any]:
-    """Forward and backward of gather, the reductions, and the refusal of unequal batch sizes."""
+    """Forward and backward of gather, the reductions, the refusal of unequal batch sizes, each size checked once."""
+    size_checks = []
+    check_sizes = distributed._all_gather_sizes
+    distributed._all_gather_sizes = lambda local: size_checks.append(local.shape[0]) or check_sizes(local)
     local = (torch.arange(3.0) + 10 * this_rank).requires_grad_()
     gathered = gather(local.unsqueeze(1)).squeeze(1)
+    assert torch.equal(gather(local.detach().unsqueeze(1)).squeeze(1), gathered.detach())  # a size seen: no check
     weights = torch.arange(1.0, 7.0)
     (gathered * weights).sum().backward()  # the same loss on both ranks
     try:
@@ -60,6 +65,7 @@ def gather_checks(this_rank: int) -> dict[str, Any]:
         unequal_error = ""
     except ValueError as error:
         unequal_error = str(error)
+    distributed._all_gather_sizes = check_sizes
     return {
         "gathered": gathered.detach(),
         "grad": local.grad,
@@ -67,6 +73,7 @@ def gather_checks(this_rank: int) -> dict[str, Any]:
         "mean": all_reduce_mean(torch.tensor([this_rank + 1.0])),
         "world_size_and_rank": (world_size(), rank()),
         "unequal_error": unequal_error,
+        "size_checks": size_checks,
     }
 
 
@@ -106,6 +113,7 @@ def test_gather_concatenates_in_rank_order_and_sums_gradients(two_ranks: list[di
         assert checks["sum"].item() == 3.0 and checks["mean"].item() == 1.5
         assert checks["world_size_and_rank"] == (2, this_rank)
         assert "same batch size on every rank, got [1, 2]" in checks["unequal_error"]
+        assert checks["size_checks"] == [3, this_rank + 1]  # once for size 3, once for the unequal sizes
 
 
 @pytest.mark.distributed

@@ -79,7 +79,8 @@ class Clustering(EMATeacherPretext):
         super().__init__(backbone, config)
         self.register_buffer("center", torch.zeros(self.config.num_prototypes))
         self.register_buffer("teacher_temperature", torch.tensor(self.temperature_at(0)))
-        self.assignment_counts: Tensor | None = None
+        self.assignments: Tensor | None = None
+        """The teacher's hard prototype choices (B, 2) of this rank's last batch, counted only when reported."""
 
     def build_student(self, backbone: nn.Module) -> Encoder:
         config = self.config
@@ -106,9 +107,7 @@ class Clustering(EMATeacherPretext):
         loss = clustering_loss(outputs, teacher_probabilities, self.config.student_temperature)
         if self.training:
             self.update_center(teacher_scores)
-        self.assignment_counts = torch.bincount(  # this rank's; summed over ranks only when reported
-            teacher_probabilities.argmax(dim=-1).flatten(), minlength=self.config.num_prototypes
-        )
+        self.assignments = teacher_probabilities.argmax(dim=-1)  # no bincount here: its size needs a host sync
         return loss, {"cross_entropy": loss, "teacher_temperature": self.teacher_temperature.clone()}
 
     @torch.no_grad()
@@ -126,7 +125,7 @@ class Clustering(EMATeacherPretext):
     def extra_metrics(self) -> dict[str, float]:
         """Usage of the prototypes by the teacher's hard assignments over the last global batch (call it on
         every rank: it sums the counts over ranks)."""
-        if self.assignment_counts is None:
+        if self.assignments is None:
             return {}
-        counts = all_reduce_sum(self.assignment_counts)
+        counts = all_reduce_sum(torch.bincount(self.assignments.flatten(), minlength=self.config.num_prototypes))
         return {"prototypes_in_use": float((counts > 0).sum()), "prototype_usage_entropy": usage_entropy(counts)}
