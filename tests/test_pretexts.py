@@ -40,7 +40,7 @@ TINY_CONFIGS: dict[str, dict[str, object]] = {
         **COMMON,
         "projector_widths": (16, 8),
         "num_prototypes": 16,
-        "teacher_temperature_warmup_steps": 4,
+        "teacher_temperature_warmup_fraction": 0.04,  # 4 steps of a 100-step run
         "momentum_start": 0.5,
     },
     "barlow_twins": COMMON,
@@ -176,6 +176,24 @@ def test_clustering_teacher_temperature_warms_up_by_step() -> None:
     assert pretext.teacher_temperature.item() == pytest.approx(0.03)
     pretext.after_optimizer_step(3, 100)
     assert pretext.teacher_temperature.item() == pytest.approx(0.06)
+
+
+@pytest.mark.parametrize("total_steps", [600, 512_000])
+def test_schedule_lengths_follow_the_run_length(total_steps: int) -> None:
+    """The paper's lengths as fractions of the run: a short run leaves the start temperature after 1 % of it and
+    its teacher follows the cosine of its own length, not the paper's 512,000 steps."""
+    clustering = PRETEXTS["clustering"](TinyBackbone(), PRETEXTS["clustering"].Config(num_prototypes=16))
+    warmup = total_steps // 100  # 5120 steps in the paper's run, 6 in a 600-step one
+    assert clustering.temperature_at(warmup // 2, total_steps) == pytest.approx(0.03)
+    assert clustering.temperature_at(warmup, total_steps) == clustering.temperature_at(total_steps // 2, total_steps)
+    assert clustering.temperature_at(total_steps // 2, total_steps) == pytest.approx(0.04)
+    byol = tiny_pretext("byol", momentum_start=0.996)
+    assert byol.momentum_at(total_steps // 2, total_steps) == pytest.approx(0.998)
+    assert byol.momentum_at(total_steps, total_steps) == pytest.approx(1.0)
+    early = tiny_pretext("byol", momentum_start=0.996, momentum_ramp_fraction=0.5)
+    assert early.momentum_at(total_steps // 2, total_steps) == pytest.approx(1.0)
+    stretched = tiny_pretext("byol", momentum_start=0.996, momentum_ramp_fraction=2.0)
+    assert stretched.momentum_at(total_steps, total_steps) == pytest.approx(0.998)  # the teacher still moves
 
 
 def test_clustering_reports_prototype_usage_and_flags_collapse() -> None:

@@ -310,7 +310,6 @@ class Trainer:
                     consecutive_nonfinite = 0
                 state.step += 1
                 state.data_position = self.pairs.position_at(state.step, config.grad_accum)
-                self.lr_schedule.position = state.step
                 progress.update(1)
                 self._log(report, out, progress)
                 if state.step % config.checkpoint.every_steps == 0 or state.step in self.policy.keep_steps:
@@ -363,11 +362,11 @@ class Trainer:
     def _optimizer_step(self) -> None:
         if self.config.optim.grad_clip is not None:
             self.accelerator.clip_grad_norm_(self.student.parameters(), self.config.optim.grad_clip)
-        lr = self.lr_schedule.value_at(self.state.step)
+        lr = self.lr_schedule(self.state.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         if self.weight_decay_schedule is not None:
-            set_weight_decay(self.optimizer, self.weight_decay_schedule.value_at(self.state.step))
+            set_weight_decay(self.optimizer, self.weight_decay_schedule(self.state.step))
         self.optimizer.step()
 
     def _log(self, report: StepReport, out: PretextOutput, progress: tqdm) -> None:
@@ -381,7 +380,7 @@ class Trainer:
             metrics = {f"loss/{k}": float(v) for k, v in out.terms.items()}
             metrics |= {
                 "loss": report.loss,
-                "lr": self.lr_schedule.value_at(step),
+                "lr": self.lr_schedule(step),
                 "pairs_per_s": pairs_per_s,
             }
             metrics["nonfinite_skipped"] = float(self.state.nonfinite_skipped)

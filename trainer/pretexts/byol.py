@@ -7,18 +7,16 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainer.pretexts.base import Encoder, ProjectorConfig
-from trainer.pretexts.ema import EMATeacherPretext
+from trainer.pretexts.base import Encoder
+from trainer.pretexts.ema import EMAConfig, EMATeacherPretext
 
 
 @dataclass
-class BYOLConfig(ProjectorConfig):
+class BYOLConfig(EMAConfig):
     """BYOL hyperparameters (Grill et al. 2020; predictor as in Meseguer-Brocal et al. 2024)."""
 
     predictor_widths: tuple[int, ...] = (256, 2048)
     """Predictor MLPHead widths; the last must equal the projector's output width."""
-    momentum_start: float = 0.996
-    momentum_end: float = 1.0
 
 
 def byol_loss(predictions: Tensor, targets: Tensor) -> Tensor:
@@ -32,7 +30,7 @@ def byol_loss(predictions: Tensor, targets: Tensor) -> Tensor:
 
 
 class BYOL(EMATeacherPretext):
-    """BYOL with a cosine EMA momentum from 0.996 to 1 over the run."""
+    """BYOL with a cosine EMA momentum from 0.996 to 1 over the run (by default)."""
 
     name = "byol"
     Config = BYOLConfig
