@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from test_pretexts import TINY_CONFIGS, synthetic_pairs, tiny_pretext
+from test_pretexts import synthetic_pairs, tiny_pretext
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -27,7 +27,7 @@ from trainer.distributed import (
     rank,
     world_size,
 )
-from trainer.pretexts import Pretext
+from trainer.pretexts import PRETEXTS, Pretext
 
 WORLD_SIZE = 2
 BATCH = 8
@@ -85,7 +85,7 @@ def _worker(this_rank: int, init_file: str, out_dir: str) -> None:
         results: dict[str, Any] = {"gather": gather_checks(this_rank), "pretexts": {}}
         half = BATCH // WORLD_SIZE
         local_views = full_batch()[this_rank * half : (this_rank + 1) * half]
-        for name in TINY_CONFIGS:
+        for name in PRETEXTS:
             pretext = tiny_pretext(name)
             results["pretexts"][name] = one_step(pretext, local_views, DistributedDataParallel(pretext.student))
         torch.save(results, Path(out_dir) / f"rank{this_rank}.pt")
@@ -118,7 +118,7 @@ def test_gather_concatenates_in_rank_order_and_sums_gradients(two_ranks: list[di
 
 @pytest.mark.distributed
 @pytest.mark.timeout(600)  # bounds a hang of the 2-process group
-@pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
+@pytest.mark.parametrize("name", sorted(PRETEXTS))
 def test_two_ranks_with_half_batches_step_like_one_rank(name: str, two_ranks: list[dict[str, Any]]) -> None:
     reference_pretext = tiny_pretext(name)
     initial = {key: value.clone() for key, value in reference_pretext.state_dict().items()}

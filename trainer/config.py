@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Annotated, Literal
 
 import tyro
@@ -10,13 +10,15 @@ import tyro
 from sharding.pairs import PairsConfig as ReadConfig
 from trainer.augment import AugmentConfig, ViewMode
 from trainer.pretexts import PRETEXTS
-from trainer.pretexts.barlow_twins import BarlowTwinsConfig
-from trainer.pretexts.byol import BYOLConfig
-from trainer.pretexts.clustering import ClusteringConfig
-from trainer.pretexts.contrastive import ContrastiveConfig
-from trainer.pretexts.vicreg import VICRegConfig
 
 PretextName = Literal[tuple(PRETEXTS)]  # the registry's names, as tyro choices
+PretextSections = make_dataclass(
+    "PretextSections",
+    [(name, cls.Config, field(default_factory=cls.Config)) for name, cls in PRETEXTS.items()],
+    namespace={"__module__": __name__},
+)
+PretextSections.__doc__ = """One settings section per registered pretext, named after it (`--vicreg.eps`,
+`[vicreg]` in a preset): a new pretext's settings need no line here."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class MonitorConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(PretextSections):
     """A pre-training run: `train.py --preset paper --pretext vicreg` then any flag to override the preset."""
 
     pretext: PretextName = "contrastive"
@@ -123,11 +125,6 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
-    byol: BYOLConfig = field(default_factory=BYOLConfig)
-    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
-    barlow_twins: BarlowTwinsConfig = field(default_factory=BarlowTwinsConfig)
-    vicreg: VICRegConfig = field(default_factory=VICRegConfig)
 
     @property
     def total_steps(self) -> int:
