@@ -23,5 +23,5 @@ if [[ "$gpus" -gt 1 ]]; then
 else
   launcher=(accelerate launch --config_file configs/accelerate/single_gpu.yaml)
 fi
-run_forwarding_signals children "${launcher[@]}" train.py --pretext "$pretext" "$@"
+run_training children "${launcher[@]}" train.py --pretext "$pretext" "$@"
 requeue_if_preempted $?

@@ -195,6 +195,13 @@ def test_sigusr2_checkpoints_and_exits_resumable(tmp_path: Path, shards: str) ->
     assert resumed.returncode == EXIT_PREEMPTED, resumed.stdout + resumed.stderr
     assert f"resuming from {output / 'checkpoints'}/step-{stopped_at:09d} at step {stopped_at}" in resumed.stdout
     assert list_checkpoints(output / "checkpoints")[-1][0] == stopped_at + 1
+    stop_file = tmp_path / "stopped"  # under slurm/lib.sh: the step goes to the file, the launcher sees exit 0
+    env = {**os.environ, "MUSICSSL_STOP_FILE": str(stop_file)}
+    launched = subprocess.run(
+        [*command, "--stop-after-steps", "1"], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    assert stop_file.read_text() == f"{stopped_at + 2}\n"
 
 
 def test_presets_parse_and_flags_override_them() -> None:
