@@ -1,7 +1,7 @@
 """Overhead of the training loop (`trainer.loop.train`) over a bare PyTorch loop on the same model and data.
 
 Both loops build the same backbone, pretext and optimiser from one `TrainConfig` and draw the same batches
-(`trainer.loop.PairBatches`, i.e. `sharding.readers.open_pairs` with the same `PairsConfig`) from a small synthetic
+(`trainer.loop.ResumablePairs`, i.e. `sharding.readers.open_pairs` with the same `PairsConfig`) from a small synthetic
 shard set. The bare loop is forward, backward, optimiser step: no Accelerate, checkpoints, logging or
 progress bar. The trainer runs with checkpoints far apart (only the final one) and MLflow off, or on (sqlite
 in a temporary folder, default `log_every`). Both loops stamp the clock after every step (the trainer
@@ -34,7 +34,7 @@ from step_timing import training_parts
 
 from sharding.pairs import pairs_to_float
 from trainer.config import CheckpointConfig, ModelConfig, PairsConfig, PretextName, TrainConfig
-from trainer.loop import PairBatches, train
+from trainer.loop import ResumablePairs, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from shard_factory import write_shard_set
@@ -153,7 +153,7 @@ def bare_loop(config: TrainConfig, clock: StepClock) -> None:
     """The same steps as `train(config)` in plain PyTorch: forward, backward, optimiser step."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # Accelerate's choice
     pretext, optimizer = training_parts(config, device)
-    batches = PairBatches(config.data, config, pretext.student.backbone.num_samples, config.batch_size, 0, 1)
+    batches = ResumablePairs(config.data, config, pretext.student.backbone.num_samples, config.batch_size, 0, 1)
     pretext.student.train()
     for step, views in zip(range(config.total_steps), batches.from_position([0, 0]), strict=False):
         pretext.compute_loss(pairs_to_float(views.to(device, non_blocking=True)), pretext.student).loss.backward()

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import tyro
 
-from data_prep.track import DEFAULT_MIN_DURATION_S, DEFAULT_SAMPLE_RATE, DEFAULT_SILENCE_DBFS, PrepSettings
+from data_prep.track import PrepSettings
 from sharding.writer import DEFAULT_SHARD_SIZE
 
 
@@ -25,14 +25,8 @@ class PrepArgs:
     """A folder (searched recursively for audio files) or a CSV manifest with a `path` column."""
     out: Path
     """Output folder: shards, index.json and report.csv."""
-    sample_rate: int = DEFAULT_SAMPLE_RATE
-    """Target sample rate in Hz (16000 for the paper's ResNet, 22050 for SampleCNN presets)."""
-    normalise: Literal["peak", "rms", "none"] = "peak"
-    """peak: max |x| at -1 dBFS; rms: RMS at -20 dBFS with the peak kept <= -1 dBFS; none: as decoded."""
-    min_duration: float = DEFAULT_MIN_DURATION_S
-    """Tracks shorter than this (seconds) are skipped: too short for an anchor/positive pair."""
-    silence_dbfs: float = DEFAULT_SILENCE_DBFS
-    """Tracks whose RMS level is below this (dBFS) are skipped as silent."""
+    settings: Annotated[PrepSettings, tyro.conf.OmitArgPrefixes] = field(default_factory=PrepSettings)
+    """How every track is decoded and checked."""
     shard_size: int = DEFAULT_SHARD_SIZE
     """Target shard size in bytes."""
     workers: int = os.cpu_count() or 1
@@ -52,12 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     # webdataset and with it torch (~1.5 s per worker) which decoding does not need.
     from sharding.build import prepare_shards
 
-    settings = PrepSettings(args.sample_rate, args.normalise, args.min_duration, args.silence_dbfs)
     try:
         summary = prepare_shards(
             args.input,
             args.out,
-            settings,
+            args.settings,
             args.shard_size,
             args.workers,
             (args.part, args.parts),

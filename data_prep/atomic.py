@@ -1,4 +1,4 @@
-"""Crash-safe file replacement, shared by data_prep's report and (through sharding.format) every index."""
+"""Crash-safe file replacement for every file the stages write (report, index, track table, caches)."""
 
 from __future__ import annotations
 

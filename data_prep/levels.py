@@ -10,12 +10,12 @@ Silence is judged before normalising, on the decoded level: RMS below `silence_d
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 Normalisation = Literal["peak", "rms", "none"]
-NORMALISATIONS: tuple[str, ...] = ("peak", "rms", "none")
+NORMALISATIONS: tuple[str, ...] = get_args(Normalisation)
 PEAK_TARGET_DBFS = -1.0
 RMS_TARGET_DBFS = -20.0
 

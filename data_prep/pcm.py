@@ -1,7 +1,7 @@
 """16-bit PCM, the form data_prep hands its audio on in: conversion from float and a content hash.
 
-Defined here, left of `sharding` in the data flow, so data_prep needs no shard code; `sharding.format`
-re-exports these names as part of the shard format.
+Defined here, left of `sharding` in the data flow, so data_prep needs no shard code; every stage imports them
+from here.
 """
 
 from __future__ import annotations

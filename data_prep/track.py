@@ -8,12 +8,14 @@ means it decodes but is unusable for pair training (too short, silent) or repeat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
+import tyro
 
 from data_prep.decode import DecodeError, decode_file
 from data_prep.inputs import InputTrack
-from data_prep.levels import content_problem, normalise
+from data_prep.levels import Normalisation, content_problem, normalise
 from data_prep.pcm import float_to_pcm, pcm_sha1
 
 DEFAULT_SAMPLE_RATE = 16000
@@ -23,12 +25,16 @@ DEFAULT_SILENCE_DBFS = -60.0
 
 @dataclass(frozen=True)
 class PrepSettings:
-    """How every track of a run is decoded and checked."""
+    """How every track of a run is decoded and checked; `python -m data_prep` takes these as its flags."""
 
     sample_rate: int = DEFAULT_SAMPLE_RATE
-    normalisation: str = "peak"
-    min_duration_s: float = DEFAULT_MIN_DURATION_S
+    """Target sample rate in Hz (16000 for the paper's ResNet, 22050 for SampleCNN presets)."""
+    normalisation: Annotated[Normalisation, tyro.conf.arg(name="normalise")] = "peak"
+    """peak: max |x| at -1 dBFS; rms: RMS at -20 dBFS with the peak kept <= -1 dBFS; none: as decoded."""
+    min_duration_s: Annotated[float, tyro.conf.arg(name="min-duration")] = DEFAULT_MIN_DURATION_S
+    """Tracks shorter than this (seconds) are skipped: too short for an anchor/positive pair."""
     silence_dbfs: float = DEFAULT_SILENCE_DBFS
+    """Tracks whose RMS level is below this (dBFS) are skipped as silent."""
 
 
 @dataclass

@@ -1,18 +1,19 @@
 """`python evaluate.py --backbone SOURCE --data SHARDS`: probe a frozen backbone on a labelled shard set.
 
-Extracts the embeddings (cached, see `downstream.extract`), trains the probes of a protocol (the paper's
+Extracts the embeddings (cached, see `downstream.extract_task`), trains the probes of a protocol (the paper's
 linear probe on track means, or the thesis' chunk-level one) on the full training split or on the limited-data
 subsets, bootstraps the test metrics, logs every probe as an MLflow run (`downstream.tracking`) and prints a
 table of ROC-AUC / PR-AUC mean +- std over the bootstrap, tag-wise and clip-wise.
 `--random-init` evaluates the same architecture with seeded random weights: the baseline a pre-training must
-beat. With no --data, the built-in demo corpus is prepared at the backbone's sample rate and used.
+beat. `--data demo` names the built-in demo corpus; only the entry point (`evaluate.py`) knows how to build it
+and passes that in (`main(demo_shards=...)`): this module never picks data itself.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -23,7 +24,7 @@ from torch import nn
 
 from downstream.bootstrap import BootstrapConfig
 from downstream.evaluation import EvaluationResult, evaluate_task
-from downstream.extract import (
+from downstream.extract_task import (
     DEFAULT_BATCH_SIZE,
     ExtractionSettings,
     default_cache_dir,
@@ -40,11 +41,14 @@ from downstream.tracking import (
     EvaluationContext,
     log_evaluation,
     parse_params,
-    tracking_uri,
 )
-from trainer.export import BackboneRecipe, load_backbone
+from trainer.demo_data import DEMO_DATA
+from trainer.export import PRETEXT_KEY, RUN_ID_KEY, BackboneRecipe, export_provenance, load_backbone
 from trainer.pretexts import PRETEXTS
+from trainer.tracking import tracking_uri
 
+DemoShards = Callable[[int], str]
+"""Builds the demo shard set at a sample rate and returns its location (`trainer.demo_data.ensure_demo_shards`)."""
 UNKNOWN_PRETEXT = "unknown"
 TABLE_METRICS = (
     ("roc_auc_tagwise", "ROC-AUC tag"),
@@ -61,9 +65,9 @@ class EvaluateArgs:
     backbone: str
     """backbone.safetensors exported by train.py, a checkpoint folder runs/.../checkpoints/step-*, or a
     deezer .pt checkpoint."""
-    data: str | None = None
-    """Labelled shard set (tags and train/valid/test splits) from `python -m data_prep`; default: the demo
-    corpus, built under ./demo_data on first use."""
+    data: str
+    """Labelled shard set (tags and train/valid/test splits) from `python -m data_prep`; `demo`: the built-in
+    demo corpus at the backbone's sample rate, built under ./demo_data on first use."""
     task: str | None = None
     """Task name in MLflow; default: the shard set's folder name."""
     tags: Path | None = None
@@ -92,8 +96,8 @@ class EvaluateArgs:
     seed: int = 0
     """Seed of the random weights, the probes, the bootstrap and the limited-data draws."""
     pretext: str | None = None
-    """Pretext name logged with the runs; default: read from the backbone path (runs/<study>/<pretext>/...),
-    'random' with --random-init."""
+    """Pretext name logged with the runs; default: the one backbone.safetensors records (else read from the
+    path, runs/<study>/<pretext>/...), 'random' with --random-init."""
     experiment: str = DEFAULT_EXPERIMENT
     """MLflow experiment receiving the runs (tracking URI: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."""
     batch_size: int = DEFAULT_BATCH_SIZE
@@ -107,6 +111,11 @@ class EvaluateArgs:
     param: tuple[str, ...] = ()
     """Extra run params NAME=VALUE that sweeps and published figures need, e.g. pretrain_data=fma
     pretrain_epochs=300 batch_size=768 projector=vicreg (configs/references.toml names the settings)."""
+
+
+def pretext_of(source: str, provenance: dict[str, str]) -> str:
+    """The pretext an export records in its metadata; for other sources and older exports, the path's guess."""
+    return provenance.get(PRETEXT_KEY) or infer_pretext(source)
 
 
 def infer_pretext(source: str) -> str:
@@ -128,15 +137,6 @@ def random_backbone(recipe: BackboneRecipe, seed: int) -> nn.Module:
 def task_name(data: str) -> str:
     """The last component of a shard set's folder or URL."""
     return Path(data.rstrip("/")).name or "task"
-
-
-def demo_shards(sample_rate: int) -> str:
-    """The demo corpus as a shard set at `sample_rate`, built on first use."""
-    from accelerate import Accelerator
-
-    from trainer.demo_data import ensure_demo_shards
-
-    return ensure_demo_shards(Accelerator(), sample_rate)
 
 
 def build_probe_config(args: EvaluateArgs) -> ProbeConfig:
@@ -166,17 +166,23 @@ def format_table(results: Sequence[EvaluationResult]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def evaluate(args: EvaluateArgs) -> list[EvaluationResult]:
-    """Extract (or reuse) the embeddings, train and score every probe, log each run; return the results."""
+def evaluate(args: EvaluateArgs, demo_shards: DemoShards | None = None) -> list[EvaluationResult]:
+    """Extract (or reuse) the embeddings, train and score every probe, log each run; return the results.
+    `demo_shards` builds the demo corpus at a sample rate for `--data demo` (given by the entry point)."""
     backbone, recipe = load_backbone(args.backbone)
     if args.random_init:
         backbone = random_backbone(recipe, args.seed)
-    data = args.data or demo_shards(backbone.sample_rate)
+    data = args.data
+    if data == DEMO_DATA:
+        if demo_shards is None:
+            raise ValueError("--data demo: the demo corpus is built by evaluate.py; pass a shard set here")
+        data = demo_shards(backbone.sample_rate)
     name = args.task or task_name(os.fspath(data))
     vocabulary = read_vocabulary(args.tags) if args.tags is not None else None
     settings = ExtractionSettings(args.batch_size, args.device, args.bf16, args.cache_dir)
     task = extract_task(backbone, recipe, data, name, vocabulary, settings)
-    pretext = args.pretext or (RANDOM_PRETEXT if args.random_init else infer_pretext(args.backbone))
+    provenance = {} if args.random_init else export_provenance(args.backbone)
+    pretext = args.pretext or (RANDOM_PRETEXT if args.random_init else pretext_of(args.backbone, provenance))
     context = EvaluationContext(
         checkpoint=args.backbone,
         pretext=pretext,
@@ -188,6 +194,7 @@ def evaluate(args: EvaluateArgs) -> list[EvaluationResult]:
             "random_init": args.random_init,
             "weights_sha256": weights_hash(backbone, recipe),
             "num_tags": len(task.tag_names),
+            **({"pretrain_run_id": provenance[RUN_ID_KEY]} if RUN_ID_KEY in provenance else {}),
             **parse_params(args.param, "--param"),
         },
     )
@@ -200,10 +207,10 @@ def evaluate(args: EvaluateArgs) -> list[EvaluationResult]:
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, demo_shards: DemoShards | None = None) -> int:
     """Command line: evaluate, then print the summary table and where the runs went."""
     args = tyro.cli(EvaluateArgs, args=sys.argv[1:] if argv is None else argv)
-    results = evaluate(args)
+    results = evaluate(args, demo_shards)
     print(format_table(results))
     print(f"{len(results)} evaluation runs logged to experiment {args.experiment!r} at {tracking_uri()}")
     return 0

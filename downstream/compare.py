@@ -67,8 +67,8 @@ from downstream.tracking import (
     get_or_create_experiment,
     load_evaluations,
     parse_params,
-    tracking_uri,
 )
+from trainer.tracking import tracking_uri
 
 View = Literal["tagwise", "clipwise"]
 MAX_PAIRED_RUNS = 12  # per task: beyond this the pairs are too many to read; narrow the runs with --where

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from downstream.bootstrap import BootstrapConfig, BootstrapResult, bootstrap_scores
-from downstream.embeddings import TaskEmbeddings
+from downstream.labelled_embeddings import TaskEmbeddings
 from downstream.limited_data import LimitedDataConfig, TrainingSubset, training_subsets
 from downstream.metrics import TaggingScores, tagging_scores
 from downstream.paired import ProbePredictions

@@ -22,15 +22,14 @@ from collections.abc import Sequence
 import numpy as np
 from torch import nn
 
-from downstream.embeddings import LabelledEmbeddings
-from downstream.extract import (
+from downstream.extract_task import (
     DEFAULT_BATCH_SIZE,
-    check_sample_rate,
     embed_tracks,
     labelled_windows,
     multi_hot,
     vocabulary_for,
 )
+from downstream.labelled_embeddings import LabelledEmbeddings
 from downstream.quick_eval import QuickMethod, quick_evaluate
 from sharding.location import load_index
 
@@ -58,7 +57,7 @@ class QuickProbeHook:
                 "every_steps, windows_per_track and batch_size must be >= 1, got "
                 f"{every_steps}, {windows_per_track}, {batch_size}"
             )
-        check_sample_rate(location, load_index(location), sample_rate)
+        load_index(location, sample_rate)
         tracks = list(labelled_windows(location, window, windows_per_track))
         self._windows = [windows for windows, _ in tracks]
         tag_lists = [meta.tags for _, meta in tracks]

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from downstream.embeddings import LabelledEmbeddings, average_per_track
+from downstream.labelled_embeddings import LabelledEmbeddings, average_per_track
 from downstream.metrics import macro_scores
 
 Aggregation = Literal["track", "chunk"]

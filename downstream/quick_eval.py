@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from downstream.embeddings import LabelledEmbeddings
+from downstream.labelled_embeddings import LabelledEmbeddings
 from downstream.metrics import TaggingScores, tagging_scores
 from downstream.probes import Standardiser
 

@@ -11,10 +11,10 @@ from typing import Annotated
 import tyro
 
 from sharding.crops import CropLoader
-from sharding.inspect import TOP_TAGS, inspect_set
 from sharding.merge import merge_parts
 from sharding.pairs import PairsConfig, pairs_to_float
 from sharding.readers import open_pairs
+from sharding.stats import TOP_TAGS, inspect_set
 from sharding.tracks import build_track_table
 from sharding.verify import verify_set
 
@@ -35,7 +35,7 @@ class Verify:
         if problems:
             print(f"{len(problems)} problem(s) in {self.location}; rebuild the named shards", file=sys.stderr)
             return 1
-        print(f"ok: {len(index.shards)} shards, {index.total_samples} tracks verified")
+        print(f"ok: {len(index.shards)} shards, {index.num_tracks} tracks verified")
         return 0
 
 

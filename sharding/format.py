@@ -1,7 +1,8 @@
 """The on-disk shard format: one tar sample per track (raw PCM16 audio + JSON metadata) and the set's index.
 
 Every other module reads and writes shards through the helpers here, so the format lives in one place. The
-PCM helpers and atomic writes are data_prep's (left of sharding in the data flow) and re-exported here.
+PCM conversions (`data_prep.pcm`) and atomic writes (`data_prep.atomic`) live left of sharding in the data flow;
+import them from there.
 """
 
 from __future__ import annotations
@@ -15,28 +16,6 @@ from typing import Any
 import numpy as np
 
 from data_prep.atomic import write_atomic
-from data_prep.pcm import PCM_SCALE, PCM_SHA1_KEY, float_to_pcm, pcm_sha1, pcm_to_float
-
-__all__ = [
-    "AUDIO_KEY",
-    "ENCODING",
-    "FORMAT_VERSION",
-    "INDEX_NAME",
-    "META_KEY",
-    "PCM_SCALE",
-    "PCM_SHA1_KEY",
-    "SHARD_PATTERN",
-    "TRACKS_NAME",
-    "ShardIndex",
-    "ShardInfo",
-    "TrackMeta",
-    "decode_track",
-    "encode_track",
-    "float_to_pcm",
-    "pcm_sha1",
-    "pcm_to_float",
-    "write_atomic",
-]
 
 FORMAT_VERSION = 1
 INDEX_NAME = "index.json"
@@ -83,7 +62,8 @@ class ShardIndex:
     encoding: str = ENCODING
 
     @property
-    def total_samples(self) -> int:
+    def num_tracks(self) -> int:
+        """Tracks in the set (one tar sample each); index.json of sets before it called this total_samples."""
         return sum(s.samples for s in self.shards)
 
     @property
@@ -92,7 +72,7 @@ class ShardIndex:
 
     def to_json(self) -> str:
         body = asdict(self)
-        body["total_samples"] = self.total_samples
+        body["num_tracks"] = self.num_tracks
         body["total_duration_s"] = round(self.total_duration_s, 3)
         return json.dumps(body, indent=1)
 

@@ -17,8 +17,9 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from data_prep.atomic import write_atomic
 from data_prep.report import COLUMNS, REPORT_NAME
-from sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex, write_atomic
+from sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex
 from sharding.tracks import build_track_table
 from sharding.writer import PARTIAL_SUFFIX
 
@@ -39,7 +40,7 @@ class MergeSummary:
         """A readable account of the merged set."""
         index = self.index
         out = [
-            f"merged {self.parts} parts: {len(index.shards)} shards, {index.total_samples} tracks, "
+            f"merged {self.parts} parts: {len(index.shards)} shards, {index.num_tracks} tracks, "
             f"{index.total_duration_s / SECONDS_PER_HOUR:.3f} h, {index.sample_rate} Hz, "
             f"normalisation {index.normalisation}",
             f"report: {self.report_rows} rows",

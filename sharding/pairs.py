@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from sharding.format import PCM_SCALE
+from data_prep.pcm import PCM_SCALE
 
 ReaderName = Literal["auto", "random_access", "stream"]
 MAX_FRUITLESS_VISITS = 1000  # consecutive unreadable or too-short reads before a worker gives up loudly

@@ -132,8 +132,8 @@ class CutPairs:
             yield from pairs
 
 
-class BatchPairs:
-    """(2, crop) int16 pairs -> (B, 2, crop) int16 tensors."""
+class CollatePairs:
+    """Pipeline stage that collates (2, crop) int16 pairs into (B, 2, crop) int16 batch tensors."""
 
     def __init__(self, batch_size: int) -> None:
         self.batch_size = batch_size
@@ -178,7 +178,7 @@ class PairLoader:
         self.sample_rate = index.sample_rate
         self.crop_samples = config.crop_length(index.sample_rate)
         self.batches_per_epoch = batches_per_epoch or max(
-            1, index.total_samples * config.pairs_per_track // (batch_size * world_size)
+            1, index.num_tracks * config.pairs_per_track // (batch_size * world_size)
         )
         self.seeds = StreamSeed(seed, rank)
         context = multiprocessing.get_context(config.start_method)
@@ -199,7 +199,7 @@ class PairLoader:
                 self.counters,
             ),
             Shuffle(config.pair_shuffle, self.seeds, stage=3),
-            BatchPairs(batch_size),
+            CollatePairs(batch_size),
         )
         self.loader = wds.WebLoader(
             pipeline,

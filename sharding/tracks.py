@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from sharding.format import AUDIO_KEY, INDEX_NAME, META_KEY, TRACKS_NAME, ShardIndex, ShardInfo, write_atomic
+from data_prep.atomic import write_atomic
+from sharding.format import AUDIO_KEY, INDEX_NAME, META_KEY, TRACKS_NAME, ShardIndex, ShardInfo
 from sharding.location import iter_tar_members, read_set_file
 
 SHARDS_KEY = b"musicssl.shards"  # parquet metadata: [[name, sha256, tracks], ...] in index order

@@ -18,7 +18,8 @@ from typing import IO, Any
 from tqdm.auto import tqdm
 from webdataset.gopen import gopen
 
-from sharding.format import AUDIO_KEY, PCM_SHA1_KEY, TRACKS_NAME, ShardIndex, ShardInfo, decode_track, pcm_sha1
+from data_prep.pcm import PCM_SHA1_KEY, pcm_sha1
+from sharding.format import AUDIO_KEY, TRACKS_NAME, ShardIndex, ShardInfo, decode_track
 from sharding.location import load_index, resolve
 from sharding.tracks import StaleTrackTable, load_track_table
 

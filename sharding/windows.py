@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import numpy as np
 from webdataset.handlers import reraise_exception
 
-from sharding.format import TrackMeta, decode_track, pcm_to_float
+from data_prep.pcm import pcm_to_float
+from sharding.format import TrackMeta, decode_track
 from sharding.location import load_index, shard_urls, tar_samples
 
 

@@ -5,8 +5,13 @@
 # The launcher (accelerate launch / torchrun) does not pass SIGUSR2 on, so we signal its children, the training
 # processes, which checkpoint, agree to stop and exit; then the job puts itself back in the queue and the same
 # command resumes from the checkpoint.
+#
+# Launchers report any non-zero exit of a worker with a traceback and exit 1, so train.py's resumable exit 75
+# would reach us as "exit 1". Under run_training, train.py writes the step it stopped at to $MUSICSSL_STOP_FILE
+# and exits 0 instead; run_training turns that file back into exit 75.
 
 preempted=0
+stopped_at=
 
 # forward_usr2 TARGET PID: send SIGUSR2 to PID itself (TARGET=process, e.g. srun, which passes it to its tasks)
 # or to PID's direct children (TARGET=children: the training processes of a launcher).
@@ -35,13 +40,35 @@ run_forwarding_signals() {
   return "$rc"
 }
 
+# run_training TARGET CMD...: run_forwarding_signals for a train.py launch; returns 75 when the run stopped
+# resumably (train.py wrote the step to $MUSICSSL_STOP_FILE, kept in stopped_at), else CMD's exit code.
+run_training() {
+  export MUSICSSL_STOP_FILE="$PWD/logs/.stopped-${SLURM_JOB_ID:-$$}"
+  rm -f "$MUSICSSL_STOP_FILE"
+  local rc=0
+  run_forwarding_signals "$@" || rc=$?
+  if [[ "$rc" == 0 && -s "$MUSICSSL_STOP_FILE" ]]; then
+    stopped_at=$(<"$MUSICSSL_STOP_FILE")
+    rc=75
+  fi
+  rm -f "$MUSICSSL_STOP_FILE"
+  return "$rc"
+}
+
 # requeue_if_preempted RC: after a pre-emption, put the job back in the queue; otherwise exit with RC.
 requeue_if_preempted() {
   local rc=$1
   if [[ "$preempted" == 1 ]]; then
-    echo "[slurm] $(date +%T) checkpoint written (exit $rc); requeueing job ${SLURM_JOB_ID:?}"
+    if [[ "$rc" == 75 ]]; then
+      echo "[slurm] $(date +%T) run checkpointed at step $stopped_at (exit 75); requeueing job ${SLURM_JOB_ID:?}"
+    else
+      echo "[slurm] $(date +%T) pre-empted, run exited $rc; requeueing job ${SLURM_JOB_ID:?} to resume from its last checkpoint"
+    fi
     scontrol requeue "$SLURM_JOB_ID"
     exit 0
+  fi
+  if [[ "$rc" == 75 ]]; then
+    echo "[slurm] $(date +%T) run checkpointed at step $stopped_at (exit 75); submit the job again to resume"
   fi
   exit "$rc"
 }
@@ -57,15 +84,15 @@ gpus_on_node() {
   fi
 }
 
-# launch_on_this_node ARGS...: accelerate launch ARGS (train.py ...) with one process per GPU of this node,
-# forwarding the pre-emption signal to the training processes; returns its exit code.
+# launch_on_this_node ARGS...: accelerate launch ARGS (train.py ...) with one process per GPU of this node, under
+# run_training (the pre-emption signal forwarded to the training processes); returns 75 for a resumable stop.
 launch_on_this_node() {
   local gpus
   gpus=$(gpus_on_node)
   if [[ "$gpus" -gt 1 ]]; then
-    run_forwarding_signals children accelerate launch --config_file configs/accelerate/one_node.yaml \
+    run_training children accelerate launch --config_file configs/accelerate/one_node.yaml \
       --num_processes "$gpus" "$@"
   else
-    run_forwarding_signals children accelerate launch --config_file configs/accelerate/single_gpu.yaml "$@"
+    run_training children accelerate launch --config_file configs/accelerate/single_gpu.yaml "$@"
   fi
 }

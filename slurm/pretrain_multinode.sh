@@ -21,5 +21,5 @@ export MAIN_PROCESS_IP=$(scontrol show hostnames "${SLURM_JOB_NODELIST:?}" | hea
 export MAIN_PROCESS_PORT=${MAIN_PROCESS_PORT:-29500}
 echo "[slurm] job ${SLURM_JOB_ID:-?} restart ${SLURM_RESTART_COUNT:-0}: ${SLURM_NNODES:-1} nodes, main $MAIN_PROCESS_IP"
 # srun passes SIGUSR2 on to each node's node_launch.sh, which hands it to that node's training processes.
-run_forwarding_signals process srun --kill-on-bad-exit=1 bash slurm/node_launch.sh --pretext "$pretext" "$@"
+run_training process srun --kill-on-bad-exit=1 bash slurm/node_launch.sh --pretext "$pretext" "$@"
 requeue_if_preempted $?

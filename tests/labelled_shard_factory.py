@@ -11,7 +11,8 @@ import torch
 from shard_factory import write_shard
 from torch import nn
 
-from sharding.format import SHARD_PATTERN, ShardIndex, TrackMeta, encode_track, float_to_pcm
+from data_prep.pcm import float_to_pcm
+from sharding.format import SHARD_PATTERN, ShardIndex, TrackMeta, encode_track
 from trainer.export import BackboneRecipe
 
 RATE = 16000

@@ -14,10 +14,11 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from test_pretexts import TINY_CONFIGS, synthetic_pairs, tiny_pretext
+from test_pretexts import synthetic_pairs, tiny_pretext
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from trainer import distributed
 from trainer.distributed import (
     all_reduce_mean,
     all_reduce_sum,
@@ -27,7 +28,7 @@ from trainer.distributed import (
     rank,
     world_size,
 )
-from trainer.pretexts import Pretext
+from trainer.pretexts import PRETEXTS, Pretext
 
 WORLD_SIZE = 2
 BATCH = 8
@@ -51,9 +52,13 @@ def full_batch() -> Tensor:
 
 
 def gather_checks(this_rank: int) -> dict[str, Any]:
-    """Forward and backward of gather, the reductions, and the refusal of unequal batch sizes."""
+    """Forward and backward of gather, the reductions, the refusal of unequal batch sizes, each size checked once."""
+    size_checks = []
+    check_sizes = distributed._all_gather_sizes
+    distributed._all_gather_sizes = lambda local: size_checks.append(local.shape[0]) or check_sizes(local)
     local = (torch.arange(3.0) + 10 * this_rank).requires_grad_()
     gathered = gather(local.unsqueeze(1)).squeeze(1)
+    assert torch.equal(gather(local.detach().unsqueeze(1)).squeeze(1), gathered.detach())  # a size seen: no check
     weights = torch.arange(1.0, 7.0)
     (gathered * weights).sum().backward()  # the same loss on both ranks
     try:
@@ -61,6 +66,7 @@ def gather_checks(this_rank: int) -> dict[str, Any]:
         unequal_error = ""
     except ValueError as error:
         unequal_error = str(error)
+    distributed._all_gather_sizes = check_sizes
     return {
         "gathered": gathered.detach(),
         "grad": local.grad,
@@ -69,6 +75,7 @@ def gather_checks(this_rank: int) -> dict[str, Any]:
         "broadcast": broadcast_from_rank_zero(torch.tensor([this_rank + 1.0, -this_rank])),
         "world_size_and_rank": (world_size(), rank()),
         "unequal_error": unequal_error,
+        "size_checks": size_checks,
     }
 
 
@@ -80,7 +87,7 @@ def _worker(this_rank: int, init_file: str, out_dir: str) -> None:
         results: dict[str, Any] = {"gather": gather_checks(this_rank), "pretexts": {}}
         half = BATCH // WORLD_SIZE
         local_views = full_batch()[this_rank * half : (this_rank + 1) * half]
-        for name in TINY_CONFIGS:
+        for name in PRETEXTS:
             pretext = tiny_pretext(name)
             results["pretexts"][name] = one_step(pretext, local_views, DistributedDataParallel(pretext.student))
         torch.save(results, Path(out_dir) / f"rank{this_rank}.pt")
@@ -109,11 +116,12 @@ def test_gather_concatenates_in_rank_order_and_sums_gradients(two_ranks: list[di
         assert checks["broadcast"].tolist() == [1.0, 0.0]  # rank 0's values on both ranks
         assert checks["world_size_and_rank"] == (2, this_rank)
         assert "same batch size on every rank, got [1, 2]" in checks["unequal_error"]
+        assert checks["size_checks"] == [3, this_rank + 1]  # once for size 3, once for the unequal sizes
 
 
 @pytest.mark.distributed
 @pytest.mark.timeout(600)  # bounds a hang of the 2-process group
-@pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
+@pytest.mark.parametrize("name", sorted(PRETEXTS))
 def test_two_ranks_with_half_batches_step_like_one_rank(name: str, two_ranks: list[dict[str, Any]]) -> None:
     reference_pretext = tiny_pretext(name)
     initial = {key: value.clone() for key, value in reference_pretext.state_dict().items()}

@@ -26,8 +26,8 @@ from downstream.tracking import (
     load_evaluations,
     log_evaluation,
     parse_params,
-    tracking_uri,
 )
+from trainer.tracking import tracking_uri
 
 
 def _result(noise: float, fraction: float, draw: int) -> EvaluationResult:

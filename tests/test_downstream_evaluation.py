@@ -3,8 +3,8 @@
 import numpy as np
 
 from downstream.bootstrap import BootstrapConfig
-from downstream.embeddings import LabelledEmbeddings, TaskEmbeddings
 from downstream.evaluation import evaluate_task
+from downstream.labelled_embeddings import LabelledEmbeddings, TaskEmbeddings
 from downstream.limited_data import LimitedDataConfig
 from downstream.probes import probe_config
 

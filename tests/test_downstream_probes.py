@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from downstream.embeddings import LabelledEmbeddings
+from downstream.labelled_embeddings import LabelledEmbeddings
 from downstream.metrics import tagging_scores
 from downstream.probes import PROTOCOLS, ProbeConfig, Standardiser, fit_probe, probe_config, train_probe
 from downstream.quick_eval import quick_evaluate

@@ -75,3 +75,37 @@ def test_pretext_is_read_from_the_run_folder_or_file_name() -> None:
     assert infer_pretext("runs/thesis/vicreg/backbone.safetensors") == "vicreg"
     assert infer_pretext("downloads/barlow_twins_epoch1000.pt") == "barlow_twins"
     assert infer_pretext("model.safetensors") == "unknown"
+
+
+def test_data_is_required_and_demo_is_built_only_by_the_entry_point(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = command(workspace)
+    at = args.index("--data")
+    without_data = args[:at] + args[at + 2 :]
+    with pytest.raises(SystemExit):
+        main(without_data)
+    assert "--data" in capsys.readouterr().err
+    demo = [*without_data, "--data", "demo"]
+    with pytest.raises(ValueError, match="built by evaluate"):
+        main(demo)
+    rates: list[int] = []
+
+    def demo_shards(sample_rate: int) -> str:
+        rates.append(sample_rate)
+        return str(workspace / "toyset")
+
+    assert main([*demo, "--task", "demo-tags"], demo_shards=demo_shards) == 0
+    assert rates == [tiny_backbone(seed=0)[0].sample_rate]
+    assert "demo-tags" in capsys.readouterr().out
+
+
+def test_the_pretext_and_run_id_an_export_records_beat_its_path(workspace: Path) -> None:
+    backbone, recipe = tiny_backbone(seed=7)
+    source = workspace / "runs" / "demo" / "vicreg" / "renamed.safetensors"  # the path says vicreg
+    export_backbone(backbone, recipe, source, pretext="byol", run_id="0123abcd")
+    args = command(workspace, "--experiment", "provenance")
+    args[args.index("--backbone") + 1] = str(source)
+    assert main(args) == 0
+    (record,) = load_evaluations("provenance")
+    assert record.params["pretext"] == "byol" and record.params["pretrain_run_id"] == "0123abcd"

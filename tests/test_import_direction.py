@@ -1,4 +1,9 @@
-"""Data flows one way (DESIGN.md): a package imports only packages to its left; entry points may wire."""
+"""Data flows one way (docs/architecture.md): a package imports only packages to its left; entry points may wire.
+
+Helpers are imported from the module that defines them (a package's `__init__` may gather its public names):
+shared ones live at the left end of the chain, in `data_prep.atomic` and `data_prep.pcm`, where every stage
+may import them, so no module re-exports another's helpers.
+"""
 
 import ast
 from pathlib import Path
@@ -39,7 +44,47 @@ def test_no_package_imports_one_to_its_right(position: int) -> None:
     assert not wrong, f"imports against the data flow (move the code right, or wire it in an entry point): {wrong}"
 
 
+def top_level_names(path: Path) -> set[str]:
+    """Names a module defines itself (functions, classes, assignments), not the ones it imports."""
+    names = set()
+    for node in ast.parse(path.read_text(), filename=str(path)).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)}
+    return names
+
+
+def borrowed_imports(path: Path) -> list[str]:
+    """`module.name` of every import from a project module (not a package) that does not define `name`."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module):
+            continue
+        source = ROOT.joinpath(*node.module.split(".")).with_suffix(".py")
+        if node.module.partition(".")[0] in CHAIN and source.is_file():
+            defined = top_level_names(source)
+            found += [f"{node.module}.{alias.name}" for alias in node.names if alias.name not in defined]
+    return found
+
+
+def test_helpers_are_imported_from_the_module_that_defines_them() -> None:
+    files = [
+        *ROOT.glob("*.py"),
+        *(p for folder in (*CHAIN, "tests", "benchmarks") for p in (ROOT / folder).rglob("*.py")),
+    ]
+    borrowed = {str(path.relative_to(ROOT)): names for path in files if (names := borrowed_imports(path))}
+    assert not borrowed, f"import these from the module that defines them: {borrowed}"
+
+
 def test_the_checker_sees_lazy_and_dotted_imports(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("import trainer.loop\n\ndef f():\n    from sharding.build import x\n    from . import y\n")
     assert imported_packages(module) == {"trainer", "sharding"}
+
+
+def test_the_checker_sees_a_re_exported_helper(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("from sharding.format import INDEX_NAME, write_atomic\n")
+    assert borrowed_imports(module) == ["sharding.format.write_atomic"]

@@ -2,6 +2,7 @@
 
 import functools
 import io
+import json
 import shutil
 import tarfile
 import threading
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from shard_factory import write_shard_set
 
+from sharding.format import INDEX_NAME, ShardIndex
 from sharding.location import iter_tar_members, load_index, resolve, shard_urls
 from sharding.windows import iter_tracks
 
@@ -39,10 +41,17 @@ def http_base(shard_set: Path) -> Iterator[str]:
 
 def test_local_folder_lists_existing_shards_in_index_order(shard_set: Path) -> None:
     index = load_index(shard_set)
-    assert index.total_samples == 5
+    assert index.num_tracks == 5
     urls = shard_urls(shard_set, index)
     assert [Path(u).name for u in urls] == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
     assert all(Path(u).is_file() for u in urls)
+
+
+def test_index_names_its_track_count_and_reads_sets_written_before_the_name(shard_set: Path) -> None:
+    body = json.loads((shard_set / INDEX_NAME).read_text())
+    assert body["num_tracks"] == 5 and "total_samples" not in body
+    old = {key: value for key, value in body.items() if key != "num_tracks"} | {"total_samples": 5}
+    assert ShardIndex.from_json(json.dumps(old)).num_tracks == 5
 
 
 def test_templates_and_base_urls_name_each_file() -> None:

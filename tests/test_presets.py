@@ -56,7 +56,7 @@ def test_thesis_clmr_is_clmr_code() -> None:
         ("Linear", 512, 128, False),
     ]
     schedule = learning_rate_schedule(config.optim, 3e-4, config.total_steps)
-    assert {schedule.value_at(step) for step in (0, 1, config.total_steps // 2, config.total_steps)} == {3e-4}
+    assert {schedule(step) for step in (0, 1, config.total_steps // 2, config.total_steps)} == {3e-4}
 
 
 def test_thesis_vicreg_ends_at_a_thousandth_of_the_peak() -> None:
@@ -64,13 +64,13 @@ def test_thesis_vicreg_ends_at_a_thousandth_of_the_peak() -> None:
     assert config.vicreg.projector_widths == (8192, 8192, 8192) and config.batch_size == 768
     peak = 768 / 256 * 0.2
     schedule = learning_rate_schedule(config.optim, peak, config.total_steps)
-    assert schedule.value_at(0) == 0.0 and schedule.value_at(10 * 32) == pytest.approx(peak)  # 10 epochs of 32
-    assert schedule.value_at(config.total_steps) == pytest.approx(peak * 0.001)
+    assert schedule(0) == 0.0 and schedule(10 * 32) == pytest.approx(peak)  # 10 epochs of 32
+    assert schedule(config.total_steps) == pytest.approx(peak * 0.001)
 
 
 def test_absolute_final_lr_overrides_the_ratio() -> None:
     schedule = learning_rate_schedule(OptimConfig(final_lr=1e-7, final_lr_ratio=0.5), 1e-3, 100)
-    assert schedule.value_at(100) == pytest.approx(1e-7)
+    assert schedule(100) == pytest.approx(1e-7)
 
 
 def test_weight_decay_schedule_moves_only_the_decayed_group() -> None:
@@ -79,9 +79,9 @@ def test_weight_decay_schedule_moves_only_the_decayed_group() -> None:
     optimizer = build_optimizer(model, "adamw", 1e-4, optim.weight_decay, batch_size=256)
     schedule = weight_decay_schedule(optim, total_steps=10)
     assert schedule is not None and weight_decay_schedule(OptimConfig(weight_decay=0.1), 10) is None
-    assert schedule.value_at(0) == pytest.approx(0.04) and schedule.value_at(10) == pytest.approx(0.4)
-    assert schedule.value_at(5) == pytest.approx(0.22)  # half-way on the cosine
-    set_weight_decay(optimizer, schedule.value_at(5))
+    assert schedule(0) == pytest.approx(0.04) and schedule(10) == pytest.approx(0.4)
+    assert schedule(5) == pytest.approx(0.22)  # half-way on the cosine
+    set_weight_decay(optimizer, schedule(5))
     decays = sorted(group["weight_decay"] for group in optimizer.param_groups)
     assert decays == [0.0, pytest.approx(0.22)]
     assert optimizer.param_groups[0]["params"][0] is model[0].weight  # the weight matrix is the decayed one
@@ -126,7 +126,7 @@ def test_paper_losses_and_schedules_follow_deezer_defaults() -> None:
     assert (config.barlow_twins.variant, config.barlow_twins.off_diagonal_weight) == ("deezer", 1.0)
     optim = config.optim
     assert (optim.weight_decay, optim.weight_decay_end, optim.final_lr, optim.warmup_steps) == (0.04, 0.4, 1e-7, 0)
-    assert learning_rate_schedule(optim, 1e-4, config.total_steps).value_at(config.total_steps) == 1e-7
+    assert learning_rate_schedule(optim, 1e-4, config.total_steps)(config.total_steps) == 1e-7
     thesis, _ = parse_config(["--preset", "thesis-vicreg"])
     assert thesis.vicreg.variant == "textbook" and thesis.optim.weight_decay_end is None
 
@@ -143,3 +143,9 @@ def test_a_preset_recipe_applies_to_its_pretext_only_and_flags_still_win(tmp_pat
     preset.write_text("[recipes.simclr.optim]\nbase_lr = 1e-3\n")
     with pytest.raises(KeyError, match="unknown pretexts \\['simclr'\\]"):
         parse_config(["--preset", str(preset)])
+
+
+def test_paper_schedule_lengths_are_deezers_in_steps() -> None:
+    config, _ = parse_config(["--preset", "paper", "--pretext", "clustering"])
+    assert config.clustering.teacher_temperature_warmup_fraction * config.total_steps == 5120  # 10 epochs
+    assert config.clustering.momentum_ramp_fraction == config.byol.momentum_ramp_fraction == 1.0  # the whole run

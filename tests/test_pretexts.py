@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from trainer.config import TrainConfig
 from trainer.pretexts import PRETEXTS, Pretext, build_pretext
 from trainer.pretexts.ema import ema_update
 
@@ -33,25 +34,22 @@ class TinyBackbone(nn.Module):
 
 
 COMMON = {"projector_widths": (16, 16), "projector_batch_norm": False}
-TINY_CONFIGS: dict[str, dict[str, object]] = {
-    "contrastive": COMMON,
+TINY_CONFIGS: dict[str, dict[str, object]] = {  # small heads; a pretext with nothing more to shrink needs no entry
     "byol": {**COMMON, "predictor_widths": (8, 16), "momentum_start": 0.5},
     "clustering": {
         **COMMON,
         "projector_widths": (16, 8),
         "num_prototypes": 16,
-        "teacher_temperature_warmup_steps": 4,
+        "teacher_temperature_warmup_fraction": 0.04,  # 4 steps of a 100-step run
         "momentum_start": 0.5,
     },
-    "barlow_twins": COMMON,
-    "vicreg": COMMON,
 }
 
 
 def tiny_pretext(name: str, seed: int = 0, **overrides: object) -> Pretext:
     """Pretext ``name`` around a TinyBackbone with small heads, initialised from ``seed``."""
     torch.manual_seed(seed)
-    return build_pretext(name, TinyBackbone(), {**TINY_CONFIGS[name], **overrides})
+    return build_pretext(name, TinyBackbone(), {**TINY_CONFIGS.get(name, COMMON), **overrides})
 
 
 def synthetic_pairs(batch: int, generator: torch.Generator, samples: int = SAMPLES) -> Tensor:
@@ -89,7 +87,7 @@ def test_build_pretext_names_what_is_wrong() -> None:
         build_pretext("byol", TinyBackbone(), {**COMMON, "predictor_widths": (8, 4)})
 
 
-@pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
+@pytest.mark.parametrize("name", sorted(PRETEXTS))
 def test_compute_loss_follows_the_contract(name: str) -> None:
     pretext = tiny_pretext(name)
     views = synthetic_pairs(6, torch.Generator().manual_seed(1))
@@ -101,6 +99,12 @@ def test_compute_loss_follows_the_contract(name: str) -> None:
     torch.testing.assert_close(out.embeddings, expected.detach())
     out.loss.backward()
     assert all(p.grad is not None for p in pretext.student.parameters())
+
+
+def test_train_config_has_a_section_per_registered_pretext() -> None:
+    config = TrainConfig()
+    assert all(isinstance(getattr(config, name), cls.Config) for name, cls in PRETEXTS.items())
+    assert type(TrainConfig(pretext="vicreg").pretext_config) is PRETEXTS["vicreg"].Config
 
 
 def test_compute_loss_rejects_views_that_are_not_pairs() -> None:
@@ -178,13 +182,31 @@ def test_clustering_teacher_temperature_warms_up_by_step() -> None:
     assert pretext.teacher_temperature.item() == pytest.approx(0.06)
 
 
+@pytest.mark.parametrize("total_steps", [600, 512_000])
+def test_schedule_lengths_follow_the_run_length(total_steps: int) -> None:
+    """The paper's lengths as fractions of the run: a short run leaves the start temperature after 1 % of it and
+    its teacher follows the cosine of its own length, not the paper's 512,000 steps."""
+    clustering = PRETEXTS["clustering"](TinyBackbone(), PRETEXTS["clustering"].Config(num_prototypes=16))
+    warmup = total_steps // 100  # 5120 steps in the paper's run, 6 in a 600-step one
+    assert clustering.temperature_at(warmup // 2, total_steps) == pytest.approx(0.03)
+    assert clustering.temperature_at(warmup, total_steps) == clustering.temperature_at(total_steps // 2, total_steps)
+    assert clustering.temperature_at(total_steps // 2, total_steps) == pytest.approx(0.04)
+    byol = tiny_pretext("byol", momentum_start=0.996)
+    assert byol.momentum_at(total_steps // 2, total_steps) == pytest.approx(0.998)
+    assert byol.momentum_at(total_steps, total_steps) == pytest.approx(1.0)
+    early = tiny_pretext("byol", momentum_start=0.996, momentum_ramp_fraction=0.5)
+    assert early.momentum_at(total_steps // 2, total_steps) == pytest.approx(1.0)
+    stretched = tiny_pretext("byol", momentum_start=0.996, momentum_ramp_fraction=2.0)
+    assert stretched.momentum_at(total_steps, total_steps) == pytest.approx(0.998)  # the teacher still moves
+
+
 def test_clustering_reports_prototype_usage_and_flags_collapse() -> None:
     pretext = tiny_pretext("clustering")
     assert pretext.extra_metrics() == {}
     views = 3 * torch.randn(8, 2, SAMPLES, generator=torch.Generator().manual_seed(3))
     expected_counts = torch.bincount(pretext.teacher_outputs(views).argmax(dim=-1).flatten(), minlength=16)
     pretext.compute_loss(views)  # the center is still 0, so assignments are the teacher's argmax
-    assert torch.equal(pretext.assignment_counts, expected_counts)
+    assert torch.equal(torch.bincount(pretext.assignments.flatten(), minlength=16), expected_counts)
     share = expected_counts[expected_counts > 0].double() / 16  # 8 pairs x 2 views
     metrics = pretext.extra_metrics()
     assert metrics["prototypes_in_use"] == float((expected_counts > 0).sum()) > 1
@@ -193,7 +215,7 @@ def test_clustering_reports_prototype_usage_and_flags_collapse() -> None:
     assert pretext.extra_metrics() == {"prototypes_in_use": 1.0, "prototype_usage_entropy": 0.0}
 
 
-@pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
+@pytest.mark.parametrize("name", sorted(PRETEXTS))
 def test_loss_goes_down_when_a_tiny_backbone_trains(name: str) -> None:
     pretext = tiny_pretext(name, seed=0, projector_batch_norm=True)  # BatchNorm as in the paper's projector
     optimizer = torch.optim.Adam(pretext.student.parameters(), lr=1e-2)
@@ -206,4 +228,5 @@ def test_loss_goes_down_when_a_tiny_backbone_trains(name: str) -> None:
         optimizer.step()
         pretext.after_optimizer_step(step, 30)
         losses.append(out.loss.item())
-    assert sum(losses[-5:]) < 0.8 * sum(losses[:5]), losses
+    first, last = sum(losses[:5]), sum(losses[-5:])
+    assert last < first - 0.2 * abs(first), losses  # down by a fifth of its size (losses may be negative)

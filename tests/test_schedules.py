@@ -1,4 +1,4 @@
-"""Tests for trainer.schedules: values at start, warm-up end, mid and end, and exact resume."""
+"""Tests for trainer.schedules: values at start, warm-up end, mid and end, exact resume, lengths per run."""
 
 import math
 
@@ -31,12 +31,12 @@ def test_lr_schedule_key_points() -> None:
 def test_lr_schedule_resume_is_exact() -> None:
     settings = {"peak": 0.3, "total_steps": 30, "warmup_steps": 5, "final": 0.03}
     uninterrupted = WarmupCosine(**settings)
-    reference = [uninterrupted.step() for _ in range(30)]
+    reference = [uninterrupted(step) for step in range(1, 31)]
     first = WarmupCosine(**settings)
-    head = [first.step() for _ in range(13)]
-    resumed = WarmupCosine(**settings)
+    head = [first(step) for step in range(1, 14)]
+    resumed = WarmupCosine(**settings)  # the step is all a resume needs: the schedule holds no position
     resumed.load_state_dict(first.state_dict())
-    tail = [resumed.step() for _ in range(17)]
+    tail = [resumed(step) for step in range(14, 31)]
     assert head + tail == reference  # exact, not approximate
     assert reference[-1] == pytest.approx(0.03)
 
@@ -59,13 +59,11 @@ def test_momentum_key_points_and_resume() -> None:
     assert momentum(100) == pytest.approx(1.0)
     assert momentum(150) == pytest.approx(1.0)
     assert momentum(25) < 0.998 - 0.001  # cosine moves slowly at first: 1 - 0.004 * (1 + cos(pi/4)) / 2
-    for _ in range(37):
-        momentum.step()
     restored = CosineMomentum(total_steps=100)
-    restored.load_state_dict(momentum.state_dict())
-    assert restored.position == 37
-    assert restored() == momentum(37)
-    assert restored.step() == momentum(38)
+    restored.load_state_dict({"position": 37, **momentum.state_dict()})  # a checkpoint from before: position = step
+    assert restored.state_dict() == {"total_steps": 100, "start": 0.996, "end": 1.0}
+    assert restored(37) == momentum(37)
+    assert restored(38) == momentum(38)
 
 
 def test_teacher_temperature_key_points_and_resume() -> None:
@@ -74,9 +72,8 @@ def test_teacher_temperature_key_points_and_resume() -> None:
     assert temperature(15) == pytest.approx(0.055)
     assert temperature(30) == pytest.approx(0.07)
     assert temperature(1000) == pytest.approx(0.07)
-    temperature.step()
     state = temperature.state_dict()
-    assert state == {"position": 1, "start": 0.04, "end": 0.07, "warmup_steps": 30}
+    assert state == {"start": 0.04, "end": 0.07, "warmup_steps": 30}
     with pytest.raises(ValueError, match="warmup_steps"):
         TeacherTemperature(warmup_steps=10).load_state_dict(state)
     assert TeacherTemperature(warmup_steps=0)(0) == 0.07

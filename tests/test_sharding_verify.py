@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from data_prep.pcm import PCM_SHA1_KEY, pcm_sha1
 from sharding.__main__ import main
-from sharding.format import PCM_SHA1_KEY, ShardIndex, TrackMeta, pcm_sha1
+from sharding.format import ShardIndex, TrackMeta
 from sharding.verify import verify_set
 from sharding.writer import ShardSetWriter
 

@@ -26,13 +26,20 @@ deadline = time.time() + 300  # bounds a hang only: the test signals as soon as 
 while not got and time.time() < deadline and not os.environ.get("STUB_FINISH"):
     time.sleep(0.05)
 (log / "worker.exit").write_text("signal" if got else "done")
+if got:  # like train.py: checkpointed at step 7; exit 75, or 0 with the step in the stop file of slurm/lib.sh
+    stop_file = os.environ.get("MUSICSSL_STOP_FILE")
+    if stop_file:
+        pathlib.Path(stop_file).write_text("7\\n")
+    sys.exit(0 if stop_file else 75)
 sys.exit(int(os.environ.get("STUB_RC", "0")))
 """
 
 STUBS = {
-    # A launcher that, like accelerate launch, does not handle SIGUSR2 itself: signalling it would kill it.
+    # A launcher that, like accelerate launch, does not handle SIGUSR2 itself (signalling it would kill it) and
+    # reports a worker's non-zero exit with a traceback (accelerate then exits 1; the stub keeps the worker's code).
     "accelerate": '#!/usr/bin/env bash\necho "$@" >> "$STUB_LOG/accelerate.args"\n'
-    '"$STUB_PYTHON" "$STUB_LOG/worker.py" &\nwait $!\n',
+    '"$STUB_PYTHON" "$STUB_LOG/worker.py" &\nwait $!\nrc=$?\nif [[ $rc != 0 ]]; then echo "Traceback (most recent '
+    'call last):"; echo "subprocess.CalledProcessError: returned non-zero exit status $rc."; fi\nexit $rc\n',
     "scontrol": '#!/usr/bin/env bash\nif [[ "$1" == show ]]; then printf "node-a\\nnode-b\\n"; '
     'else echo "$@" >> "$STUB_LOG/scontrol.args"; fi\n',
     # Like srun: start the task and pass SIGUSR2 on to it.
@@ -101,6 +108,9 @@ def test_preemption_signal_reaches_workers_and_requeues(cluster: tuple[Path, dic
     assert job.returncode == 0, output
     assert (log / "worker.exit").read_text() == "signal", output
     assert (log / "scontrol.args").read_text().split() == ["requeue", "4242"]
+    assert "run checkpointed at step 7 (exit 75); requeueing job 4242" in output
+    assert "Traceback" not in output and "exit 1" not in output
+    assert not list((Path(env["SLURM_SUBMIT_DIR"]) / "logs").glob(".stopped-*"))  # the stop file is cleaned up
     launched = (log / "accelerate.args").read_text()
     assert "train.py --pretext vicreg --preset paper" in launched
 
@@ -124,6 +134,7 @@ def test_finished_or_failed_job_is_not_requeued(cluster: tuple[Path, dict[str, s
     output, _ = job.communicate(timeout=300)
     assert job.returncode == 3, output
     assert (log / "worker.exit").read_text() == "done"
+    assert "checkpointed" not in output
     assert not (log / "scontrol.args").exists()
     assert "--num_processes 2" in (log / "accelerate.args").read_text()
 
@@ -149,7 +160,7 @@ def test_data_prep_array_parts_merge_into_one_set(cluster: tuple[Path, dict[str,
     )
     assert merged.returncode == 0, merged.stdout + merged.stderr
     index = ShardIndex.load_local(out)
-    assert index.total_samples == 4
+    assert index.num_tracks == 4
     assert all(info.name.startswith(("part-000/", "part-001/")) for info in index.shards)
 
 

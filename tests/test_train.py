@@ -25,7 +25,7 @@ from trainer.checkpoints import latest_checkpoint, list_checkpoints
 from trainer.cli import parse_config
 from trainer.config import CheckpointConfig, ModelConfig, OptimConfig, PairsConfig, TrainConfig
 from trainer.epochs import resolve_epochs
-from trainer.export import load_backbone
+from trainer.export import export_provenance, load_backbone
 from trainer.loop import EXIT_PREEMPTED, Trainer, train
 from trainer.presets import available_presets
 from trainer.pretexts import PretextOutput
@@ -87,6 +87,7 @@ def test_tiny_run_trains_checkpoints_and_exports(tmp_path: Path, shards: str) ->
     assert steps == [4, 6]  # every 2 steps, the last 2 kept
     backbone, recipe = load_backbone(result.backbone_path)
     assert recipe.name == "resnet" and backbone.num_samples == SAMPLE_RATE
+    assert export_provenance(result.backbone_path) == {"pretext": "contrastive"}  # no MLflow run, no run id
     from_checkpoint, _ = load_backbone(latest_checkpoint(tmp_path / "run" / "checkpoints"))
     for (name, a), b in zip(backbone.state_dict().items(), from_checkpoint.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
@@ -146,6 +147,32 @@ def test_an_epoch_of_one_pass_needs_the_track_table(tmp_path: Path, shards: str)
         Trainer(tiny_config(tmp_path / "run", str(bare), steps_per_epoch="pass"))
 
 
+def test_a_run_without_data_is_an_error_that_says_what_to_pass(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="pass --data SHARDS"):
+        Trainer(tiny_config(tmp_path / "run", data=None))  # type: ignore[arg-type]
+    paper = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "--preset", "paper", "--no-mlflow"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert paper.returncode != 0 and "error: no training data: pass --data SHARDS" in paper.stderr
+    assert "Traceback" not in paper.stderr and not (tmp_path / "demo_data").exists()
+
+
+def test_only_the_demo_preset_names_the_demo_corpus() -> None:
+    for preset in available_presets():
+        config, _ = parse_config(["--preset", preset])
+        assert config.data == ("demo" if preset == "demo" else None), preset
+
+
+def test_shards_at_another_sample_rate_than_the_backbone_are_refused(tmp_path: Path, shards: str) -> None:
+    config = tiny_config(tmp_path / "run", shards, model=ModelConfig(backbone="samplecnn"))
+    with pytest.raises(ValueError, match=r"16000 Hz but the backbone expects 22050 Hz.*--sample-rate 22050"):
+        Trainer(config)
+
+
 def poison_losses(monkeypatch: pytest.MonkeyPatch, is_bad: Callable[[int], bool]) -> None:
     """Make the contrastive loss NaN on the calls (0-based) where `is_bad` says so."""
     from trainer.pretexts.contrastive import Contrastive
@@ -202,6 +229,13 @@ def test_sigusr2_checkpoints_and_exits_resumable(tmp_path: Path, shards: str) ->
     assert resumed.returncode == EXIT_PREEMPTED, resumed.stdout + resumed.stderr
     assert f"resuming from {output / 'checkpoints'}/step-{stopped_at:09d} at step {stopped_at}" in resumed.stdout
     assert list_checkpoints(output / "checkpoints")[-1][0] == stopped_at + 1
+    stop_file = tmp_path / "stopped"  # under slurm/lib.sh: the step goes to the file, the launcher sees exit 0
+    env = {**os.environ, "MUSICSSL_STOP_FILE": str(stop_file)}
+    launched = subprocess.run(
+        [*command, "--stop-after-steps", "1"], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    assert stop_file.read_text() == f"{stopped_at + 2}\n"
 
 
 def test_presets_parse_and_flags_override_them() -> None:
@@ -259,3 +293,5 @@ def test_mlflow_run_has_params_tags_metrics_artifacts_and_continues_on_resume(
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [2, 4, 6]
     assert {"lr", "pairs_per_s", "loss/nt_xent", "diag/effective_rank"} <= set(run.data.metrics)
     assert {"backbone.safetensors", "config.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    provenance = export_provenance(tmp_path / "run" / "backbone.safetensors")
+    assert provenance == {"pretext": "contrastive", "run_id": run.info.run_id}

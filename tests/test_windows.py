@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from shard_factory import track_sample, write_shard, write_shard_set
 
-from sharding.format import pcm_to_float
+from data_prep.pcm import pcm_to_float
 from sharding.windows import iter_tracks, iter_windows
 
 

@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, make_dataclass
+from typing import Annotated, Literal
+
+import tyro
 
 from sharding.pairs import PairsConfig as ReadConfig
-from trainer.augment import AugmentConfig
+from trainer.augment import AugmentConfig, ViewMode
 from trainer.collapse import CollapseConfig
-from trainer.pretexts.barlow_twins import BarlowTwinsConfig
-from trainer.pretexts.byol import BYOLConfig
-from trainer.pretexts.clustering import ClusteringConfig
-from trainer.pretexts.contrastive import ContrastiveConfig
-from trainer.pretexts.vicreg import VICRegConfig
+from trainer.pretexts import PRETEXTS
 
-PretextName = Literal["contrastive", "byol", "clustering", "barlow_twins", "vicreg"]
+PretextName = Literal[tuple(PRETEXTS)]  # the registry's names, as tyro choices
+PretextSections = make_dataclass(
+    "PretextSections",
+    [(name, cls.Config, field(default_factory=cls.Config)) for name, cls in PRETEXTS.items()],
+    namespace={"__module__": __name__},
+)
+PretextSections.__doc__ = """One settings section per registered pretext, named after it (`--vicreg.eps`,
+`[vicreg]` in a preset): a new pretext's settings need no line here."""
 
 
 @dataclass(frozen=True)
 class PairsConfig(ReadConfig):
     """How anchor/positive pairs are cut and read (`sharding.pairs.PairsConfig`), and how they become views."""
 
-    views: Literal["temporal", "augmented_crop", "augmented_temporal"] = "temporal"
+    views: Annotated[ViewMode, tyro.conf.EnumChoicesFromValues] = ViewMode.TEMPORAL
     """temporal: the pairs as they are (paper); augmented_crop: two independent crops of the track, each
     augmented, the gap settings ignored (CLMR, thesis 3.3.1); augmented_temporal: each crop of the pair augmented."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "views", ViewMode.parse(self.views))  # presets and callers may name it by value
 
 
 @dataclass
@@ -89,13 +98,13 @@ class MonitorConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(PretextSections):
     """A pre-training run: `train.py --preset paper --pretext vicreg` then any flag to override the preset."""
 
     pretext: PretextName = "contrastive"
     data: str | None = None
-    """Shard set: a folder, an http(s) base URL or a `{}` template (`pipe:` commands too).
-    Default: the demo corpus, built under ./demo_data on first use."""
+    """Shard set: a folder, an http(s) base URL or a `{}` template (`pipe:` commands too); `demo`: the built-in
+    demo corpus, built under ./demo_data on first use (the demo preset sets it). Required."""
     study: str = "demo"
     """MLflow experiment the run belongs to (one per study)."""
     run_name: str | None = None
@@ -127,11 +136,6 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
-    byol: BYOLConfig = field(default_factory=BYOLConfig)
-    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
-    barlow_twins: BarlowTwinsConfig = field(default_factory=BarlowTwinsConfig)
-    vicreg: VICRegConfig = field(default_factory=VICRegConfig)
 
     @property
     def total_steps(self) -> int:

@@ -53,16 +53,26 @@ class _GatherWithSummedGrad(torch.autograd.Function):
         return grad[start : start + ctx.local_size]  # type: ignore[attr-defined]
 
 
+_EQUAL_SIZES: set[tuple[int, int]] = set()
+"""(world size, batch size) pairs already found equal on every rank: the loaders give every rank the same batch
+size, so each size is checked once, not on every call (the check is an all-gather and a host sync)."""
+
+
 def gather(local: Tensor) -> Tensor:
-    """Every rank's ``local`` concatenated along dim 0 in rank order, keeping gradients (see module doc)."""
+    """Every rank's ``local`` concatenated along dim 0 in rank order, keeping gradients (see module doc).
+
+    The first gather of each batch size checks that every rank has it (unequal sizes would hang NCCL)."""
     if not is_distributed():
         return local
-    sizes = _all_gather_sizes(local)
-    if len(set(sizes)) != 1:
-        raise ValueError(
-            f"gather needs the same batch size on every rank, got {sizes}; "
-            "drop the last incomplete batch or use a loader that gives every rank equal batches"
-        )
+    key = (world_size(), local.shape[0])
+    if key not in _EQUAL_SIZES:
+        sizes = _all_gather_sizes(local)
+        if len(set(sizes)) != 1:
+            raise ValueError(
+                f"gather needs the same batch size on every rank, got {sizes}; "
+                "drop the last incomplete batch or use a loader that gives every rank equal batches"
+            )
+        _EQUAL_SIZES.add(key)
     return _GatherWithSummedGrad.apply(local)
 
 

@@ -1,6 +1,7 @@
 """The trained backbone on its own, and loading a frozen backbone from any source downstream accepts.
 
-Sources: an exported `backbone.safetensors` (weights + the `build_backbone` recipe as metadata), a training
+Sources: an exported `backbone.safetensors` (weights + the `build_backbone` recipe, and the pretext and MLflow
+run id that trained it, as metadata: `export_provenance`), a training
 checkpoint folder (`step-*/`, whose `backbone.json` holds the recipe), or a deezer published `.pt` checkpoint.
 """
 
@@ -22,6 +23,7 @@ from trainer.checkpoint_import import load_deezer_checkpoint
 RECIPE_NAME = "backbone.json"
 STUDENT_WEIGHTS = "model.safetensors"  # Accelerate's file for the first prepared model (the student)
 STUDENT_BACKBONE_PREFIX = "backbone."
+PRETEXT_KEY, RUN_ID_KEY = "pretext", "run_id"  # safetensors metadata of an export besides its recipe
 
 
 @dataclass(frozen=True)
@@ -43,14 +45,29 @@ class BackboneRecipe:
         return cls(body["name"], body["kwargs"])
 
 
-def export_backbone(backbone: nn.Module, recipe: BackboneRecipe, path: Path) -> Path:
-    """Write the backbone's weights with its recipe as safetensors metadata (atomically)."""
+def export_backbone(
+    backbone: nn.Module, recipe: BackboneRecipe, path: Path, pretext: str | None = None, run_id: str | None = None
+) -> Path:
+    """Write the backbone's weights with its recipe, pretext and run id as safetensors metadata (atomically), so
+    the export says what made it wherever it is copied."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata={"recipe": recipe.to_json()})
+    provenance = {PRETEXT_KEY: pretext, RUN_ID_KEY: run_id}
+    metadata = {"recipe": recipe.to_json()} | {key: value for key, value in provenance.items() if value is not None}
+    save_file(tensors, str(tmp), metadata=metadata)
     tmp.replace(path)
     return path
+
+
+def export_provenance(source: str | Path) -> dict[str, str]:
+    """`pretext` and `run_id` of an export, those it records; empty for other sources and older exports."""
+    path = Path(source)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return {}
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+    return {key: metadata[key] for key in (PRETEXT_KEY, RUN_ID_KEY) if key in metadata}
 
 
 def load_backbone(source: str | Path) -> tuple[nn.Module, BackboneRecipe]:

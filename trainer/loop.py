@@ -28,7 +28,6 @@ from trainer.augment import AugmentationChain, make_views, pair_gaps
 from trainer.checkpoints import CheckpointPolicy, latest_checkpoint, save_checkpoint
 from trainer.collapse import CollapseAlarm
 from trainer.config import PairsConfig, TrainConfig
-from trainer.demo_data import ensure_demo_shards
 from trainer.diagnostics import collapse_metrics
 from trainer.distributed import broadcast_from_rank_zero, convert_sync_batchnorm
 from trainer.epochs import resolve_epochs
@@ -41,6 +40,10 @@ from trainer.tracking import RunTracker
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"  # the run's full configuration, in every checkpoint
+NO_DATA = (
+    "no training data: pass --data SHARDS (a shard set from `python -m data_prep`, a folder, URL or `{}` "
+    "template), or --data demo (train.py only) for the built-in demo corpus"
+)
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped on request with a checkpoint; run the same command again to resume
 EXIT_COLLAPSED = 3  # --stop-on-collapse: the collapse alarm fired; checkpoint saved, nothing exported
 
@@ -66,8 +69,8 @@ class LoopState:
             setattr(self, key, value)
 
 
-class TeacherState:
-    """The part of a pretext outside the student (EMA teacher, DINO center) as a checkpointable object."""
+class PretextState:
+    """Every state of the pretext outside the student (EMA teacher, DINO center, ...) as a checkpointable object."""
 
     def __init__(self, pretext: Pretext) -> None:
         self.pretext = pretext
@@ -176,7 +179,7 @@ def reader_pairs(config: TrainConfig, crop_samples: int) -> PairsConfig:
     )
 
 
-class PairBatches:
+class ResumablePairs:
     """Micro-batches of pairs of one rank, from any data position (epoch, micro-batch) on, across epochs."""
 
     def __init__(
@@ -225,8 +228,10 @@ class Trainer:
         self.checkpoint_dir = self.output_dir / "checkpoints"
         self.recipe = backbone_recipe(config)
         backbone = self.recipe.build()
-        location = config.data or ensure_demo_shards(accelerator, backbone.sample_rate)
-        self._check_sample_rate(location, backbone)
+        location = config.data
+        if location is None:
+            raise ValueError(NO_DATA)
+        load_index(location, backbone.sample_rate)
         pairs = reader_pairs(config, backbone.num_samples)
         config = self.config = resolve_epochs(config, lambda: training_tracks(location, pairs), accelerator.print)
 
@@ -251,7 +256,7 @@ class Trainer:
         prototypes = config.clustering.num_prototypes if config.pretext == "clustering" else None
         self.alarm = CollapseAlarm(config.collapse, backbone.embed_dim, config.batch_size, prototypes)
         self.config_json = json.dumps(dataclasses.asdict(config), indent=1)
-        accelerator.register_for_checkpointing(self.state, TeacherState(pretext), self.lr_schedule)
+        accelerator.register_for_checkpointing(self.state, PretextState(pretext), self.lr_schedule)
         self._resume()
         self.tracker = RunTracker(enabled=config.mlflow and accelerator.is_main_process)
         self.tracker.start(
@@ -268,7 +273,7 @@ class Trainer:
         self.state.mlflow_run_id = self.tracker.run_id
 
         rank, world = accelerator.process_index, accelerator.num_processes
-        self.pairs = PairBatches(location, config, backbone.num_samples, micro_batch, rank, world)
+        self.pairs = ResumablePairs(location, config, backbone.num_samples, micro_batch, rank, world)
         if self.state.data_position is None:
             self.state.data_position = self.pairs.position_at(self.state.step, config.grad_accum)
         self.batches = self.pairs.from_position(self.state.data_position)
@@ -278,15 +283,6 @@ class Trainer:
             | frozenset(e * config.steps_per_epoch for e in config.checkpoint.keep_epochs),
         )
         self.hooks = [make(backbone) for make in hook_factories] if accelerator.is_main_process else []
-
-    def _check_sample_rate(self, location: str, backbone: torch.nn.Module) -> None:
-        index = load_index(location)
-        if backbone.sample_rate != index.sample_rate:
-            raise ValueError(
-                f"{location}: shards are at {index.sample_rate} Hz but the {self.recipe.name} backbone expects "
-                f"{backbone.sample_rate} Hz; prepare the data with `python -m data_prep ... --sample-rate "
-                f"{backbone.sample_rate}`"
-            )
 
     def _resume(self) -> None:
         """Load the newest checkpoint, if any, after checking it belongs to this run."""
@@ -334,7 +330,6 @@ class Trainer:
                     consecutive_nonfinite = 0
                 state.step += 1
                 state.data_position = self.pairs.position_at(state.step, config.grad_accum)
-                self.lr_schedule.position = state.step
                 progress.update(1)
                 collapsed = self._log(report, out, progress)
                 if state.step % config.checkpoint.every_steps == 0 or state.step in self.policy.keep_steps:
@@ -395,11 +390,11 @@ class Trainer:
     def _optimizer_step(self) -> None:
         if self.config.optim.grad_clip is not None:
             self.accelerator.clip_grad_norm_(self.student.parameters(), self.config.optim.grad_clip)
-        lr = self.lr_schedule.value_at(self.state.step)
+        lr = self.lr_schedule(self.state.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         if self.weight_decay_schedule is not None:
-            set_weight_decay(self.optimizer, self.weight_decay_schedule.value_at(self.state.step))
+            set_weight_decay(self.optimizer, self.weight_decay_schedule(self.state.step))
         self.optimizer.step()
 
     def _log(self, report: StepReport, out: PretextOutput, progress: tqdm) -> bool:
@@ -414,7 +409,7 @@ class Trainer:
             metrics = {f"loss/{k}": float(v) for k, v in out.terms.items()}
             metrics |= {
                 "loss": report.loss,
-                "lr": self.lr_schedule.value_at(step),
+                "lr": self.lr_schedule(step),
                 "pairs_per_s": pairs_per_s,
             }
             metrics["nonfinite_skipped"] = float(self.state.nonfinite_skipped)
@@ -471,7 +466,8 @@ class Trainer:
         self._checkpoint()
         backbone_path = self.output_dir / "backbone.safetensors"
         if self.accelerator.is_main_process:
-            export_backbone(self.accelerator.unwrap_model(self.student).backbone, self.recipe, backbone_path)
+            backbone = self.accelerator.unwrap_model(self.student).backbone
+            export_backbone(backbone, self.recipe, backbone_path, self.config.pretext, self.state.mlflow_run_id)
             self.tracker.log_artifact(backbone_path)
         self.tracker.end()
         self.accelerator.wait_for_everyone()

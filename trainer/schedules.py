@@ -1,14 +1,17 @@
-"""Step-indexed schedules: warm-up + cosine learning rate, EMA momentum and DINO teacher temperature.
+"""Step schedules as pure functions of the optimiser step: warm-up + cosine (learning rate, weight decay), EMA
+momentum and DINO teacher temperature.
 
-Every schedule is a closed-form function of the optimiser step, so resuming only needs the step:
-``state_dict`` stores it (with the settings, which ``load_state_dict`` checks so a resume with other
-settings fails loudly instead of silently bending the curve).
+A schedule is a frozen dataclass called with a step, ``schedule(step)``: nothing in it moves as the run advances,
+so resuming needs only the step. Its settings are its state: ``load_state_dict`` refuses a checkpoint written with
+other settings, so a resume with another run length or peak fails loudly instead of silently bending the curve.
+How the pretexts size their schedules to the run in use: docs/schedules.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -27,112 +30,85 @@ def warmup_cosine(
     return cosine_interpolate(peak, final, (step - warmup_steps) / max(total_steps - warmup_steps, 1))
 
 
-def _check_steps(total_steps: int, warmup_steps: int) -> None:
-    """Refuse step counts that cannot make a schedule."""
-    if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
-        raise ValueError(
-            f"schedule needs total_steps >= 1 and 0 <= warmup_steps <= total_steps, got "
-            f"total_steps={total_steps}, warmup_steps={warmup_steps}"
-        )
+@dataclass(frozen=True)
+class Schedule:
+    """A value as a pure function of the optimiser step; its settings are its checkpointed state."""
 
-
-def _check_same_settings(schedule: object, state: dict[str, Any], names: tuple[str, ...]) -> None:
-    """Refuse a saved state whose settings differ from the schedule it is loaded into."""
-    for name in names:
-        if name in state and state[name] != getattr(schedule, name):
-            raise ValueError(
-                f"{type(schedule).__name__}: checkpoint has {name}={state[name]!r} but this run has "
-                f"{name}={getattr(schedule, name)!r}; resume with the run's original settings"
-            )
-
-
-class StepSchedule(ABC):
-    """A value that follows the optimiser step: ``value_at(step)``, a position, ``step()`` and state."""
-
-    settings: tuple[str, ...] = ()
-
-    def __init__(self) -> None:
-        self.position = 0
-
-    @abstractmethod
-    def value_at(self, step: int) -> float:
+    def __call__(self, step: int) -> float:
         """Value of the schedule at ``step``."""
-
-    def __call__(self, step: int | None = None) -> float:
-        """Value at ``step``, or at the current position when no step is given."""
-        return self.value_at(self.position if step is None else step)
-
-    def step(self) -> float:
-        """Advance one optimiser step and return the new current value."""
-        self.position += 1
-        return self()
+        raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
-        """Position and settings, for checkpoints."""
-        return {"position": self.position, **{name: getattr(self, name) for name in self.settings}}
+        """The settings, for checkpoints."""
+        return dataclasses.asdict(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the position after checking the settings match."""
-        _check_same_settings(self, state, self.settings)
-        self.position = int(state["position"])
+        """Refuse a checkpoint written with other settings (its ``position``, in older ones, is the loop's step)."""
+        for name, value in self.state_dict().items():
+            if name in state and state[name] != value:
+                raise ValueError(
+                    f"{type(self).__name__}: checkpoint has {name}={state[name]!r} but this run has "
+                    f"{name}={value!r}; resume with the run's original settings"
+                )
 
 
-class WarmupCosine(StepSchedule):
+@dataclass(frozen=True)
+class WarmupCosine(Schedule):
     """Learning rate: linear warm-up start -> peak over ``warmup_steps``, then cosine to ``final`` at the end.
 
-    ``peak`` is the optimiser's scaled lr (``trainer.optim.build_optimizer``); the loop writes
-    ``value_at(step)`` into the param groups before each optimiser step.
+    ``peak`` is the optimiser's scaled lr (``trainer.optim.build_optimizer``); the loop writes ``schedule(step)``
+    into the param groups before each optimiser step.
     """
 
-    settings = ("peak", "total_steps", "warmup_steps", "start", "final")
+    peak: float
+    total_steps: int
+    warmup_steps: int
+    start: float = 0.0
+    final: float = 0.0
 
-    def __init__(
-        self, peak: float, total_steps: int, warmup_steps: int, start: float = 0.0, final: float = 0.0
-    ) -> None:
-        _check_steps(total_steps, warmup_steps)
-        super().__init__()
-        self.peak = peak
-        self.total_steps = total_steps
-        self.warmup_steps = warmup_steps
-        self.start = start
-        self.final = final
+    def __post_init__(self) -> None:
+        if self.total_steps < 1 or not 0 <= self.warmup_steps <= self.total_steps:
+            raise ValueError(
+                f"schedule needs total_steps >= 1 and 0 <= warmup_steps <= total_steps, got "
+                f"total_steps={self.total_steps}, warmup_steps={self.warmup_steps}"
+            )
 
-    def value_at(self, step: int) -> float:
+    def __call__(self, step: int) -> float:
         """Learning rate at ``step``: start at 0, peak at ``warmup_steps``, final from ``total_steps`` on."""
         return warmup_cosine(step, self.total_steps, self.warmup_steps, self.peak, self.start, self.final)
 
 
-class CosineMomentum(StepSchedule):
-    """EMA teacher momentum rising from ``start`` (0.996, BYOL/DINO) to ``end`` (1.0) on a half-cosine."""
+@dataclass(frozen=True)
+class CosineMomentum(Schedule):
+    """EMA teacher momentum rising from ``start`` (0.996, BYOL/DINO) to ``end`` (1.0) on a half-cosine over
+    ``total_steps`` (the ramp's length; BYOL and DINO: the whole run)."""
 
-    settings = ("start", "end", "total_steps")
+    total_steps: float
+    start: float = 0.996
+    end: float = 1.0
 
-    def __init__(self, total_steps: int, start: float = 0.996, end: float = 1.0) -> None:
-        _check_steps(total_steps, 0)
-        super().__init__()
-        self.total_steps = total_steps
-        self.start = start
-        self.end = end
+    def __post_init__(self) -> None:
+        if self.total_steps <= 0:
+            raise ValueError(f"CosineMomentum: total_steps must be > 0, got {self.total_steps}")
 
-    def value_at(self, step: int) -> float:
+    def __call__(self, step: int) -> float:
         """Momentum at ``step``: ``start`` at 0, ``end`` at ``total_steps`` and after."""
         return cosine_interpolate(self.start, self.end, step / self.total_steps)
 
 
-class TeacherTemperature(StepSchedule):
+@dataclass(frozen=True)
+class TeacherTemperature(Schedule):
     """DINO teacher temperature: linear warm-up from ``start`` (0.04) to ``end`` (0.07), then constant."""
 
-    settings = ("start", "end", "warmup_steps")
+    warmup_steps: float
+    start: float = 0.04
+    end: float = 0.07
 
-    def __init__(self, warmup_steps: int, start: float = 0.04, end: float = 0.07) -> None:
-        if warmup_steps < 0:
-            raise ValueError(f"TeacherTemperature: warmup_steps must be >= 0, got {warmup_steps}")
-        super().__init__()
-        self.warmup_steps = warmup_steps
-        self.start = start
-        self.end = end
+    def __post_init__(self) -> None:
+        if self.warmup_steps < 0:
+            raise ValueError(f"TeacherTemperature: warmup_steps must be >= 0, got {self.warmup_steps}")
 
-    def value_at(self, step: int) -> float:
+    def __call__(self, step: int) -> float:
         """Temperature at ``step``: ``start`` at 0, ``end`` from ``warmup_steps`` on."""
         if step >= self.warmup_steps:
             return self.end

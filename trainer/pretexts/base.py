@@ -112,8 +112,9 @@ class Pretext(nn.Module):
         """Loss and its logged terms from the student's (B, 2, P) outputs (``views`` for teacher passes)."""
         raise NotImplementedError
 
-    def projector(self, in_dim: int, widths: tuple[int, ...] | None = None) -> MLPHead:
-        """An MLPHead with this config's batch-norm setting (``widths`` default: the projector widths)."""
+    def mlp_head(self, in_dim: int, widths: tuple[int, ...] | None = None) -> MLPHead:
+        """An MLPHead (projector, predictor, ...) with this config's batch-norm and bias settings; ``widths``
+        default: the projector widths."""
         widths = self.config.projector_widths if widths is None else widths
         config = self.config
         return MLPHead(

@@ -7,18 +7,16 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainer.pretexts.base import Encoder, ProjectorConfig
-from trainer.pretexts.ema import EMATeacherPretext
+from trainer.pretexts.base import Encoder
+from trainer.pretexts.ema import EMAConfig, EMATeacherPretext
 
 
 @dataclass
-class BYOLConfig(ProjectorConfig):
+class BYOLConfig(EMAConfig):
     """BYOL hyperparameters (Grill et al. 2020; predictor as in Meseguer-Brocal et al. 2024)."""
 
     predictor_widths: tuple[int, ...] = (256, 2048)
     """Predictor MLPHead widths; the last must equal the projector's output width."""
-    momentum_start: float = 0.996
-    momentum_end: float = 1.0
 
 
 def byol_loss(predictions: Tensor, targets: Tensor) -> Tensor:
@@ -32,19 +30,19 @@ def byol_loss(predictions: Tensor, targets: Tensor) -> Tensor:
 
 
 class BYOL(EMATeacherPretext):
-    """BYOL with a cosine EMA momentum from 0.996 to 1 over the run."""
+    """BYOL with a cosine EMA momentum from 0.996 to 1 over the run (by default)."""
 
     name = "byol"
     Config = BYOLConfig
 
     def build_student(self, backbone: nn.Module) -> Encoder:
-        projector = self.projector(backbone.embed_dim)
+        projector = self.mlp_head(backbone.embed_dim)
         if self.config.predictor_widths[-1] != projector.out_dim:
             raise ValueError(
                 f"byol: predictor_widths {self.config.predictor_widths} must end with the projector's "
                 f"output width {projector.out_dim}"
             )
-        return Encoder(backbone, projector, self.projector(projector.out_dim, self.config.predictor_widths))
+        return Encoder(backbone, projector, self.mlp_head(projector.out_dim, self.config.predictor_widths))
 
     def teacher_source(self) -> nn.Module:
         """The student without its predictor."""

@@ -1,7 +1,7 @@
 """Clustering pretext (DINO-style): the student matches the EMA teacher's centred, sharpened prototype scores.
 
 The teacher's scores are centred by a running mean over the global batch (momentum 0.9) and sharpened by a
-low temperature that warms up over the first steps; the student's scores use a fixed higher temperature. The
+low temperature that warms up over the first part of the run; the student's scores use a fixed higher temperature. The
 centre and the current teacher temperature are buffers, so ``pretext.state_dict()`` resumes them.
 """
 
@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainer.distributed import all_reduce_sum, world_size
-from trainer.pretexts.base import Encoder, ProjectorConfig
-from trainer.pretexts.ema import EMATeacherPretext
+from trainer.pretexts.base import Encoder
+from trainer.pretexts.ema import EMAConfig, EMATeacherPretext
 from trainer.schedules import TeacherTemperature
 
 
 @dataclass
-class ClusteringConfig(ProjectorConfig):
+class ClusteringConfig(EMAConfig):
     """DINO-style clustering hyperparameters (temperatures and centre as in Meseguer-Brocal et al. 2024)."""
 
     projector_widths: tuple[int, ...] = (1024, 256)
@@ -33,11 +33,10 @@ class ClusteringConfig(ProjectorConfig):
     student_temperature: float = 0.1
     teacher_temperature_start: float = 0.02
     teacher_temperature: float = 0.04
-    teacher_temperature_warmup_steps: int = 5120
-    """Linear warm-up of the teacher temperature (10 epochs x 512 steps in the paper)."""
+    teacher_temperature_warmup_fraction: float = 0.01
+    """Length of the linear warm-up of the teacher temperature, as a fraction of the run (the paper: 10 of 1000
+    epochs, 5120 steps; a fixed length would keep a short run at the start temperature all along)."""
     center_momentum: float = 0.9
-    momentum_start: float = 0.996
-    momentum_end: float = 1.0
 
 
 class PrototypeHead(nn.Module):
@@ -78,27 +77,28 @@ class Clustering(EMATeacherPretext):
     def __init__(self, backbone: nn.Module, config: ClusteringConfig | None = None) -> None:
         super().__init__(backbone, config)
         self.register_buffer("center", torch.zeros(self.config.num_prototypes))
-        self.register_buffer("teacher_temperature", torch.tensor(self.temperature_at(0)))
-        self.assignment_counts: Tensor | None = None
+        self.register_buffer("teacher_temperature", torch.tensor(self.temperature_at(0, total_steps=1)))
+        self.assignments: Tensor | None = None
+        """The teacher's hard prototype choices (B, 2) of this rank's last batch, counted only when reported."""
 
     def build_student(self, backbone: nn.Module) -> Encoder:
         config = self.config
         if not config.normalize_bottleneck:
             return Encoder(
-                backbone, self.projector(backbone.embed_dim, (*config.projector_widths, config.num_prototypes))
+                backbone, self.mlp_head(backbone.embed_dim, (*config.projector_widths, config.num_prototypes))
             )
-        projector = self.projector(backbone.embed_dim)
+        projector = self.mlp_head(backbone.embed_dim)
         return Encoder(backbone, PrototypeHead(projector, projector.out_dim, config.num_prototypes))
 
-    def temperature_at(self, step: int) -> float:
-        """Teacher temperature used by the loss of optimiser step ``step``."""
+    def temperature_at(self, step: int, total_steps: int) -> float:
+        """Teacher temperature used by the loss of optimiser step ``step`` of ``total_steps``."""
         config = self.config
         schedule = TeacherTemperature(
-            config.teacher_temperature_warmup_steps,
+            config.teacher_temperature_warmup_fraction * total_steps,
             config.teacher_temperature_start,
             config.teacher_temperature,
         )
-        return schedule.value_at(step)
+        return schedule(step)
 
     def objective(self, outputs: Tensor, views: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         teacher_scores = self.teacher_outputs(views)
@@ -106,9 +106,7 @@ class Clustering(EMATeacherPretext):
         loss = clustering_loss(outputs, teacher_probabilities, self.config.student_temperature)
         if self.training:
             self.update_center(teacher_scores)
-        self.assignment_counts = torch.bincount(  # this rank's; summed over ranks only when reported
-            teacher_probabilities.argmax(dim=-1).flatten(), minlength=self.config.num_prototypes
-        )
+        self.assignments = teacher_probabilities.argmax(dim=-1)  # no bincount here: its size needs a host sync
         return loss, {"cross_entropy": loss, "teacher_temperature": self.teacher_temperature.clone()}
 
     @torch.no_grad()
@@ -121,12 +119,12 @@ class Clustering(EMATeacherPretext):
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         """EMA update of the teacher, then the teacher temperature for the next step."""
         super().after_optimizer_step(step, total_steps)
-        self.teacher_temperature.fill_(self.temperature_at(step + 1))
+        self.teacher_temperature.fill_(self.temperature_at(step + 1, total_steps))
 
     def extra_metrics(self) -> dict[str, float]:
         """Usage of the prototypes by the teacher's hard assignments over the last global batch (call it on
         every rank: it sums the counts over ranks)."""
-        if self.assignment_counts is None:
+        if self.assignments is None:
             return {}
-        counts = all_reduce_sum(self.assignment_counts)
+        counts = all_reduce_sum(torch.bincount(self.assignments.flatten(), minlength=self.config.num_prototypes))
         return {"prototypes_in_use": float((counts > 0).sum()), "prototype_usage_entropy": usage_entropy(counts)}

@@ -46,7 +46,7 @@ class Contrastive(Pretext):
     Config = ContrastiveConfig
 
     def build_student(self, backbone: nn.Module) -> Encoder:
-        return Encoder(backbone, self.projector(backbone.embed_dim))
+        return Encoder(backbone, self.mlp_head(backbone.embed_dim))
 
     def objective(self, outputs: Tensor, views: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         loss = nt_xent_loss(outputs, self.config.temperature)

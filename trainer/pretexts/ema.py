@@ -3,18 +3,35 @@
 The teacher is a submodule of the pretext but not of ``student``, so the optimiser and DDP never see it while
 ``pretext.state_dict()`` checkpoints it. Only parameters are averaged; buffers (BatchNorm statistics) are
 copied from the student, as in BYOL and DINO. The momentum rises from ``momentum_start`` to ``momentum_end``
-on a half-cosine over the run (:class:`trainer.schedules.CosineMomentum`).
+on a half-cosine over ``momentum_ramp_fraction`` of the run (:class:`trainer.schedules.CosineMomentum`;
+docs/schedules.md).
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from trainer.pretexts.base import Pretext, run_on_both_views
+from trainer.pretexts.base import Pretext, ProjectorConfig, run_on_both_views
 from trainer.schedules import CosineMomentum
+
+
+@dataclass
+class EMAConfig(ProjectorConfig):
+    """The EMA momentum schedule shared by the teacher pretexts (BYOL, DINO-style clustering)."""
+
+    momentum_start: float = 0.996
+    momentum_end: float = 1.0
+    momentum_ramp_fraction: float = 1.0
+    """Length of the cosine from momentum_start to momentum_end, as a fraction of the run (BYOL and DINO: 1.0,
+    the whole run; past it the momentum stays at momentum_end; above 1 a run ends before the teacher freezes)."""
+
+    def __post_init__(self) -> None:
+        if self.momentum_ramp_fraction <= 0:
+            raise ValueError(f"momentum_ramp_fraction must be > 0, got {self.momentum_ramp_fraction}")
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
@@ -57,8 +74,9 @@ class EMATeacherPretext(Pretext):
 
     def momentum_at(self, step: int, total_steps: int) -> float:
         """EMA momentum after optimiser step ``step`` of ``total_steps``."""
-        schedule = CosineMomentum(total_steps, self.config.momentum_start, self.config.momentum_end)
-        return schedule.value_at(step)
+        config = self.config
+        ramp = CosineMomentum(config.momentum_ramp_fraction * total_steps, config.momentum_start, config.momentum_end)
+        return ramp(step)
 
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         """Move the teacher towards the student with this step's momentum."""

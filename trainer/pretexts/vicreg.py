@@ -87,7 +87,7 @@ class VICReg(Pretext):
     Config = VICRegConfig
 
     def build_student(self, backbone: nn.Module) -> Encoder:
-        return Encoder(backbone, self.projector(backbone.embed_dim))
+        return Encoder(backbone, self.mlp_head(backbone.embed_dim))
 
     def objective(self, outputs: Tensor, views: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         config = self.config

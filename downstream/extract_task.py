@@ -32,8 +32,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from downstream.embeddings import LabelledEmbeddings, TaskEmbeddings
-from sharding.format import ShardIndex, TrackMeta, write_atomic
+from data_prep.atomic import write_atomic
+from downstream.labelled_embeddings import LabelledEmbeddings, TaskEmbeddings
+from sharding.format import ShardIndex, TrackMeta
 from sharding.location import load_index
 from sharding.windows import iter_tracks, iter_windows
 from trainer.export import BackboneRecipe
@@ -137,15 +138,6 @@ def with_progress(
 def track_windows(wave: np.ndarray, window: int, max_windows: int | None = None) -> np.ndarray:
     """The track's non-overlapping windows (n, window), the first `max_windows` only when given."""
     return np.stack(list(itertools.islice(iter_windows(wave, window), max_windows)))
-
-
-def check_sample_rate(location: str | os.PathLike[str], index: ShardIndex, sample_rate: int) -> None:
-    """Refuse a shard set whose sample rate differs from the backbone's, saying how to rebuild it."""
-    if index.sample_rate != sample_rate:
-        raise ValueError(
-            f"{os.fspath(location)}: shards are at {index.sample_rate} Hz but the backbone expects "
-            f"{sample_rate} Hz; re-run `python -m data_prep ... --sample-rate {sample_rate}`"
-        )
 
 
 def labelled_windows(
@@ -290,8 +282,7 @@ def extract_task(
 ) -> TaskEmbeddings:
     """Window embeddings of every track of a labelled shard set, per split, from the cache when present."""
     settings = settings or ExtractionSettings()
-    index = load_index(location)
-    check_sample_rate(location, index, backbone.sample_rate)
+    index = load_index(location, backbone.sample_rate)
     cache_path = None
     if settings.cache_dir is not None:
         weights, data = weights_hash(backbone, recipe), shard_set_identity(index)
@@ -310,7 +301,7 @@ def extract_task(
             yield windows
 
     per_track = embed_tracks(backbone, windows_of_tracks(), settings.batch_size, settings.bf16)
-    embeddings = list(with_progress(per_track, index.total_samples, f"embedding {name}", settings.progress))
+    embeddings = list(with_progress(per_track, index.num_tracks, f"embedding {name}", settings.progress))
     task = assemble_task(name, embeddings, metas, vocabulary)
     if cache_path is not None:
         save_task(cache_path, task)

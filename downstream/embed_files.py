@@ -1,4 +1,4 @@
-"""`python -m downstream.embed --backbone SOURCE INPUT... --out FILE`: one embedding per audio file.
+"""`python -m downstream.embed_files --backbone SOURCE INPUT... --out FILE`: one embedding per audio file.
 
 INPUT is an audio file, a folder (every audio file under it) or a CSV manifest with a `path` column, as for
 `python -m data_prep`. Files are decoded to mono at the backbone's sample rate, cut into non-overlapping
@@ -28,9 +28,10 @@ import numpy as np
 import tyro
 from torch import nn
 
+from data_prep.atomic import write_atomic
 from data_prep.decode import DecodeError, decode_file
 from data_prep.inputs import find_inputs, safe_key
-from downstream.extract import (
+from downstream.extract_task import (
     DEFAULT_BATCH_SIZE,
     ExtractionSettings,
     default_device,
@@ -39,7 +40,6 @@ from downstream.extract import (
     track_windows,
     with_progress,
 )
-from sharding.format import write_atomic
 from trainer.export import load_backbone
 
 OUTPUT_SUFFIXES = (".npy", ".parquet")

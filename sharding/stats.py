@@ -41,7 +41,7 @@ class SetStats:
         out = [
             f"shards: {len(index.shards)} ({size_gb:.3f} GB), format v{index.format_version} "
             f"{index.encoding}, {index.sample_rate} Hz, normalisation {index.normalisation}",
-            f"tracks: {index.total_samples}, {index.total_duration_s / SECONDS_PER_HOUR:.3f} h",
+            f"tracks: {index.num_tracks}, {index.total_duration_s / SECONDS_PER_HOUR:.3f} h",
         ]
         if self.durations_s:
             d = np.asarray(self.durations_s)

@@ -1,4 +1,4 @@
-"""Tests for downstream.extract: window counts and shapes per track, targets, cache hits and invalidation."""
+"""Tests for downstream.extract_task: window counts and shapes per track, targets, cache hits and invalidation."""
 
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import torch
 from labelled_shard_factory import LabelledTrack, balanced_tracks, tiny_backbone, write_labelled_set
 from torch import nn
 
-from downstream.extract import (
+from downstream.extract_task import (
     ExtractionSettings,
     embed_tracks,
     extract_task,

@@ -1,4 +1,4 @@
-"""Tests for `python -m downstream.embed`: .npy + track ids, .parquet, window averaging, bad files skipped."""
+"""Tests for `python -m downstream.embed_files`: .npy + track ids, .parquet, window averaging, bad files skipped."""
 
 from pathlib import Path
 
@@ -9,8 +9,8 @@ from audio_factory import write_chord, write_garbage
 from labelled_shard_factory import tiny_backbone
 
 from data_prep.decode import decode_file
-from downstream.embed import main
-from downstream.extract import embed_windows, track_windows
+from downstream.embed_files import main
+from downstream.extract_task import embed_windows, track_windows
 from trainer.export import export_backbone
 
 
