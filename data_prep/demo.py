@@ -1,11 +1,13 @@
 """`python -m data_prep.demo --out DIR`: a small corpus of synthetic music as real audio files + manifest.csv.
 
-Tracks differ in tempo, rhythm, drum groove, instrument, key and mode and keep them throughout. Four tag
-families are balanced: tempo (`slow` 70-90, `medium` 100-120, `fast` 130-155 BPM), the melody's rhythm
-(RHYTHM_TAGS), the drum groove (DRUM_TAGS, or `no_drums`) and the instrument (`piano`, `organ`, `bell`,
-`strings`). Key and mode vary too but are not tags (manifest columns only): the demo asks what pre-training on
-temporal pairs can learn in a few CPU minutes, and tempo and rhythm only show over seconds of audio, while
-random convolutional features already separate the instruments (see docs/benchmarks.md, "Demo margin").
+Tracks differ in tempo, rhythm, drum groove and instrument and keep them throughout; key and mode change every
+bar (`--modulation-bars`). Four tag families are balanced: tempo (`slow` 70-90, `medium` 100-120, `fast`
+130-155 BPM), the melody's rhythm (RHYTHM_TAGS), the drum groove (DRUM_TAGS, or `no_drums`) and the instrument
+(`piano`, `organ`, `bell`, `strings`). Key and mode are not tags (the first bar's are manifest columns): the
+demo asks what pre-training on temporal pairs learns in a few CPU minutes, and that is what stays the same
+across a track. A key held for a whole track would be the easiest way to tell two of its 320 tracks apart (24
+keys and modes, and random convolutional features already separate them), a shortcut that a catalogue of
+millions, where thousands of tracks share each key, does not offer (see docs/benchmarks.md, "Demo margin").
 Splits are 50/12.5/37.5 train/valid/test, assigned in a cycle over tracks sorted by their tag combination,
 so that the paired comparison of the demo's probes rests on over a hundred test tracks.
 Files rotate through flac, mp3, ogg (Vorbis) and wav, so data preparation meets several decoders.
@@ -35,6 +37,7 @@ MANIFEST_NAME = "manifest.csv"
 # 320 tracks of 8-14 s (about an hour, data_prep's minimum length is 8 s): a test split of 120 tracks, so that
 # the demo's paired comparison (pre-trained against random weights) has an interval of a few points.
 DEMO_TRACKS, DEMO_MIN_SECONDS, DEMO_MAX_SECONDS = 320, 8.0, 14.0
+DEMO_MODULATION_BARS = 1  # a new key and mode every bar, so that only the tags' families identify a track
 
 
 @dataclass
@@ -53,9 +56,8 @@ class DemoArgs:
     """Longest track length."""
     sample_rate: int = DEMO_SAMPLE_RATE
     """Sample rate of the written files."""
-    modulation_bars: int = 0
-    """Bars between changes of key and mode within a track (0: one key per track), so that only the tags' families
-    stay constant across a track (an experiment of docs/benchmarks.md, "Demo margin")."""
+    modulation_bars: int = DEMO_MODULATION_BARS
+    """Bars between changes of key and mode within a track (0: one key per track)."""
 
 
 @dataclass
@@ -76,7 +78,7 @@ class DemoTrack:
 
 
 def plan_corpus(
-    tracks: int, seed: int, min_seconds: float, max_seconds: float, modulation_bars: int = 0
+    tracks: int, seed: int, min_seconds: float, max_seconds: float, modulation_bars: int = DEMO_MODULATION_BARS
 ) -> list[DemoTrack]:
     """Recipes with every tag family balanced across tracks (shuffled independently)."""
     if tracks < 1 or not 0 < min_seconds <= max_seconds:
@@ -123,7 +125,7 @@ def make_demo_corpus(
     min_seconds: float = DEMO_MIN_SECONDS,
     max_seconds: float = DEMO_MAX_SECONDS,
     sample_rate: int = DEMO_SAMPLE_RATE,
-    modulation_bars: int = 0,
+    modulation_bars: int = DEMO_MODULATION_BARS,
 ) -> Path:
     """Render and encode the corpus into `out`; returns the manifest's path."""
     planned = plan_corpus(tracks, seed, min_seconds, max_seconds, modulation_bars)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from data_prep.decode import decode_file
-from data_prep.demo import DRUM_TAGS, NO_DRUMS, RHYTHM_TAGS, assign_splits, main, plan_corpus
+from data_prep.demo import DEMO_MODULATION_BARS, DRUM_TAGS, NO_DRUMS, RHYTHM_TAGS, assign_splits, main, plan_corpus
 from data_prep.synth import INSTRUMENTS, TrackRecipe, render
 
 RATE = 8000
@@ -75,7 +75,8 @@ def test_modulation_changes_the_key_every_few_bars_and_nothing_else() -> None:
         return float(np.abs(first - later).sum())
 
     assert key_change(modulating) > 2 * key_change(steady)
-    assert {t.recipe.modulation_bars for t in plan_corpus(8, 0, 8, 9)} == {0}
+    assert {t.recipe.modulation_bars for t in plan_corpus(8, 0, 8, 9)} == {DEMO_MODULATION_BARS} == {1}
+    assert {t.recipe.modulation_bars for t in plan_corpus(8, 0, 8, 9, modulation_bars=0)} == {0}
     assert {t.recipe.modulation_bars for t in plan_corpus(8, 0, 8, 9, modulation_bars=2)} == {2}
 
 

@@ -8,7 +8,6 @@ from torch import nn
 
 from trainer.backbones import build_backbone
 from trainer.cli import parse_config
-from trainer.collapse import CollapseConfig
 from trainer.config import OptimConfig, TrainConfig
 from trainer.epochs import resolve_epochs
 from trainer.optim import build_optimizer, learning_rate_schedule, set_weight_decay, weight_decay_schedule
@@ -141,8 +140,8 @@ def test_a_preset_recipe_applies_to_its_pretext_only_and_flags_still_win(tmp_pat
     assert contrastive.optim.base_lr == 1e-3
     flagged, _ = parse_config(["--preset", str(preset), "--pretext", "byol", "--optim.base-lr", "2e-3"])
     assert flagged.optim.base_lr == 2e-3
-    demo = {p: parse_config(["--preset", "demo", "--pretext", p])[0].collapse for p in ("contrastive", "byol")}
-    assert demo["contrastive"].min_rank_fraction == 0.25 and demo["byol"] == CollapseConfig()
+    demo = {p: parse_config(["--preset", "demo", "--pretext", p])[0] for p in ("contrastive", "byol")}
+    assert demo["byol"].byol.momentum_start == 0.99 and demo["contrastive"].byol.momentum_start == 0.996
     preset.write_text("[recipes.simclr.optim]\nbase_lr = 1e-3\n")
     with pytest.raises(KeyError, match="unknown pretexts \\['simclr'\\]"):
         parse_config(["--preset", str(preset)])
