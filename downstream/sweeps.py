@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
+from data_prep.subcommands import run_subcommand
 from downstream.cli import EvaluateArgs, evaluate, format_table
 from trainer.checkpoints import checkpoint_name, list_checkpoints
 from trainer.cli import parse_config
@@ -250,12 +251,7 @@ COMMANDS = {"list": List, "train-flags": TrainFlags, "evaluate": Evaluate}
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run the chosen subcommand; 2 for a sweep or run that does not exist."""
-    command = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="python -m downstream.sweeps")
-    try:
-        return command.run()
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_subcommand(COMMANDS, argv, "python -m downstream.sweeps")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import tyro
 
+from data_prep.subcommands import run_subcommand
 from sharding.crops import CropLoader
 from sharding.merge import merge_parts
 from sharding.pairs import PairsConfig, pairs_to_float
@@ -116,12 +117,7 @@ COMMANDS = {"verify": Verify, "inspect": Inspect, "index": Index, "stream": Stre
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run the chosen subcommand; 2 for a set that cannot be read at all."""
-    command = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="python -m sharding")
-    try:
-        return command.run()
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_subcommand(COMMANDS, argv, "python -m sharding")
 
 
 if __name__ == "__main__":

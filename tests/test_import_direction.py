@@ -1,8 +1,8 @@
 """Data flows one way (docs/architecture.md): a package imports only packages to its left; entry points may wire.
 
 Helpers are imported from the module that defines them (a package's `__init__` may gather its public names):
-shared ones live at the left end of the chain, in `data_prep.atomic` and `data_prep.pcm`, where every stage
-may import them, so no module re-exports another's helpers.
+shared ones live at the left end of the chain, in `data_prep.atomic`, `data_prep.pcm` and `data_prep.subcommands`,
+where every stage may import them, so no module re-exports another's helpers.
 """
 
 import ast
