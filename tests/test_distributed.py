@@ -34,6 +34,11 @@ WORLD_SIZE = 2
 BATCH = 8
 LEARNING_RATE = 0.5
 TOTAL_STEPS = 10
+VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
+    **{name: (name, {}) for name in PRETEXTS},
+    "clustering_sinkhorn": ("clustering", {"teacher_normalization": "sinkhorn"}),  # its sums span both ranks
+}
+"""Each checked configuration: pretext name and tiny_pretext overrides."""
 
 
 def one_step(pretext: Pretext, views: Tensor, student: nn.Module) -> dict[str, Any]:
@@ -87,9 +92,9 @@ def _worker(this_rank: int, init_file: str, out_dir: str) -> None:
         results: dict[str, Any] = {"gather": gather_checks(this_rank), "pretexts": {}}
         half = BATCH // WORLD_SIZE
         local_views = full_batch()[this_rank * half : (this_rank + 1) * half]
-        for name in PRETEXTS:
-            pretext = tiny_pretext(name)
-            results["pretexts"][name] = one_step(pretext, local_views, DistributedDataParallel(pretext.student))
+        for variant, (name, overrides) in VARIANTS.items():
+            pretext = tiny_pretext(name, **overrides)
+            results["pretexts"][variant] = one_step(pretext, local_views, DistributedDataParallel(pretext.student))
         torch.save(results, Path(out_dir) / f"rank{this_rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -121,13 +126,14 @@ def test_gather_concatenates_in_rank_order_and_sums_gradients(two_ranks: list[di
 
 @pytest.mark.distributed
 @pytest.mark.timeout(600)  # bounds a hang of the 2-process group
-@pytest.mark.parametrize("name", sorted(PRETEXTS))
-def test_two_ranks_with_half_batches_step_like_one_rank(name: str, two_ranks: list[dict[str, Any]]) -> None:
-    reference_pretext = tiny_pretext(name)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_two_ranks_with_half_batches_step_like_one_rank(variant: str, two_ranks: list[dict[str, Any]]) -> None:
+    name, overrides = VARIANTS[variant]
+    reference_pretext = tiny_pretext(name, **overrides)
     initial = {key: value.clone() for key, value in reference_pretext.state_dict().items()}
     reference = one_step(reference_pretext, full_batch(), reference_pretext.student)
     for results in two_ranks:
-        distributed = results["pretexts"][name]
+        distributed = results["pretexts"][variant]
         torch.testing.assert_close(distributed["loss"], reference["loss"], rtol=1e-5, atol=1e-7)
         assert distributed["state"].keys() == reference["state"].keys()
         for key, value in reference["state"].items():  # student, EMA teacher, DINO center and temperature

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from trainer.config import TrainConfig
 from trainer.pretexts import PRETEXTS, Pretext, build_pretext
+from trainer.pretexts.clustering import sinkhorn_knopp
 from trainer.pretexts.ema import ema_update
 
 EMBED_DIM = 8
@@ -213,6 +214,36 @@ def test_clustering_reports_prototype_usage_and_flags_collapse() -> None:
     assert metrics["prototype_usage_entropy"] == pytest.approx(float(-(share * share.log()).sum()))
     pretext.compute_loss(torch.zeros(8, 2, SAMPLES))  # identical inputs: one prototype takes everything
     assert pretext.extra_metrics() == {"prototypes_in_use": 1.0, "prototype_usage_entropy": 0.0}
+
+
+def test_sinkhorn_spreads_a_batch_that_prefers_one_prototype_and_keeps_distributions() -> None:
+    generator = torch.Generator().manual_seed(0)
+    scores = 0.1 * torch.randn(32, 8, generator=generator)
+    scores[:, 0] += 0.5  # every row's softmax peaks on prototype 0
+    assert torch.softmax(scores / 0.04, dim=-1).argmax(dim=-1).unique().tolist() == [0]
+    targets = sinkhorn_knopp(scores, 0.04, iterations=3)
+    torch.testing.assert_close(targets.sum(dim=-1), torch.ones(32))
+    assert targets.argmax(dim=-1).unique().numel() >= 6  # of 8
+    converged = sinkhorn_knopp(scores, 0.04, iterations=200).sum(dim=0)
+    torch.testing.assert_close(converged, torch.full((8,), 32 / 8), rtol=1e-3, atol=0)  # equal shares
+    shifted = scores + torch.arange(32.0).unsqueeze(1)  # a per-row constant changes nothing
+    torch.testing.assert_close(sinkhorn_knopp(shifted, 0.04, iterations=3), targets)
+
+
+def test_clustering_sinkhorn_teacher_replaces_the_centre() -> None:
+    pretext = tiny_pretext("clustering", teacher_normalization="sinkhorn", sinkhorn_iterations=2)
+    views = synthetic_pairs(5, torch.Generator().manual_seed(2))
+    teacher_scores = pretext.teacher_outputs(views)
+    targets = pretext.teacher_targets(teacher_scores)
+    expected = sinkhorn_knopp(teacher_scores.flatten(0, 1), 0.02, iterations=2).view(5, 2, 16)
+    torch.testing.assert_close(targets, expected)
+    pretext.compute_loss(views)
+    assert torch.equal(pretext.center, torch.zeros(16))  # the centre is DINO's, unused here
+    torch.testing.assert_close(pretext.assignments, expected.argmax(dim=-1))
+    with pytest.raises(ValueError, match=r"teacher_normalization must be one of \('centering', 'sinkhorn'\)"):
+        tiny_pretext("clustering", teacher_normalization="sinkorn")
+    with pytest.raises(ValueError, match="sinkhorn_iterations must be >= 1"):
+        tiny_pretext("clustering", teacher_normalization="sinkhorn", sinkhorn_iterations=0)
 
 
 @pytest.mark.parametrize("name", sorted(PRETEXTS))

@@ -57,8 +57,8 @@ REMEDIES = {
     "contrastive": "a lower --optim.base-lr, a larger --batch-size (more negatives), another --contrastive.temperature",
     "byol": "a lower --optim.base-lr, a slower EMA teacher (--byol.momentum-start closer to 1), a larger --batch-size",
     "clustering": "a lower --optim.base-lr, a slower EMA teacher (--clustering.momentum-start closer to 1), "
-    "faster centering (a lower --clustering.center-momentum), a less sharp teacher (a higher "
-    "--clustering.teacher-temperature)",
+    "a Sinkhorn-Knopp teacher (--clustering.teacher-normalization sinkhorn), faster centering (a lower "
+    "--clustering.center-momentum), a less sharp teacher (a higher --clustering.teacher-temperature)",
     "barlow_twins": "a lower --optim.base-lr, a larger --batch-size, a larger --barlow-twins.off-diagonal-weight",
     "vicreg": "a lower --optim.base-lr, a larger --vicreg.variance-weight, a larger --batch-size",
 }

@@ -2,12 +2,16 @@
 
 The teacher's scores are centred by a running mean over the global batch (momentum 0.9) and sharpened by a
 low temperature that warms up over the first part of the run; the student's scores use a fixed higher temperature. The
-centre and the current teacher temperature are buffers, so ``pretext.state_dict()`` resumes them.
+centre and the current teacher temperature are buffers, so ``pretext.state_dict()`` resumes them. As an option
+(``teacher_normalization = "sinkhorn"``, as in SwAV and DINOv2), a few Sinkhorn-Knopp iterations over the global
+batch replace the centring: they spread the batch's targets evenly over the prototypes, so that a small batch
+cannot settle on a few of them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +21,8 @@ from trainer.distributed import all_reduce_sum, world_size
 from trainer.pretexts.base import Encoder
 from trainer.pretexts.ema import EMAConfig, EMATeacherPretext
 from trainer.schedules import TeacherTemperature
+
+TeacherNormalization = Literal["centering", "sinkhorn"]
 
 
 @dataclass
@@ -37,6 +43,21 @@ class ClusteringConfig(EMAConfig):
     """Length of the linear warm-up of the teacher temperature, as a fraction of the run (the paper: 10 of 1000
     epochs, 5120 steps; a fixed length would keep a short run at the start temperature all along)."""
     center_momentum: float = 0.9
+    teacher_normalization: TeacherNormalization = "centering"
+    """How the teacher's scores become targets: "centering" (DINO: minus the running centre, then a sharp
+    softmax) or "sinkhorn" (SwAV, DINOv2: a sharp softmax balanced by Sinkhorn-Knopp so that every prototype gets
+    an equal share of the global batch; the centre is then unused)."""
+    sinkhorn_iterations: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.teacher_normalization not in get_args(TeacherNormalization):
+            raise ValueError(
+                f"clustering.teacher_normalization must be one of {get_args(TeacherNormalization)}, "
+                f"got {self.teacher_normalization!r}"
+            )
+        if self.sinkhorn_iterations < 1:
+            raise ValueError(f"clustering.sinkhorn_iterations must be >= 1, got {self.sinkhorn_iterations}")
 
 
 class PrototypeHead(nn.Module):
@@ -60,6 +81,23 @@ def clustering_loss(student_scores: Tensor, teacher_probabilities: Tensor, stude
     """
     log_student = F.log_softmax(student_scores / student_temperature, dim=-1)
     return -(teacher_probabilities.flip(1) * log_student).sum(dim=-1).mean()
+
+
+@torch.no_grad()
+def sinkhorn_knopp(scores: Tensor, temperature: Tensor | float, iterations: int) -> Tensor:
+    """(N, K) teacher scores of this rank -> (N, K) targets: ``exp(scores / t)`` scaled alternately so that every
+    prototype's column sums to the same total over the global batch and every row to 1 (rows last, so the
+    targets are distributions; the column balance is approximate after a few iterations, as in SwAV).
+
+    Each row is shifted by its maximum before ``exp``: a per-row factor is undone by the row scaling.
+    """
+    logits = scores.float() / temperature
+    targets = torch.exp(logits - logits.amax(dim=-1, keepdim=True))
+    for _ in range(iterations):
+        column_sums = all_reduce_sum(targets.sum(dim=0, keepdim=True))
+        targets = targets / column_sums.clamp_min(torch.finfo(targets.dtype).tiny)
+        targets = targets / targets.sum(dim=-1, keepdim=True)
+    return targets
 
 
 def usage_entropy(counts: Tensor) -> float:
@@ -101,13 +139,22 @@ class Clustering(EMATeacherPretext):
         return schedule(step)
 
     def objective(self, outputs: Tensor, views: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        teacher_scores = self.teacher_outputs(views)
-        teacher_probabilities = F.softmax((teacher_scores - self.center) / self.teacher_temperature, dim=-1)
+        teacher_probabilities = self.teacher_targets(self.teacher_outputs(views))
         loss = clustering_loss(outputs, teacher_probabilities, self.config.student_temperature)
-        if self.training:
-            self.update_center(teacher_scores)
         self.assignments = teacher_probabilities.argmax(dim=-1)  # no bincount here: its size needs a host sync
         return loss, {"cross_entropy": loss, "teacher_temperature": self.teacher_temperature.clone()}
+
+    def teacher_targets(self, teacher_scores: Tensor) -> Tensor:
+        """(B, 2, K) teacher scores -> (B, 2, K) target distributions, centred (updating the centre in training)
+        or balanced by Sinkhorn-Knopp over both views of the global batch."""
+        temperature = self.teacher_temperature
+        if self.config.teacher_normalization == "sinkhorn":
+            flat = teacher_scores.flatten(0, 1)
+            return sinkhorn_knopp(flat, temperature, self.config.sinkhorn_iterations).view_as(teacher_scores)
+        targets = F.softmax((teacher_scores - self.center) / temperature, dim=-1)
+        if self.training:
+            self.update_center(teacher_scores)
+        return targets
 
     @torch.no_grad()
     def update_center(self, teacher_scores: Tensor) -> None:
