@@ -140,8 +140,10 @@ def test_a_preset_recipe_applies_to_its_pretext_only_and_flags_still_win(tmp_pat
     assert contrastive.optim.base_lr == 1e-3
     flagged, _ = parse_config(["--preset", str(preset), "--pretext", "byol", "--optim.base-lr", "2e-3"])
     assert flagged.optim.base_lr == 2e-3
-    demo = {p: parse_config(["--preset", "demo", "--pretext", p])[0] for p in ("contrastive", "byol")}
+    demo = {p: parse_config(["--preset", "demo", "--pretext", p])[0] for p in ("contrastive", "byol", "clustering")}
     assert demo["byol"].byol.momentum_start == 0.99 and demo["contrastive"].byol.momentum_start == 0.996
+    assert demo["clustering"].clustering.teacher_normalization == "sinkhorn"
+    assert demo["contrastive"].clustering.teacher_normalization == "centering"
     preset.write_text("[recipes.simclr.optim]\nbase_lr = 1e-3\n")
     with pytest.raises(KeyError, match="unknown pretexts \\['simclr'\\]"):
         parse_config(["--preset", str(preset)])
