@@ -53,7 +53,11 @@ def test_absurd_learning_rate_warns_logs_and_stop_on_collapse_stops_with_exit_3(
     monkeypatch.setattr(sys, "argv", argv)
     assert entry_point.main() == EXIT_COLLAPSED
     out = capsys.readouterr().out
-    assert "COLLAPSE WARNING at step 4: effective_rank: effective rank 2.76 < 0.6 x peak 11.6" in out
+    warning = re.search(
+        r"COLLAPSE WARNING at step 4: effective_rank: effective rank ([\d.]+) < 0.6 x peak ([\d.]+)", out
+    )
+    assert warning, out  # the reading itself differs between CPUs (a learning rate of 1000), not its side
+    assert float(warning[1]) < 0.6 * float(warning[2])
     assert REMEDIES["contrastive"] in out
     assert "stopping at step 4: the collapse alarm fired (--stop-on-collapse)" in out
     assert [step for step, _ in list_checkpoints(output / "checkpoints")] == [4]
@@ -62,7 +66,7 @@ def test_absurd_learning_rate_warns_logs_and_stop_on_collapse_stops_with_exit_3(
     (run,) = client.search_runs([client.get_experiment_by_name("collapse").experiment_id])
     history = client.get_metric_history(run.info.run_id, "collapse/effective_rank")
     assert [(m.step, m.value) for m in history] == [(4, 1.0)]
-    assert run.data.tags["collapse/effective_rank"].startswith("step 4: effective rank 2.76")
+    assert run.data.tags["collapse/effective_rank"].startswith(f"step 4: effective rank {warning[1]} ")
     assert run.info.status == "FAILED"
 
 
@@ -107,9 +111,9 @@ def test_alarm_flags_and_every_remedy_flag_parse() -> None:
     config, _ = parse_config(["--stop-on-collapse", "--collapse.min-rank-fraction", "0.5"])
     assert config.stop_on_collapse and config.collapse.min_rank_fraction == 0.5
     assert not parse_config([])[0].stop_on_collapse
-    for remedies in REMEDIES.values():
-        for flag in re.findall(r"--[a-z][\w.-]+", remedies):
-            parse_config([flag, "8"])
+    for remedies in REMEDIES.values():  # a flag with its value in the text, "(--flag value)", parses with it
+        for flag, value in re.findall(r"(--[a-z][\w.-]+)(?: ([a-z]+)(?=\)))?", remedies):
+            parse_config([flag, value or "8"])
 
 
 @pytest.mark.distributed
