@@ -149,6 +149,19 @@ def test_a_preset_recipe_applies_to_its_pretext_only_and_flags_still_win(tmp_pat
         parse_config(["--preset", str(preset)])
 
 
+def test_a_preset_value_outside_a_fields_choices_is_refused_with_its_place(tmp_path: Path) -> None:
+    preset = tmp_path / "typo.toml"
+    preset.write_text('[model]\nbackbone = "resnett"\n')
+    with pytest.raises(
+        ValueError, match=r"preset .*typo.toml\.model: backbone must be one of \('resnet', 'samplecnn'\)"
+    ):
+        parse_config(["--preset", str(preset)])
+    preset.write_text('[recipes.vicreg.vicreg]\nvariant = "bogus"\n')
+    parse_config(["--preset", str(preset), "--pretext", "byol"])  # another pretext's recipe is not applied
+    with pytest.raises(ValueError, match=r"recipe vicreg\.vicreg: variant must be one of .*got 'bogus'"):
+        parse_config(["--preset", str(preset), "--pretext", "vicreg"])
+
+
 def test_paper_schedule_lengths_are_deezers_in_steps() -> None:
     config, _ = parse_config(["--preset", "paper", "--pretext", "clustering"])
     assert config.clustering.teacher_temperature_warmup_fraction * config.total_steps == 5120  # 10 epochs

@@ -9,7 +9,7 @@ import dataclasses
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -65,4 +65,15 @@ def apply_overrides(config: Any, overrides: dict[str, Any], where: str = "preset
             changes[key] = list(value)
         else:
             changes[key] = value
-    return dataclasses.replace(config, **changes)
+    updated = dataclasses.replace(config, **changes)
+    check_choices(updated, where)
+    return updated
+
+
+def check_choices(config: Any, where: str) -> None:
+    """Refuse a field annotated ``Literal[...]`` whose value is not one of its choices (tyro checks flags; values
+    from a preset, a sweep or a dict of overrides would otherwise pass silently)."""
+    for name, hint in get_type_hints(type(config)).items():
+        value = getattr(config, name)
+        if get_origin(hint) is Literal and value not in get_args(hint):
+            raise ValueError(f"{where}: {name} must be one of {get_args(hint)}, got {value!r}")

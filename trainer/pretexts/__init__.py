@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from trainer.presets import check_choices
 from trainer.pretexts.barlow_twins import BarlowTwins
 from trainer.pretexts.base import Encoder, Pretext, PretextOutput
 from trainer.pretexts.byol import BYOL
@@ -29,6 +30,7 @@ def build_pretext(name: str, backbone: nn.Module, config: Any = None) -> Pretext
         if unknown:
             raise KeyError(f"pretext {name!r}: unknown settings {unknown}; valid: {sorted(known)}")
         config = cls.Config(**config)
+        check_choices(config, where=f"pretext {name!r}")
     return cls(backbone, config)
 
 

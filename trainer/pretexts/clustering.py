@@ -11,7 +11,7 @@ cannot settle on a few of them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +21,6 @@ from trainer.distributed import all_reduce_sum, world_size
 from trainer.pretexts.base import Encoder
 from trainer.pretexts.ema import EMAConfig, EMATeacherPretext
 from trainer.schedules import TeacherTemperature
-
-TeacherNormalization = Literal["centering", "sinkhorn"]
 
 
 @dataclass
@@ -43,7 +41,7 @@ class ClusteringConfig(EMAConfig):
     """Length of the linear warm-up of the teacher temperature, as a fraction of the run (the paper: 10 of 1000
     epochs, 5120 steps; a fixed length would keep a short run at the start temperature all along)."""
     center_momentum: float = 0.9
-    teacher_normalization: TeacherNormalization = "centering"
+    teacher_normalization: Literal["centering", "sinkhorn"] = "centering"
     """How the teacher's scores become targets: "centering" (DINO: minus the running centre, then a sharp
     softmax) or "sinkhorn" (SwAV, DINOv2: a sharp softmax balanced by Sinkhorn-Knopp so that every prototype gets
     an equal share of the global batch; the centre is then unused)."""
@@ -51,11 +49,6 @@ class ClusteringConfig(EMAConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.teacher_normalization not in get_args(TeacherNormalization):
-            raise ValueError(
-                f"clustering.teacher_normalization must be one of {get_args(TeacherNormalization)}, "
-                f"got {self.teacher_normalization!r}"
-            )
         if self.sinkhorn_iterations < 1:
             raise ValueError(f"clustering.sinkhorn_iterations must be >= 1, got {self.sinkhorn_iterations}")
 
