@@ -1,11 +1,12 @@
 """The random-access pair reader: reads exactly the bytes of each pair's two crops, nothing else.
 
-Every batch is a pure function of (seed, epoch, batch, rank) (`sharding.epochs`): the tracks come from the
-epoch's permutation, the crop starts from a generator seeded by the batch's position, and the bytes from the
-offsets of the track table (`sharding.tracks`), read with pread or range requests (`sharding.ranges`) straight
-into the batch. A read that fails or comes back short is retried, then its pair is replaced by another track and
-counted; a damaged member costs that member only. When more than `max_failed_share` of a worker's last
-`failure_window` reads failed, the worker stops training with an error naming the shards.
+Every batch is a pure function of (seed, epoch, batch, rank) (`sharding.epochs`): the tracks come from the epoch's
+permutation, the crop starts from a generator seeded by the global batch's position (each rank draws those of the
+whole global batch and keeps its slice: a step's pairs do not depend on the number of ranks), and the bytes from the
+offsets of the track table (`sharding.tracks`), read with pread or range requests (`sharding.ranges`) straight into
+the batch. A read that fails or comes back short is retried, then its pair is replaced by another track and counted; a
+damaged member costs that member only. When more than `max_failed_share` of a worker's last `failure_window` reads
+failed, the worker stops training with an error naming the shards.
 """
 
 from __future__ import annotations
@@ -128,19 +129,22 @@ class CropDataset(torch.utils.data.IterableDataset):
 
     def read_batch(self, epoch: int, batch: int) -> torch.Tensor:
         """One (B, 2, crop) int16 batch; failed pairs are replaced by pairs of other tracks, and counted."""
-        positions = self.plan.positions(epoch, batch, self.rank)
-        tracks = self._track_order().tracks(positions)
+        every_rank = self.plan.step_positions(epoch, batch)
+        tracks = self._track_order().tracks(every_rank)
+        starts = self._pair_starts(self.plan.batch_rng(CROP_STAGE, every_rank), tracks)
+        mine = slice(self.rank * self.plan.batch_size, (self.rank + 1) * self.plan.batch_size)
+        tracks, starts = tracks[mine], starts[mine]  # drawn for the global batch: the same on any number of ranks
         out = self._buffer(len(tracks))
         pcm = out.numpy()
-        failed = self._fill(pcm, np.arange(len(tracks)), tracks, self.plan.batch_rng(CROP_STAGE, positions))
+        failed = self._fill(pcm, np.arange(len(tracks)), tracks, starts)
         failures = int(failed.sum())
-        replacements = self.plan.batch_rng(REPLACEMENT_STAGE, positions)
+        replacements = self.plan.batch_rng(REPLACEMENT_STAGE, every_rank[mine])
         for _ in range(MAX_REPLACEMENTS):
             if not failed.any():
                 break
             rows = np.flatnonzero(failed)
             others = replacements.integers(0, self.plan.num_tracks, size=len(rows))
-            failed[rows] = self._fill(pcm, rows, others, replacements)
+            failed[rows] = self._fill(pcm, rows, others, self._pair_starts(replacements, others))
             failures += int(failed.sum())
         if failed.any():
             raise DataReadError(
@@ -155,9 +159,12 @@ class CropDataset(torch.utils.data.IterableDataset):
         )  # fmt: skip
         return out
 
-    def _fill(self, pcm: np.ndarray, rows: np.ndarray, tracks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Read a pair of each track into `pcm[rows]`; returns which rows failed."""
-        starts = sample_pair_starts(rng, self.num_samples[tracks], self.crop, *self.gaps, count=len(tracks))
+    def _pair_starts(self, rng: np.random.Generator, tracks: np.ndarray) -> np.ndarray:
+        """(len(tracks), 2) crop starts (anchor, positive) in each track."""
+        return sample_pair_starts(rng, self.num_samples[tracks], self.crop, *self.gaps, count=len(tracks))
+
+    def _fill(self, pcm: np.ndarray, rows: np.ndarray, tracks: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """Read the pair of each track starting at `starts` into `pcm[rows]`; returns which rows failed."""
         shards = self.shard[tracks]
         offsets = self.pcm_offset[tracks][:, None] + 2 * starts
         damaged = (self.pcm_offset[tracks] % TAR_BLOCK != 0) | (

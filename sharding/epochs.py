@@ -4,7 +4,9 @@ The items of training are an endless sequence of passes over the selected tracks
 permutation of them. A batch of rank r is `batch_size` consecutive positions of that sequence, the ranks' batches
 of one step side by side, so every rank gets the same number of batches by construction, no track appears twice
 in a step's global batch unless that batch straddles two passes or the set has fewer tracks than the batch, and
-the k pairs of a track (k = pairs_per_track) fall in k different passes, spread over the epoch. Loader worker w
+the k pairs of a track (k = pairs_per_track) fall in k different passes, spread over the epoch. The global batch of a
+step does not depend on how many ranks share it, so a run checkpointed on N processes resumes on M with the same
+global batches (the crop starts too are drawn for the whole global batch: `sharding.crops`). Loader worker w
 of W takes the batches b with b % W == w, which a DataLoader hands out in order. Nothing is buffered, and any
 (epoch, batch) can be started from directly: a resumed run reads nothing it already trained on.
 """
@@ -52,10 +54,15 @@ class EpochPlan:
             return epoch * self.fixed_batches * self.global_batch
         return epoch * self.num_tracks * self.pairs_per_track
 
+    def step_positions(self, epoch: int, batch: int) -> np.ndarray:
+        """The item positions of one batch of every rank, rank 0's first: the same whatever the number of ranks
+        that share the global batch."""
+        first = self.epoch_start(epoch) + batch * self.global_batch
+        return np.arange(first, first + self.global_batch, dtype=np.int64)
+
     def positions(self, epoch: int, batch: int, rank: int) -> np.ndarray:
-        """The item positions of one batch of one rank."""
-        first = self.epoch_start(epoch) + batch * self.global_batch + rank * self.batch_size
-        return np.arange(first, first + self.batch_size, dtype=np.int64)
+        """The item positions of one batch of one rank: its slice of `step_positions`."""
+        return self.step_positions(epoch, batch)[rank * self.batch_size : (rank + 1) * self.batch_size]
 
     def worker_batches(self, start: int, worker: int, workers: int) -> range:
         """The batches of an epoch, from `start` on, that loader worker `worker` of `workers` reads."""

@@ -71,6 +71,14 @@ def test_same_seed_same_batches_whatever_the_workers_and_another_seed_differs(ra
     assert not torch.equal(crops(CropLoader(ramp_set, CONFIG, BATCH, 0, 1, seed=1), epochs=2), reference)
 
 
+@pytest.mark.parametrize("world", [2, 4])
+def test_a_steps_global_batch_is_the_same_on_any_number_of_ranks(ramp_set: Path, world: int) -> None:
+    """The ranks' batches side by side are the one-rank batch, crops included: a run resumes on another count."""
+    one_rank = crops(CropLoader(ramp_set, CONFIG, 2 * BATCH, 0, 1), epochs=2)
+    per_rank = [crops(CropLoader(ramp_set, CONFIG, 2 * BATCH // world, rank, world), epochs=2) for rank in range(world)]
+    assert torch.equal(torch.cat(per_rank, dim=1), one_rank)
+
+
 def test_resume_mid_epoch_equals_uninterrupted_and_reads_nothing_before(ramp_set: Path) -> None:
     whole = CropLoader(ramp_set, replace(CONFIG, num_workers=2), BATCH, 0, 1, batches_per_epoch=5)
     stream = whole.iter_from(0, 0)

@@ -258,7 +258,7 @@ def test_presets_parse_and_flags_override_them() -> None:
 def test_two_process_cpu_run_with_gloo(tmp_path: Path, shards: str) -> None:
     """torchrun + gloo on CPU: both ranks step in lockstep and rank 0 writes the checkpoint and export."""
     output = tmp_path / "ddp"
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # no variable needed: gloo without a GPU
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # a free port
         str(REPO / "train.py"),

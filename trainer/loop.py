@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from sharding.location import load_index
 from sharding.pairs import pairs_to_float
 from sharding.readers import open_pairs, training_tracks
+from trainer.accelerator import make_accelerator
 from trainer.augment import AugmentationChain, make_views, pair_gaps
 from trainer.checkpoints import CheckpointPolicy, latest_checkpoint, save_checkpoint
 from trainer.collapse import CollapseAlarm
@@ -58,6 +59,7 @@ class LoopState:
     mlflow_run_id: str | None = None
     nonfinite_skipped: int = 0
     view_rng: torch.Tensor | None = None
+    """Every rank's augmentation generator state, one row per rank (one row of rank 0 in older checkpoints)."""
     collapse_alarm: dict[str, Any] | None = None
     """`CollapseAlarm.state_dict()` at the checkpoint; None before its first checkpoint (or in older ones)."""
 
@@ -122,16 +124,6 @@ class StepReport:
     """Mean over ranks and micro-batches (NaN when non-finite)."""
     nonfinite: bool
     stop_requested: bool
-
-
-def make_accelerator(config: TrainConfig) -> Accelerator:
-    """Mixed precision per the config: bf16 where the GPU has it, fp16 with loss scaling on older GPUs."""
-    precision = config.precision
-    if precision == "auto" and not torch.cuda.is_available():
-        precision = "no"
-    elif precision == "auto":
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=config.grad_accum)
 
 
 def micro_batch_size(config: TrainConfig, processes: int) -> int:
@@ -222,7 +214,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, hook_factories: Sequence[HookFactory] = ()) -> None:
         self.config = config
-        self.accelerator = accelerator = make_accelerator(config)
+        self.accelerator = accelerator = make_accelerator(config.precision, config.grad_accum)
         set_seed(config.seed)
         self.output_dir = Path(config.resolved_output_dir())
         self.checkpoint_dir = self.output_dir / "checkpoints"
@@ -292,11 +284,28 @@ class Trainer:
         saved_config = json.loads((resume_from / CONFIG_NAME).read_text())
         check_same_run(saved_config, json.loads(self.config_json), resume_from)
         self.accelerator.load_state(str(resume_from))
-        if self.state.view_rng is not None:
-            self.view_rng.set_state(self.state.view_rng)
         self.accelerator.print(f"resuming from {resume_from} at step {self.state.step}")
+        self._restore_view_rng(self.state.view_rng)
         if self.state.collapse_alarm is not None:
             self.alarm.load_state_dict(self.state.collapse_alarm)
+
+    def _restore_view_rng(self, saved: torch.Tensor | None) -> None:
+        """This rank's augmentation generator as checkpointed; on another number of processes (whose ranks have no
+        saved state of their own) every rank re-seeds it from (seed, rank, step) and the run says so."""
+        rank, world = self.accelerator.process_index, self.accelerator.num_processes
+        saved_world = saved.shape[0] if saved is not None and saved.dim() == 2 else None
+        if saved_world == world:
+            self.view_rng.set_state(saved[rank].clone())  # a row view: set_state reads its storage from 0
+            return
+        step = self.state.step
+        self.view_rng.manual_seed(int(np.random.SeedSequence([self.config.seed, rank, step]).generate_state(1)[0]))
+        before = f"on {saved_world} process(es)" if saved_world else "without per-rank generator states"
+        views = (
+            f"; each rank's augmentation generator is re-seeded from (seed, rank, step {step})" if self.chain else ""
+        )
+        self.accelerator.print(
+            f"the checkpoint was written {before}, this run has {world}: the global batches continue unchanged{views}"
+        )
 
     def run(self, stop_after_steps: int | None = None) -> TrainResult:
         """Train to the end, or until a stop signal / `stop_after_steps` steps (checkpointed, resumable)."""
@@ -456,7 +465,8 @@ class Trainer:
         return bool(firings)
 
     def _checkpoint(self) -> None:
-        self.state.view_rng = self.view_rng.get_state()
+        every_rank = self.accelerator.gather(self.view_rng.get_state().to(self.accelerator.device)[None])
+        self.state.view_rng = every_rank.cpu()
         self.state.collapse_alarm = self.alarm.state_dict()
         extra_files = {RECIPE_NAME: self.recipe.to_json(), CONFIG_NAME: self.config_json}
         save_checkpoint(self.accelerator, self.checkpoint_dir, self.state.step, self.policy, extra_files)

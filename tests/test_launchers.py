@@ -1,0 +1,150 @@
+"""Every launcher trains the same model: `accelerate launch` with the repository's configs, plain `torchrun` and
+the Slurm node launcher, each on 2 CPU processes with no special variables, equal each other and one process.
+
+The runs load `tests/no_batchnorm` (PYTHONPATH), which replaces BatchNorm by an identity: only then do 2 processes
+with half the batch each take exactly the step 1 process takes on the whole batch.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import test_train
+import torch
+from safetensors.torch import load_file
+
+from trainer.accelerator import check_process_count
+from trainer.checkpoints import list_checkpoints
+from trainer.export import STUDENT_WEIGHTS
+
+REPO = test_train.REPO
+shards = test_train.shards  # the tiny runs' shard set fixture
+
+PROCESSES = 2
+STEPS = 6
+TINY_RUN = [
+    "--pretext", "contrastive", "--study", "test", "--no-mlflow", "--seed", "3",
+    "--epochs", "2", "--steps-per-epoch", str(STEPS // 2), "--batch-size", "8", "--pairs.crop-seconds", "1",
+    "--pairs.min-gap-seconds", "1", "--pairs.max-gap-seconds", "3", "--pairs.num-workers", "0",
+    "--model.width", "8", "--optim.warmup-steps", "1", "--checkpoint.every-steps", "3", "--log-every", "1",
+]  # fmt: skip
+ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+
+
+def free_port() -> int:
+    """A port no one listens on now (the launchers' rendezvous binds it a moment later)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def launch_command(launcher: str, processes: int) -> list[str]:
+    """The command that starts train.py under `launcher` (arguments follow)."""
+    port = str(free_port())
+    if launcher == "python":
+        return [sys.executable, "train.py"]
+    if launcher == "torchrun":
+        return [*TORCHRUN, "--standalone", "--nproc_per_node", str(processes), "train.py"]
+    if launcher == "accelerate":
+        config = "configs/accelerate/one_node.yaml"
+        return [*ACCELERATE, "--config_file", config, "--num_processes", str(processes), "--main_process_port", port,
+                "train.py"]  # fmt: skip
+    raise ValueError(launcher)
+
+
+def launcher_env(launcher: str, processes: int, output: Path) -> dict[str, str]:
+    """The environment of a launch: no variable that picks a backend, BatchNorm switched off, and a stop file, so
+    that a run stopped by --stop-after-steps exits 0 under a launcher too (as under slurm/lib.sh)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("ACCELERATE_", "DS_"))}
+    env |= {"OMP_NUM_THREADS": "1", "PYTHONPATH": f"{REPO / 'tests' / 'no_batchnorm'}:{REPO}"}
+    env["MUSICSSL_STOP_FILE"] = str(output.parent / f".{output.name}.stopped")
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # the scripts call `accelerate`
+    if launcher == "slurm":  # what Slurm sets on the one node of a job with 2 GPUs per node
+        env |= {"SLURM_NNODES": "1", "SLURM_NODEID": "0", "SLURM_GPUS_ON_NODE": str(processes)}
+        env |= {"MAIN_PROCESS_IP": "127.0.0.1", "MAIN_PROCESS_PORT": str(free_port())}
+    return env
+
+
+def run_training(launcher: str, output: Path, data: str, *flags: str, processes: int = PROCESSES) -> str:
+    """Run (or resume) the tiny training under `launcher` to the end or as `flags` say; returns its output."""
+    command = ["bash", "slurm/node_launch.sh"] if launcher == "slurm" else launch_command(launcher, processes)
+    command += [*TINY_RUN, "--data", data, "--output-dir", str(output), *flags]
+    run = subprocess.run(
+        command, cwd=REPO, env=launcher_env(launcher, processes, output), capture_output=True, text=True, timeout=600
+    )
+    log = run.stdout + run.stderr
+    errors = "\n".join(line for line in log.splitlines() if "Error" in line or line.startswith("error"))
+    assert run.returncode == 0, f"{launcher}: exit {run.returncode}\n{errors}\n{log[-3000:]}"
+    return log
+
+
+def student_at(output: Path, step: int) -> dict[str, torch.Tensor]:
+    """The student's weights in the checkpoint of `step`."""
+    checkpoints = dict(list_checkpoints(output / "checkpoints"))
+    return load_file(checkpoints[step] / STUDENT_WEIGHTS)
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], what: str) -> None:
+    assert a.keys() == b.keys(), what
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=f"{what}: {key}")
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory: pytest.TempPathFactory, shards: str) -> dict[str, torch.Tensor]:
+    """The weights after the tiny run on one process, the reference of every launcher."""
+    output = tmp_path_factory.mktemp("one_process")
+    run_training("python", output, shards)
+    return student_at(output, STEPS)
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("launcher", ["accelerate", "torchrun", "slurm"])
+def test_two_processes_under_every_launcher_train_the_one_process_model(
+    launcher: str, tmp_path: Path, shards: str, one_process: dict[str, torch.Tensor]
+) -> None:
+    log = run_training(launcher, tmp_path / launcher, shards)
+    assert "Accelerate counts" not in log
+    initial = load_file(tmp_path / launcher / "checkpoints" / f"step-{3:09d}" / STUDENT_WEIGHTS)
+    assert any(not torch.equal(initial[k], one_process[k]) for k in initial)  # the steps after 3 moved it
+    assert_same_weights(student_at(tmp_path / launcher, STEPS), one_process, launcher)
+
+
+def test_a_group_of_another_size_than_the_launch_is_refused_with_the_fix() -> None:
+    check_process_count(seen=1, launched=1)
+    with pytest.raises(RuntimeError, match=r"started 2 process.*Accelerate counts 1.*--num_processes N"):
+        check_process_count(seen=1, launched=2)
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize(("first", "then"), [("python", "torchrun"), ("torchrun", "python")])
+def test_a_run_resumed_on_another_process_count_reads_the_same_global_batches(
+    first: str, then: str, tmp_path: Path, shards: str, one_process: dict[str, torch.Tensor]
+) -> None:
+    output = tmp_path / "run"
+    run_training(first, output, shards, "--stop-after-steps", "3")
+    assert [step for step, _ in list_checkpoints(output / "checkpoints")] == [3]
+    log = run_training(then, output, shards)
+    before, now = (1, 2) if first == "python" else (2, 1)
+    assert f"written on {before} process(es), this run has {now}: the global batches continue unchanged" in log
+    assert_same_weights(student_at(output, STEPS), one_process, f"{first} then {then}")
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(900)
+def test_augmented_views_resume_exactly_on_two_processes(tmp_path: Path, shards: str) -> None:
+    """Each rank augments with its own generator, checkpointed and restored per rank."""
+    views = ("--pairs.views", "augmented_temporal")
+    run_training("torchrun", tmp_path / "whole", shards, *views)
+    run_training("torchrun", tmp_path / "split", shards, *views, "--stop-after-steps", "3")
+    log = run_training("torchrun", tmp_path / "split", shards, *views)
+    assert "resuming from" in log and "re-seeded" not in log
+    assert_same_weights(student_at(tmp_path / "split", STEPS), student_at(tmp_path / "whole", STEPS), "resumed")

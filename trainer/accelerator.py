@@ -1,0 +1,65 @@
+"""The Accelerator of a run, the same under every launcher: the backend follows the hardware found, not the
+launch config, and the process count Accelerate sees must be the one the launcher started.
+
+Accelerate picks NCCL for a launch config of GPUs; on a machine without one it finds no backend and runs every
+process as a lone copy (`accelerate launch --config_file one_node.yaml` or plain `torchrun` on CPU): unsynchronised
+models, each reading rank 0's data. Here a launch without a usable GPU always joins a gloo group (DeepSpeed too,
+through its CPU accelerator), and a group whose size differs from the launcher's is an error, never a run.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import InitProcessGroupKwargs
+
+DEEPSPEED_VARIABLE = "ACCELERATE_USE_DEEPSPEED"  # set by `accelerate launch` for a DeepSpeed config
+DEEPSPEED_ACCELERATOR_VARIABLE = "DS_ACCELERATOR"  # DeepSpeed's device; it assumes CUDA unless told
+
+
+def launched_processes() -> int:
+    """Processes the launcher started (torchrun, accelerate launch and srun's node launchers set WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def uses_deepspeed() -> bool:
+    return os.environ.get(DEEPSPEED_VARIABLE, "false").lower() == "true"
+
+
+def uses_gpu() -> bool:
+    """A CUDA device is there and the launch did not ask for the CPU."""
+    forced_cpu = os.environ.get("ACCELERATE_USE_CPU", "false").lower() in ("1", "true", "yes")
+    return torch.cuda.is_available() and not forced_cpu
+
+
+def make_accelerator(precision: str, grad_accum: int) -> Accelerator:
+    """An Accelerator in the group the launcher started: NCCL on GPUs, gloo on CPUs (DDP and DeepSpeed alike);
+    `precision` "auto" is bf16 where the GPU has it, fp16 with loss scaling on older GPUs, fp32 on the CPU."""
+    gpu = uses_gpu()
+    if precision == "auto":
+        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if gpu else "no"
+    options: dict = {"mixed_precision": precision, "gradient_accumulation_steps": grad_accum}
+    if not gpu and launched_processes() > 1:
+        options["kwargs_handlers"] = [InitProcessGroupKwargs(backend="gloo")]
+        if uses_deepspeed():
+            os.environ.setdefault(DEEPSPEED_ACCELERATOR_VARIABLE, "cpu")
+        else:
+            options["cpu"] = True  # Accelerate's multi-CPU mode: a gloo group and DDP over it
+    accelerator = Accelerator(**options)
+    check_process_count(accelerator.num_processes, launched_processes())
+    return accelerator
+
+
+def check_process_count(seen: int, launched: int) -> None:
+    """Refuse a run in which the processes would not form one group of the launched size."""
+    group = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    if seen == launched == group:
+        return
+    raise RuntimeError(
+        f"the launcher started {launched} process(es) but this one sees a group of {group} and Accelerate counts "
+        f"{seen}: the copies would train unsynchronised. Launch with `accelerate launch --num_processes N train.py` "
+        "or `torchrun --nproc_per_node N train.py` on one machine, set --num_machines/--machine_rank on several, "
+        "and do not mix a launcher with a process group made outside it"
+    )
