@@ -13,10 +13,14 @@ PROBE := --data $(DEMO)/shards --task demo-tags --experiment demo-probes --epoch
 .PHONY: demo test lint install lock gpu-wheels
 
 # The locked set, hash-checked, then the project itself without dependencies, then a smoke check of both.
+# DeepSpeed (dev extra) has only a source release: pip builds it in an isolated build environment (setuptools from
+# the index, no torch there), so the wheel is pure Python with the locked requirements on any machine (its setup.py
+# adds nvidia-ml-py, absent from the lock, when it sees a CUDA torch on a GPU: keep build isolation on). DS_BUILD_OPS=0
+# keeps compiled ops out even where the environment asks for them; DeepSpeed JIT-builds those it needs (g++).
 $(VENV)/.installed: $(LOCK) pyproject.toml
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	DS_BUILD_OPS=0 $(PY) -m pip install --quiet --require-hashes -r $(LOCK)
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) check_install.py
 	touch $@
