@@ -7,18 +7,20 @@ with half the batch each take exactly the step 1 process takes on the whole batc
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import test_train
 import torch
 from safetensors.torch import load_file
 
-from trainer.accelerator import check_process_count
+from trainer.accelerator import check_process_count, configure_deepspeed, make_accelerator
 from trainer.checkpoints import list_checkpoints
 from trainer.export import STUDENT_WEIGHTS
 
@@ -35,6 +37,7 @@ TINY_RUN = [
 ]  # fmt: skip
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+DEEPSPEED = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="needs the deepspeed extra")
 
 
 def free_port() -> int:
@@ -51,11 +54,9 @@ def launch_command(launcher: str, processes: int) -> list[str]:
         return [sys.executable, "train.py"]
     if launcher == "torchrun":
         return [*TORCHRUN, "--standalone", "--nproc_per_node", str(processes), "train.py"]
-    if launcher == "accelerate":
-        config = "configs/accelerate/one_node.yaml"
-        return [*ACCELERATE, "--config_file", config, "--num_processes", str(processes), "--main_process_port", port,
-                "train.py"]  # fmt: skip
-    raise ValueError(launcher)
+    config = {"accelerate": "one_node.yaml", "deepspeed": "deepspeed_zero2.yaml"}[launcher]
+    return [*ACCELERATE, "--config_file", f"configs/accelerate/{config}", "--num_processes", str(processes),
+            "--main_process_port", port, "train.py"]  # fmt: skip
 
 
 def launcher_env(launcher: str, processes: int, output: Path) -> dict[str, str]:
@@ -71,8 +72,11 @@ def launcher_env(launcher: str, processes: int, output: Path) -> dict[str, str]:
     return env
 
 
-def run_training(launcher: str, output: Path, data: str, *flags: str, processes: int = PROCESSES) -> str:
-    """Run (or resume) the tiny training under `launcher` to the end or as `flags` say; returns its output."""
+def run_training(
+    launcher: str, output: Path, data: str, *flags: str, processes: int = PROCESSES, succeed: bool = True
+) -> str:
+    """Run (or resume) the tiny training under `launcher` to the end or as `flags` say; returns its output
+    (a run that should fail, `succeed=False`, must exit non-zero)."""
     command = ["bash", "slurm/node_launch.sh"] if launcher == "slurm" else launch_command(launcher, processes)
     command += [*TINY_RUN, "--data", data, "--output-dir", str(output), *flags]
     run = subprocess.run(
@@ -80,7 +84,7 @@ def run_training(launcher: str, output: Path, data: str, *flags: str, processes:
     )
     log = run.stdout + run.stderr
     errors = "\n".join(line for line in log.splitlines() if "Error" in line or line.startswith("error"))
-    assert run.returncode == 0, f"{launcher}: exit {run.returncode}\n{errors}\n{log[-3000:]}"
+    assert (run.returncode == 0) == succeed, f"{launcher}: exit {run.returncode}\n{errors}\n{log[-3000:]}"
     return log
 
 
@@ -96,6 +100,15 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], 
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=f"{what}: {key}")
 
 
+def assert_export_is_the_last_checkpoint(output: Path) -> None:
+    """The exported backbone is the backbone of the last checkpoint's `model.safetensors` (what `load_backbone`
+    reads from a checkpoint folder; the runs have no BatchNorm, so the weights are compared as files)."""
+    exported = load_file(output / "backbone.safetensors")
+    student = student_at(output, STEPS)
+    backbone = {key.removeprefix("backbone."): value for key, value in student.items() if key.startswith("backbone.")}
+    assert_same_weights(exported, backbone, f"{output.name} export")
+
+
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory: pytest.TempPathFactory, shards: str) -> dict[str, torch.Tensor]:
     """The weights after the tiny run on one process, the reference of every launcher."""
@@ -106,7 +119,7 @@ def one_process(tmp_path_factory: pytest.TempPathFactory, shards: str) -> dict[s
 
 @pytest.mark.distributed
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("launcher", ["accelerate", "torchrun", "slurm"])
+@pytest.mark.parametrize("launcher", ["accelerate", "torchrun", "slurm", pytest.param("deepspeed", marks=DEEPSPEED)])
 def test_two_processes_under_every_launcher_train_the_one_process_model(
     launcher: str, tmp_path: Path, shards: str, one_process: dict[str, torch.Tensor]
 ) -> None:
@@ -115,6 +128,7 @@ def test_two_processes_under_every_launcher_train_the_one_process_model(
     initial = load_file(tmp_path / launcher / "checkpoints" / f"step-{3:09d}" / STUDENT_WEIGHTS)
     assert any(not torch.equal(initial[k], one_process[k]) for k in initial)  # the steps after 3 moved it
     assert_same_weights(student_at(tmp_path / launcher, STEPS), one_process, launcher)
+    assert_export_is_the_last_checkpoint(tmp_path / launcher)
 
 
 def test_a_group_of_another_size_than_the_launch_is_refused_with_the_fix() -> None:
@@ -125,7 +139,7 @@ def test_a_group_of_another_size_than_the_launch_is_refused_with_the_fix() -> No
 
 @pytest.mark.distributed
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize(("first", "then"), [("python", "torchrun"), ("torchrun", "python")])
+@pytest.mark.parametrize(("first", "then"), [("python", "torchrun"), ("accelerate", "python")])
 def test_a_run_resumed_on_another_process_count_reads_the_same_global_batches(
     first: str, then: str, tmp_path: Path, shards: str, one_process: dict[str, torch.Tensor]
 ) -> None:
@@ -133,7 +147,7 @@ def test_a_run_resumed_on_another_process_count_reads_the_same_global_batches(
     run_training(first, output, shards, "--stop-after-steps", "3")
     assert [step for step, _ in list_checkpoints(output / "checkpoints")] == [3]
     log = run_training(then, output, shards)
-    before, now = (1, 2) if first == "python" else (2, 1)
+    before, now = (1, 2) if first == "python" else (2, 1)  # python: one process
     assert f"written on {before} process(es), this run has {now}: the global batches continue unchanged" in log
     assert_same_weights(student_at(output, STEPS), one_process, f"{first} then {then}")
 
@@ -148,3 +162,68 @@ def test_augmented_views_resume_exactly_on_two_processes(tmp_path: Path, shards:
     log = run_training("torchrun", tmp_path / "split", shards, *views)
     assert "resuming from" in log and "re-seeded" not in log
     assert_same_weights(student_at(tmp_path / "split", STEPS), student_at(tmp_path / "whole", STEPS), "resumed")
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(900)
+@DEEPSPEED
+def test_deepspeed_takes_the_trainers_accumulation_and_clipping(tmp_path: Path, shards: str) -> None:
+    """ZeRO-2 on 2 processes with --grad-accum 2 and a clipping norm that binds equals 1 process with the same."""
+    flags = ("--grad-accum", "2", "--optim.grad-clip", "0.002")  # gradient norms here: 0.004-0.01
+    run_training("python", tmp_path / "one", shards, *flags)
+    run_training("deepspeed", tmp_path / "zero2", shards, *flags)
+    assert_same_weights(student_at(tmp_path / "zero2", STEPS), student_at(tmp_path / "one", STEPS), "ZeRO-2")
+    unclipped = tmp_path / "unclipped"  # the clipping norm binds: without it the model differs
+    run_training("python", unclipped, shards, "--grad-accum", "2")
+    clipped = student_at(tmp_path / "one", STEPS)
+    assert any(not torch.equal(value, clipped[key]) for key, value in student_at(unclipped, STEPS).items())
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(900)
+@DEEPSPEED
+def test_a_deepspeed_run_resumes_exports_and_refuses_another_count(
+    tmp_path: Path, shards: str, one_process: dict[str, torch.Tensor]
+) -> None:
+    output = tmp_path / "zero2"
+    run_training("deepspeed", output, shards, "--stop-after-steps", "3")
+    log = run_training("python", output, shards, succeed=False)
+    assert "written by DeepSpeed on 2 process(es): resume it with" in log
+    log = run_training("deepspeed", output, shards, processes=1, succeed=False)
+    assert "this launch has 1: resume with --num_processes 2" in log
+    run_training("deepspeed", output, shards)
+    assert_same_weights(student_at(output, STEPS), one_process, "ZeRO-2 resumed")
+    assert_export_is_the_last_checkpoint(output)
+
+
+def deepspeed_plugin(stage: int) -> SimpleNamespace:
+    """What configure_deepspeed reads of an Accelerator under a DeepSpeed launch config."""
+    config = {"zero_optimization": {"stage": stage}, "gradient_accumulation_steps": 1, "gradient_clipping": "auto"}
+    state = SimpleNamespace(deepspeed_plugin=SimpleNamespace(deepspeed_config=config))
+    return SimpleNamespace(state=state, gradient_accumulation_steps=2, num_processes=4)
+
+
+def test_deepspeed_gets_the_trainers_settings_or_refuses_what_it_cannot_do() -> None:
+    accelerator = deepspeed_plugin(stage=2)
+    with pytest.raises(ValueError, match="sets gradient_accumulation_steps 1, the trainer's settings give 2"):
+        configure_deepspeed(accelerator, micro_batch=8, grad_clip=None, optimizer="adam")
+    accelerator.state.deepspeed_plugin.deepspeed_config["gradient_accumulation_steps"] = "auto"
+    configure_deepspeed(accelerator, micro_batch=8, grad_clip=0.5, optimizer="adam")
+    config = accelerator.state.deepspeed_plugin.deepspeed_config
+    assert (config["train_micro_batch_size_per_gpu"], config["train_batch_size"]) == (8, 64)
+    assert (config["gradient_accumulation_steps"], config["gradient_clipping"]) == (2, 0.5)
+    assert config["bf16"]["check_grad_overflow"]
+    with pytest.raises(ValueError, match="one trust ratio per partition instead of per layer"):
+        configure_deepspeed(deepspeed_plugin(stage=2), micro_batch=8, grad_clip=None, optimizer="lars")
+    with pytest.raises(ValueError, match="ZeRO stage 3 is not supported: it partitions the student's parameters"):
+        configure_deepspeed(deepspeed_plugin(stage=3), micro_batch=8, grad_clip=None, optimizer="adam")
+
+
+def test_a_launch_config_that_contradicts_the_trainer_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACCELERATE_GRADIENT_CLIPPING", "1.0")  # what `accelerate launch` passes on from a YAML
+    with pytest.raises(ValueError, match=r"sets gradient_clipping 1.0, the trainer --optim.grad-clip 0.0"):
+        make_accelerator("no", grad_accum=1, grad_clip=None)
+    monkeypatch.setenv("ACCELERATE_GRADIENT_CLIPPING", "auto")
+    monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "1")
+    with pytest.raises(ValueError, match=r"sets gradient_accumulation_steps 1, the trainer --grad-accum 2"):
+        make_accelerator("no", grad_accum=2, grad_clip=None)

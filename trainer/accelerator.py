@@ -17,6 +17,29 @@ from accelerate.utils import InitProcessGroupKwargs
 
 DEEPSPEED_VARIABLE = "ACCELERATE_USE_DEEPSPEED"  # set by `accelerate launch` for a DeepSpeed config
 DEEPSPEED_ACCELERATOR_VARIABLE = "DS_ACCELERATOR"  # DeepSpeed's device; it assumes CUDA unless told
+ACCUMULATION_VARIABLE = "ACCELERATE_GRADIENT_ACCUMULATION_STEPS"  # a launch config's, read over Accelerator(...)
+CLIPPING_VARIABLE = "ACCELERATE_GRADIENT_CLIPPING"  # a DeepSpeed launch config's gradient_clipping
+ZERO3_REFUSED = (
+    "ZeRO stage 3 is not supported: it partitions the student's parameters, which the EMA teachers read and the "
+    "export writes whole, and every model here fits one GPU (docs/distributed.md); use ZeRO-2 "
+    "(configs/accelerate/deepspeed_zero2.yaml) or plain DDP"
+)
+LARS_REFUSED = (
+    "--optim.optimizer lars cannot run under DeepSpeed ZeRO: ZeRO hands the optimizer flat partitions that cut "
+    "across layers, so LARS would compute one trust ratio per partition instead of per layer; use plain DDP "
+    "(configs/accelerate/one_node.yaml) for LARS, or --optim.optimizer adamw with ZeRO"
+)
+
+
+def check_launch_setting(variable: str, key: str, value: float, flag: str) -> None:
+    """Refuse a launch config's `key` (passed on by `accelerate launch` as `variable`, which Accelerate reads over
+    its own arguments) unless it equals the trainer's `value`."""
+    given = os.environ.get(variable)
+    if given not in (None, "auto") and float(given) != float(value):
+        raise ValueError(
+            f"the launch config sets {key} {given}, the trainer {flag} {value}: remove {key} from the launch config "
+            f"(the trainer sets it) or pass {flag} {given}"
+        )
 
 
 def launched_processes() -> int:
@@ -34,9 +57,12 @@ def uses_gpu() -> bool:
     return torch.cuda.is_available() and not forced_cpu
 
 
-def make_accelerator(precision: str, grad_accum: int) -> Accelerator:
+def make_accelerator(precision: str, grad_accum: int, grad_clip: float | None) -> Accelerator:
     """An Accelerator in the group the launcher started: NCCL on GPUs, gloo on CPUs (DDP and DeepSpeed alike);
-    `precision` "auto" is bf16 where the GPU has it, fp16 with loss scaling on older GPUs, fp32 on the CPU."""
+    `precision` "auto" is bf16 where the GPU has it, fp16 with loss scaling on older GPUs, fp32 on the CPU.
+    The trainer's accumulation and clipping are the run's: a launch config that sets others is refused."""
+    check_launch_setting(ACCUMULATION_VARIABLE, "gradient_accumulation_steps", grad_accum, "--grad-accum")
+    check_launch_setting(CLIPPING_VARIABLE, "gradient_clipping", grad_clip or 0.0, "--optim.grad-clip")
     gpu = uses_gpu()
     if precision == "auto":
         precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if gpu else "no"
@@ -63,3 +89,33 @@ def check_process_count(seen: int, launched: int) -> None:
         "or `torchrun --nproc_per_node N train.py` on one machine, set --num_machines/--machine_rank on several, "
         "and do not mix a launcher with a process group made outside it"
     )
+
+
+def configure_deepspeed(accelerator: Accelerator, micro_batch: int, grad_clip: float | None, optimizer: str) -> None:
+    """Before `prepare`: DeepSpeed's config takes the trainer's batch, accumulation and clipping (a DeepSpeed config
+    file that says otherwise is refused), checks bf16 gradients for NaN/inf so that a non-finite step is skipped as
+    in fp32 and fp16, and what ZeRO cannot do here is refused."""
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is None:
+        return
+    config = plugin.deepspeed_config
+    stage = int(config.get("zero_optimization", {}).get("stage", 0))
+    if stage >= 3:
+        raise ValueError(ZERO3_REFUSED)
+    if optimizer == "lars" and stage >= 1:
+        raise ValueError(LARS_REFUSED)
+    ours = {
+        "train_micro_batch_size_per_gpu": micro_batch,
+        "gradient_accumulation_steps": accelerator.gradient_accumulation_steps,
+        "train_batch_size": micro_batch * accelerator.gradient_accumulation_steps * accelerator.num_processes,
+        "gradient_clipping": grad_clip or 0.0,
+    }
+    for key, value in ours.items():
+        given = config.get(key, "auto")
+        if given != "auto" and float(given) != float(value):
+            raise ValueError(
+                f'the DeepSpeed config sets {key} {given}, the trainer\'s settings give {value}: set it to "auto" '
+                "or remove it (the trainer sets it)"
+            )
+        config[key] = value
+    config.setdefault("bf16", {})["check_grad_overflow"] = True

@@ -2,7 +2,8 @@
 
 A checkpoint is Accelerate's state folder (student, optimiser, scaler, every rank's RNG) plus the objects
 registered with `accelerator.register_for_checkpointing` (EMA teacher and DINO center, lr schedule,
-loop state).
+loop state). Under DeepSpeed the student and optimiser are the engine's folder `pytorch_model/`, and the student
+is written beside it as the same `model.safetensors` as DDP's, which export and evaluation read.
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
+from safetensors.torch import save_file
+
+from trainer.export import STUDENT_WEIGHTS
 
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{9})$")
+DEEPSPEED_FOLDER = "pytorch_model"  # the engine's own checkpoint inside Accelerate's state folder
+DEEPSPEED_OPTIMIZER_PARTS = "zero_pp_rank_*_optim_states.pt"  # one ZeRO optimiser partition per process
 
 
 @dataclass
@@ -53,9 +60,10 @@ def save_checkpoint(
     step: int,
     policy: CheckpointPolicy,
     extra_files: Mapping[str, str] | None = None,
+    extra_tensors: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
 ) -> Path:
-    """Save on every rank into a temporary folder, then rank 0 adds `extra_files` (name -> text), renames
-    the folder and prunes old checkpoints."""
+    """Save on every rank into a temporary folder, then rank 0 adds `extra_files` (name -> text) and
+    `extra_tensors` (name -> safetensors content), renames the folder and prunes old checkpoints."""
     final = directory / checkpoint_name(step)
     partial = directory / f".{final.name}.partial"
     if accelerator.is_main_process:
@@ -67,6 +75,8 @@ def save_checkpoint(
     if accelerator.is_main_process:
         for name, text in (extra_files or {}).items():
             (partial / name).write_text(text)
+        for name, tensors in (extra_tensors or {}).items():
+            save_file({key: value.detach().cpu().contiguous() for key, value in tensors.items()}, str(partial / name))
         if final.exists():  # the same step saved again (e.g. a signal right after a periodic save)
             shutil.rmtree(final)
         partial.rename(final)
@@ -84,3 +94,30 @@ def prune_checkpoints(directory: Path, policy: CheckpointPolicy) -> None:
             shutil.rmtree(path)
     for stale in directory.glob(".step-*.partial"):
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def check_resumable(checkpoint: Path, deepspeed: bool, processes: int) -> None:
+    """Refuse a checkpoint this launch cannot load, saying how to launch instead: a DeepSpeed checkpoint without
+    DeepSpeed or on another number of processes (ZeRO's optimiser state is cut in one part per process), a DDP
+    checkpoint under DeepSpeed."""
+    engine_folder = checkpoint / DEEPSPEED_FOLDER
+    if not engine_folder.is_dir():
+        if deepspeed:
+            raise ValueError(
+                f"{checkpoint} was written without DeepSpeed; resume it with the launch config it was trained with "
+                "(e.g. configs/accelerate/one_node.yaml), or start afresh with another --output-dir"
+            )
+        return
+    parts = len(list(engine_folder.glob(DEEPSPEED_OPTIMIZER_PARTS)))
+    if not deepspeed:
+        raise ValueError(
+            f"{checkpoint} was written by DeepSpeed on {parts} process(es): resume it with "
+            f"`accelerate launch --config_file configs/accelerate/deepspeed_zero2.yaml --num_processes {parts} "
+            "train.py ...`"
+        )
+    if parts != processes:
+        raise ValueError(
+            f"{checkpoint} was written by DeepSpeed ZeRO on {parts} process(es), which cut the optimiser state in "
+            f"{parts} parts; this launch has {processes}: resume with --num_processes {parts} (its backbone, "
+            f"{checkpoint / STUDENT_WEIGHTS}, evaluates and exports on any count)"
+        )

@@ -24,15 +24,15 @@ from tqdm.auto import tqdm
 from sharding.location import load_index
 from sharding.pairs import pairs_to_float
 from sharding.readers import open_pairs, training_tracks
-from trainer.accelerator import make_accelerator
+from trainer.accelerator import configure_deepspeed, make_accelerator
 from trainer.augment import AugmentationChain, make_views, pair_gaps
-from trainer.checkpoints import CheckpointPolicy, latest_checkpoint, save_checkpoint
+from trainer.checkpoints import CheckpointPolicy, check_resumable, latest_checkpoint, save_checkpoint
 from trainer.collapse import CollapseAlarm
 from trainer.config import PairsConfig, TrainConfig
 from trainer.diagnostics import collapse_metrics
 from trainer.distributed import broadcast_from_rank_zero, convert_sync_batchnorm
 from trainer.epochs import resolve_epochs
-from trainer.export import RECIPE_NAME, BackboneRecipe, export_backbone
+from trainer.export import RECIPE_NAME, STUDENT_WEIGHTS, BackboneRecipe, export_backbone
 from trainer.optim import build_optimizer, learning_rate_schedule, set_weight_decay, weight_decay_schedule
 from trainer.preemption import StopRequest
 from trainer.pretexts import Pretext, PretextOutput, build_pretext
@@ -214,7 +214,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, hook_factories: Sequence[HookFactory] = ()) -> None:
         self.config = config
-        self.accelerator = accelerator = make_accelerator(config.precision, config.grad_accum)
+        self.accelerator = accelerator = make_accelerator(config.precision, config.grad_accum, config.optim.grad_clip)
         set_seed(config.seed)
         self.output_dir = Path(config.resolved_output_dir())
         self.checkpoint_dir = self.output_dir / "checkpoints"
@@ -236,9 +236,7 @@ class Trainer:
         self.lr_schedule = learning_rate_schedule(config.optim, peak_lr, config.total_steps)
         self.weight_decay_schedule = weight_decay_schedule(config.optim, config.total_steps)
         micro_batch = micro_batch_size(config, accelerator.num_processes)
-        if accelerator.state.deepspeed_plugin is not None:  # DeepSpeed sizes its engine from a prepared loader,
-            ds_config = accelerator.state.deepspeed_plugin.deepspeed_config  # which the pair stream is not
-            ds_config["train_micro_batch_size_per_gpu"] = micro_batch
+        configure_deepspeed(accelerator, micro_batch, config.optim.grad_clip, config.optim.optimizer)
         self.student, self.optimizer = accelerator.prepare(pretext.student, optimizer)
         self.chain = view_chain(config, backbone)
         self.view_rng = torch.Generator(device=accelerator.device)
@@ -283,6 +281,8 @@ class Trainer:
             return
         saved_config = json.loads((resume_from / CONFIG_NAME).read_text())
         check_same_run(saved_config, json.loads(self.config_json), resume_from)
+        deepspeed = self.accelerator.state.deepspeed_plugin is not None
+        check_resumable(resume_from, deepspeed, self.accelerator.num_processes)
         self.accelerator.load_state(str(resume_from))
         self.accelerator.print(f"resuming from {resume_from} at step {self.state.step}")
         self._restore_view_rng(self.state.view_rng)
@@ -367,6 +367,7 @@ class Trainer:
 
     def _step(self, stop_requested: bool) -> tuple[StepReport, PretextOutput]:
         """One optimiser step over `grad_accum` micro-batches; skipped on every rank if a loss is non-finite."""
+        self._set_schedules()  # before the first backward: DeepSpeed steps inside the last one
         device = self.accelerator.device
         loss_sum = torch.zeros((), device=device)
         nonfinite = torch.zeros((), device=device)
@@ -384,6 +385,11 @@ class Trainer:
         if not report.nonfinite:
             self._optimizer_step()
             self.pretext.after_optimizer_step(self.state.step, self.config.total_steps)
+        elif getattr(self.student, "was_step_applied", bool)():  # a DeepSpeed engine steps inside `backward`
+            raise FloatingPointError(
+                f"DeepSpeed applied the update of step {self.state.step} although a loss was non-finite; the run "
+                "cannot go on from these weights: resume from the last checkpoint with --precision no or fp16"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         return report, out
 
@@ -396,14 +402,18 @@ class Trainer:
         mean_loss, bad, stop = flags.tolist()
         return StepReport(loss=mean_loss, nonfinite=bad > 0, stop_requested=stop > 0)
 
-    def _optimizer_step(self) -> None:
-        if self.config.optim.grad_clip is not None:
-            self.accelerator.clip_grad_norm_(self.student.parameters(), self.config.optim.grad_clip)
+    def _set_schedules(self) -> None:
+        """The learning rate and weight decay of this step."""
         lr = self.lr_schedule(self.state.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         if self.weight_decay_schedule is not None:
             set_weight_decay(self.optimizer, self.weight_decay_schedule(self.state.step))
+
+    def _optimizer_step(self) -> None:
+        """Clip and step (under DeepSpeed both happened in `backward`, and these calls do nothing)."""
+        if self.config.optim.grad_clip is not None:
+            self.accelerator.clip_grad_norm_(self.student.parameters(), self.config.optim.grad_clip)
         self.optimizer.step()
 
     def _log(self, report: StepReport, out: PretextOutput, progress: tqdm) -> bool:
@@ -469,7 +479,10 @@ class Trainer:
         self.state.view_rng = every_rank.cpu()
         self.state.collapse_alarm = self.alarm.state_dict()
         extra_files = {RECIPE_NAME: self.recipe.to_json(), CONFIG_NAME: self.config_json}
-        save_checkpoint(self.accelerator, self.checkpoint_dir, self.state.step, self.policy, extra_files)
+        extra_tensors = {}
+        if self.accelerator.state.deepspeed_plugin is not None:  # ZeRO-2 holds every parameter on every rank
+            extra_tensors[STUDENT_WEIGHTS] = self.accelerator.unwrap_model(self.student).state_dict()
+        save_checkpoint(self.accelerator, self.checkpoint_dir, self.state.step, self.policy, extra_files, extra_tensors)
 
     def _finish(self) -> Path:
         """Final checkpoint, the backbone exported on its own, the MLflow run closed."""
