@@ -236,6 +236,7 @@ class Trainer:
         self.lr_schedule = learning_rate_schedule(config.optim, peak_lr, config.total_steps)
         self.weight_decay_schedule = weight_decay_schedule(config.optim, config.total_steps)
         micro_batch = micro_batch_size(config, accelerator.num_processes)
+        self.deepspeed = accelerator.state.deepspeed_plugin is not None
         configure_deepspeed(accelerator, micro_batch, config.optim.grad_clip, config.optim.optimizer)
         self.student, self.optimizer = accelerator.prepare(pretext.student, optimizer)
         self.chain = view_chain(config, backbone)
@@ -281,8 +282,7 @@ class Trainer:
             return
         saved_config = json.loads((resume_from / CONFIG_NAME).read_text())
         check_same_run(saved_config, json.loads(self.config_json), resume_from)
-        deepspeed = self.accelerator.state.deepspeed_plugin is not None
-        check_resumable(resume_from, deepspeed, self.accelerator.num_processes)
+        check_resumable(resume_from, self.deepspeed, self.accelerator.num_processes)
         self.accelerator.load_state(str(resume_from))
         self.accelerator.print(f"resuming from {resume_from} at step {self.state.step}")
         self._restore_view_rng(self.state.view_rng)
@@ -385,7 +385,7 @@ class Trainer:
         if not report.nonfinite:
             self._optimizer_step()
             self.pretext.after_optimizer_step(self.state.step, self.config.total_steps)
-        elif getattr(self.student, "was_step_applied", bool)():  # a DeepSpeed engine steps inside `backward`
+        elif self.deepspeed and self.student.was_step_applied():  # the engine steps inside `backward`
             raise FloatingPointError(
                 f"DeepSpeed applied the update of step {self.state.step} although a loss was non-finite; the run "
                 "cannot go on from these weights: resume from the last checkpoint with --precision no or fp16"
@@ -480,7 +480,7 @@ class Trainer:
         self.state.collapse_alarm = self.alarm.state_dict()
         extra_files = {RECIPE_NAME: self.recipe.to_json(), CONFIG_NAME: self.config_json}
         extra_tensors = {}
-        if self.accelerator.state.deepspeed_plugin is not None:  # ZeRO-2 holds every parameter on every rank
+        if self.deepspeed:  # ZeRO-2 holds every parameter on every rank
             extra_tensors[STUDENT_WEIGHTS] = self.accelerator.unwrap_model(self.student).state_dict()
         save_checkpoint(self.accelerator, self.checkpoint_dir, self.state.step, self.policy, extra_files, extra_tensors)
 
