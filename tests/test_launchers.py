@@ -1,28 +1,40 @@
 """Every launcher trains the same model: `accelerate launch` with the repository's configs, plain `torchrun` and
 the Slurm node launcher, each on 2 CPU processes with no special variables, equal each other and one process.
 
-The runs load `tests/no_batchnorm` (PYTHONPATH), which replaces BatchNorm by an identity: only then do 2 processes
+The runs load `tests/launched` (PYTHONPATH), which replaces BatchNorm by an identity: only then do 2 processes
 with half the batch each take exactly the step 1 process takes on the whole batch.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
+import numpy as np
 import pytest
 import test_train
 import torch
 from safetensors.torch import load_file
 
-from trainer.accelerator import check_process_count, configure_deepspeed, make_accelerator
-from trainer.checkpoints import list_checkpoints
+from trainer.accelerator import (
+    SEPARATE_STORE_VARIABLE,
+    check_process_count,
+    check_restartable,
+    configure_deepspeed,
+    make_accelerator,
+)
+from trainer.checkpoints import DEEPSPEED_FOLDER, UNIVERSAL_FOLDER, checkpoint_name, list_checkpoints, make_universal
+from trainer.cli import parse_config
 from trainer.export import STUDENT_WEIGHTS
+from trainer.optim import learning_rate_schedule, scaled_learning_rate, weight_decay_schedule
 
 REPO = test_train.REPO
 shards = test_train.shards  # the tiny runs' shard set fixture
@@ -47,23 +59,25 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def launch_command(launcher: str, processes: int) -> list[str]:
-    """The command that starts train.py under `launcher` (arguments follow)."""
+def launch_command(launcher: str, processes: int, restarts: int) -> list[str]:
+    """The command that starts train.py under `launcher` (arguments follow); torchrun restarts a failed group
+    `restarts` times."""
     port = str(free_port())
     if launcher == "python":
         return [sys.executable, "train.py"]
     if launcher == "torchrun":
-        return [*TORCHRUN, "--standalone", "--nproc_per_node", str(processes), "train.py"]
+        restart = ["--max-restarts", str(restarts)]
+        return [*TORCHRUN, "--standalone", "--nproc_per_node", str(processes), *restart, "train.py"]
     config = {"accelerate": "one_node.yaml", "deepspeed": "deepspeed_zero2.yaml"}[launcher]
     return [*ACCELERATE, "--config_file", f"configs/accelerate/{config}", "--num_processes", str(processes),
             "--main_process_port", port, "train.py"]  # fmt: skip
 
 
 def launcher_env(launcher: str, processes: int, output: Path) -> dict[str, str]:
-    """The environment of a launch: no variable that picks a backend, BatchNorm switched off, and a stop file, so
-    that a run stopped by --stop-after-steps exits 0 under a launcher too (as under slurm/lib.sh)."""
+    """The environment of a launch: no variable that picks a backend, BatchNorm switched off (tests/launched), and a
+    stop file, so that a run stopped by --stop-after-steps exits 0 under a launcher too (as under slurm/lib.sh)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ACCELERATE_", "DS_"))}
-    env |= {"OMP_NUM_THREADS": "1", "PYTHONPATH": f"{REPO / 'tests' / 'no_batchnorm'}:{REPO}"}
+    env |= {"OMP_NUM_THREADS": "1", "PYTHONPATH": f"{REPO / 'tests' / 'launched'}:{REPO}"}
     env["MUSICSSL_STOP_FILE"] = str(output.parent / f".{output.name}.stopped")
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # the scripts call `accelerate`
     if launcher == "slurm":  # what Slurm sets on the one node of a job with 2 GPUs per node
@@ -73,15 +87,21 @@ def launcher_env(launcher: str, processes: int, output: Path) -> dict[str, str]:
 
 
 def run_training(
-    launcher: str, output: Path, data: str, *flags: str, processes: int = PROCESSES, succeed: bool = True
+    launcher: str,
+    output: Path,
+    data: str,
+    *flags: str,
+    processes: int = PROCESSES,
+    succeed: bool = True,
+    hooks: Mapping[str, str] | None = None,
+    restarts: int = 0,
 ) -> str:
-    """Run (or resume) the tiny training under `launcher` to the end or as `flags` say; returns its output
-    (a run that should fail, `succeed=False`, must exit non-zero)."""
-    command = ["bash", "slurm/node_launch.sh"] if launcher == "slurm" else launch_command(launcher, processes)
+    """Run (or resume) the tiny training under `launcher` to the end or as `flags` say, with tests/launched's
+    `hooks` (variable -> value); returns its output (a run that should fail, `succeed=False`, must exit non-zero)."""
+    command = ["bash", "slurm/node_launch.sh"] if launcher == "slurm" else launch_command(launcher, processes, restarts)
     command += [*TINY_RUN, "--data", data, "--output-dir", str(output), *flags]
-    run = subprocess.run(
-        command, cwd=REPO, env=launcher_env(launcher, processes, output), capture_output=True, text=True, timeout=600
-    )
+    env = launcher_env(launcher, processes, output) | dict(hooks or {})
+    run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     log = run.stdout + run.stderr
     errors = "\n".join(line for line in log.splitlines() if "Error" in line or line.startswith("error"))
     assert (run.returncode == 0) == succeed, f"{launcher}: exit {run.returncode}\n{errors}\n{log[-3000:]}"
@@ -129,6 +149,16 @@ def test_two_processes_under_every_launcher_train_the_one_process_model(
     assert any(not torch.equal(initial[k], one_process[k]) for k in initial)  # the steps after 3 moved it
     assert_same_weights(student_at(tmp_path / launcher, STEPS), one_process, launcher)
     assert_export_is_the_last_checkpoint(tmp_path / launcher)
+
+
+def test_restarts_through_a_shared_rendezvous_store_are_refused_with_the_fix() -> None:
+    """torchrun --max-restarts keeps its store across attempts unless told not to: a restarted group would read
+    the dead group's addresses (in this file's kill test it failed to connect or hung until the timeout)."""
+    shared = {"TORCHELASTIC_MAX_RESTARTS": "1", "TORCHELASTIC_USE_AGENT_STORE": "True"}
+    with pytest.raises(RuntimeError, match=r"up to 1 time.*TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 torchrun"):
+        check_restartable(shared)
+    check_restartable(shared | {"TORCHELASTIC_MAX_RESTARTS": "0"})
+    check_restartable(shared | {"TORCHELASTIC_USE_AGENT_STORE": "False"})  # what the variable gives the workers
 
 
 def test_a_group_of_another_size_than_the_launch_is_refused_with_the_fix() -> None:
@@ -182,18 +212,35 @@ def test_deepspeed_takes_the_trainers_accumulation_and_clipping(tmp_path: Path, 
 @pytest.mark.distributed
 @pytest.mark.timeout(900)
 @DEEPSPEED
-def test_a_deepspeed_run_resumes_exports_and_refuses_another_count(
-    tmp_path: Path, shards: str, one_process: dict[str, torch.Tensor]
+@pytest.mark.parametrize("processes", [PROCESSES, 1])
+def test_a_deepspeed_run_resumes_on_any_count_and_exports(
+    processes: int, tmp_path: Path, shards: str, one_process: dict[str, torch.Tensor]
 ) -> None:
+    """A ZeRO-2 checkpoint of 2 processes resumes on 2, or on 1 through DeepSpeed's universal checkpoint, onto the
+    uninterrupted model; without DeepSpeed it is refused with the launch to use. The export and `load_backbone` of
+    the last checkpoint folder give the same backbone."""
     output = tmp_path / "zero2"
     run_training("deepspeed", output, shards, "--stop-after-steps", "3")
     log = run_training("python", output, shards, succeed=False)
     assert "written by DeepSpeed on 2 process(es): resume it with" in log
-    log = run_training("deepspeed", output, shards, processes=1, succeed=False)
-    assert "this launch has 1: resume with --num_processes 2" in log
-    run_training("deepspeed", output, shards)
-    assert_same_weights(student_at(output, STEPS), one_process, "ZeRO-2 resumed")
+    log = run_training("deepspeed", output, shards, processes=processes)
+    assert ("loading it through DeepSpeed's universal checkpoint" in log) == (processes != PROCESSES)
+    assert_same_weights(student_at(output, STEPS), one_process, f"ZeRO-2 resumed on {processes}")
     assert_export_is_the_last_checkpoint(output)
+    exported = load_file(output / "backbone.safetensors")
+    assert_same_weights(loaded_backbone(output / "checkpoints" / checkpoint_name(STEPS), tmp_path), exported, "load")
+
+
+def loaded_backbone(checkpoint: Path, scratch: Path) -> dict[str, torch.Tensor]:
+    """The weights `load_backbone` gives for a checkpoint folder (in a process without BatchNorm, like the run)."""
+    weights = scratch / "loaded.safetensors"
+    load = (
+        "import sys; from safetensors.torch import save_file; from trainer.export import load_backbone; "
+        "save_file(load_backbone(sys.argv[1])[0].state_dict(), sys.argv[2])"
+    )
+    env = launcher_env("python", 1, scratch / "load")
+    subprocess.run([sys.executable, "-c", load, str(checkpoint), str(weights)], cwd=REPO, env=env, check=True)
+    return load_file(weights)
 
 
 def deepspeed_plugin(stage: int) -> SimpleNamespace:
@@ -227,3 +274,62 @@ def test_a_launch_config_that_contradicts_the_trainer_is_refused(monkeypatch: py
     monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "1")
     with pytest.raises(ValueError, match=r"sets gradient_accumulation_steps 1, the trainer --grad-accum 2"):
         make_accelerator("no", grad_accum=2, grad_clip=None)
+
+
+def applied_rates(folder: Path, rank: int) -> list[dict[str, Any]]:
+    """Learning rate, weight decay and decay flag of the parameter groups `rank`'s optimiser stepped, in order
+    (tests/launched records them as the optimiser steps; ZeRO steps one group per call, DDP all at once)."""
+    calls = [json.loads(line) for line in (folder / f"rank-{rank}.jsonl").read_text().splitlines()]
+    return [group for call in calls for group in call]
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("launcher", ["torchrun", pytest.param("deepspeed", marks=DEEPSPEED)])
+def test_each_step_applies_its_scheduled_rates_and_a_non_finite_step_applies_nothing(
+    launcher: str, tmp_path: Path, shards: str
+) -> None:
+    """Losses 1 and 2 are NaN: the optimiser steps at 0, 3, 4 and 5 only, each with that step's scheduled learning
+    rate and weight decay (the decay-exempt groups at 0), and the weights equal one process's with the same NaNs."""
+    flags = ("--optim.weight-decay", "0.1", "--optim.weight-decay-end", "0.4")
+    nan = {"MUSICSSL_TEST_NAN_CALLS": "1,2"}
+    run_training("python", tmp_path / "one", shards, *flags, hooks=nan)
+    record = tmp_path / "steps"
+    record.mkdir()
+    run_training(launcher, tmp_path / launcher, shards, *flags, hooks=nan | {"MUSICSSL_TEST_RECORD_STEPS": str(record)})
+
+    config, _ = parse_config([*TINY_RUN, "--data", shards, "--output-dir", str(tmp_path), *flags])
+    peak = scaled_learning_rate(config.optim.base_lr, config.batch_size)
+    lr = learning_rate_schedule(config.optim, peak, config.total_steps)
+    weight_decay = weight_decay_schedule(config.optim, config.total_steps)
+    assert weight_decay is not None
+    expected = [(lr(step), weight_decay(step) * decayed, decayed) for step in (0, 3, 4, 5) for decayed in (1, 0)]
+    for rank in range(PROCESSES):
+        applied = [(group["lr"], group["weight_decay"], group["decayed"]) for group in applied_rates(record, rank)]
+        assert [flag for *_, flag in applied] == [flag for *_, flag in expected], f"rank {rank}: steps taken"
+        assert np.allclose(applied, expected, rtol=1e-9, atol=0), f"rank {rank}: {applied}"
+    assert_same_weights(student_at(tmp_path / launcher, STEPS), student_at(tmp_path / "one", STEPS), launcher)
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(900)
+def test_a_killed_rank_restarts_the_group_from_the_last_complete_checkpoint(
+    tmp_path: Path, shards: str, one_process: dict[str, torch.Tensor]
+) -> None:
+    """kill -9 of rank 1 as it starts writing the last checkpoint, under `torchrun --max-restarts 1`: the group
+    restarts, ignores the half-written checkpoint, resumes from step 3 and ends on the uninterrupted model."""
+    output, marker = tmp_path / "run", tmp_path / "killed"
+    kill = {"MUSICSSL_TEST_KILL": f"1:{checkpoint_name(STEPS)}:{marker}", SEPARATE_STORE_VARIABLE: "1"}
+    log = run_training("torchrun", output, shards, hooks=kill, restarts=1)
+    assert marker.exists(), "rank 1 was not killed"
+    assert f"resuming from {output / 'checkpoints' / checkpoint_name(3)} at step 3" in log
+    assert_same_weights(student_at(output, STEPS), one_process, "restarted")
+    assert not list((output / "checkpoints").glob(".*.partial"))
+
+
+@DEEPSPEED
+def test_a_failed_universal_conversion_names_the_command_and_leaves_nothing_to_load(tmp_path: Path) -> None:
+    (tmp_path / DEEPSPEED_FOLDER).mkdir()  # an engine folder without its parts
+    with pytest.raises(RuntimeError, match=r"ds_to_universal .*resume on the process count it was written on"):
+        make_universal(tmp_path)
+    assert not (tmp_path / DEEPSPEED_FOLDER / UNIVERSAL_FOLDER).exists()

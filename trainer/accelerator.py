@@ -10,6 +10,7 @@ through its CPU accelerator), and a group whose size differs from the launcher's
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import torch
 from accelerate import Accelerator
@@ -19,6 +20,7 @@ DEEPSPEED_VARIABLE = "ACCELERATE_USE_DEEPSPEED"  # set by `accelerate launch` fo
 DEEPSPEED_ACCELERATOR_VARIABLE = "DS_ACCELERATOR"  # DeepSpeed's device; it assumes CUDA unless told
 ACCUMULATION_VARIABLE = "ACCELERATE_GRADIENT_ACCUMULATION_STEPS"  # a launch config's, read over Accelerator(...)
 CLIPPING_VARIABLE = "ACCELERATE_GRADIENT_CLIPPING"  # a DeepSpeed launch config's gradient_clipping
+SEPARATE_STORE_VARIABLE = "TORCH_DISABLE_SHARE_RDZV_TCP_STORE"  # "1": torchrun gives each attempt a fresh store
 ZERO3_REFUSED = (
     "ZeRO stage 3 is not supported: it partitions the student's parameters, which the EMA teachers read and the "
     "export writes whole, and every model here fits one GPU (docs/distributed.md); use ZeRO-2 "
@@ -39,6 +41,20 @@ def check_launch_setting(variable: str, key: str, value: float, flag: str) -> No
         raise ValueError(
             f"the launch config sets {key} {given}, the trainer {flag} {value}: remove {key} from the launch config "
             f"(the trainer sets it) or pass {flag} {given}"
+        )
+
+
+def check_restartable(environ: Mapping[str, str] = os.environ) -> None:
+    """Refuse a launch that restarts failed groups (torchrun/accelerate launch --max-restarts N) through a
+    rendezvous store shared across attempts: there a restarted group reads the dead group's addresses and cannot
+    connect or hangs (pytorch#135712). Called at every attempt, so the first one stops, not the restart."""
+    restarts = int(environ.get("TORCHELASTIC_MAX_RESTARTS", "0"))
+    if restarts > 0 and environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        raise RuntimeError(
+            f"this launch restarts a failed group up to {restarts} time(s) through one rendezvous store, where the "
+            "restarted group would find the dead group's addresses and never connect (pytorch#135712): launch with "
+            f"{SEPARATE_STORE_VARIABLE}=1 set, e.g. `{SEPARATE_STORE_VARIABLE}=1 torchrun --max-restarts "
+            f"{restarts} ...` (slurm/node_launch.sh sets it)"
         )
 
 
@@ -63,6 +79,7 @@ def make_accelerator(precision: str, grad_accum: int, grad_clip: float | None) -
     The trainer's accumulation and clipping are the run's: a launch config that sets others is refused."""
     check_launch_setting(ACCUMULATION_VARIABLE, "gradient_accumulation_steps", grad_accum, "--grad-accum")
     check_launch_setting(CLIPPING_VARIABLE, "gradient_clipping", grad_clip or 0.0, "--optim.grad-clip")
+    check_restartable()
     gpu = uses_gpu()
     if precision == "auto":
         precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if gpu else "no"
@@ -91,10 +108,12 @@ def check_process_count(seen: int, launched: int) -> None:
     )
 
 
-def configure_deepspeed(accelerator: Accelerator, micro_batch: int, grad_clip: float | None, optimizer: str) -> None:
+def configure_deepspeed(
+    accelerator: Accelerator, micro_batch: int, grad_clip: float | None, optimizer: str, load_universal: bool = False
+) -> None:
     """Before `prepare`: DeepSpeed's config takes the trainer's batch, accumulation and clipping (a DeepSpeed config
     file that says otherwise is refused), checks bf16 gradients for NaN/inf so that a non-finite step is skipped as
-    in fp32 and fp16, and what ZeRO cannot do here is refused."""
+    in fp32 and fp16, loads a universal checkpoint if told, and what ZeRO cannot do here is refused."""
     plugin = accelerator.state.deepspeed_plugin
     if plugin is None:
         return
@@ -119,3 +138,4 @@ def configure_deepspeed(accelerator: Accelerator, micro_batch: int, grad_clip: f
             )
         config[key] = value
     config.setdefault("bf16", {})["check_grad_overflow"] = True
+    config.setdefault("checkpoint", {})["load_universal"] = load_universal

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +20,10 @@ import torch
 from accelerate import Accelerator
 from safetensors.torch import save_file
 
-from trainer.export import STUDENT_WEIGHTS
-
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{9})$")
 DEEPSPEED_FOLDER = "pytorch_model"  # the engine's own checkpoint inside Accelerate's state folder
 DEEPSPEED_OPTIMIZER_PARTS = "zero_pp_rank_*_optim_states.pt"  # one ZeRO optimiser partition per process
+UNIVERSAL_FOLDER = "zero"  # DeepSpeed's universal checkpoint, beside the parts in the engine folder
 
 
 @dataclass
@@ -96,10 +97,10 @@ def prune_checkpoints(directory: Path, policy: CheckpointPolicy) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def check_resumable(checkpoint: Path, deepspeed: bool, processes: int) -> None:
+def check_resumable(checkpoint: Path, deepspeed: bool, processes: int) -> bool:
     """Refuse a checkpoint this launch cannot load, saying how to launch instead: a DeepSpeed checkpoint without
-    DeepSpeed or on another number of processes (ZeRO's optimiser state is cut in one part per process), a DDP
-    checkpoint under DeepSpeed."""
+    DeepSpeed, a DDP checkpoint under DeepSpeed. True when it must load through DeepSpeed's universal checkpoint:
+    a ZeRO checkpoint of another number of processes (ZeRO cut the optimiser state in one part per process)."""
     engine_folder = checkpoint / DEEPSPEED_FOLDER
     if not engine_folder.is_dir():
         if deepspeed:
@@ -107,17 +108,34 @@ def check_resumable(checkpoint: Path, deepspeed: bool, processes: int) -> None:
                 f"{checkpoint} was written without DeepSpeed; resume it with the launch config it was trained with "
                 "(e.g. configs/accelerate/one_node.yaml), or start afresh with another --output-dir"
             )
-        return
+        return False
     parts = len(list(engine_folder.glob(DEEPSPEED_OPTIMIZER_PARTS)))
     if not deepspeed:
         raise ValueError(
             f"{checkpoint} was written by DeepSpeed on {parts} process(es): resume it with "
-            f"`accelerate launch --config_file configs/accelerate/deepspeed_zero2.yaml --num_processes {parts} "
+            "`accelerate launch --config_file configs/accelerate/deepspeed_zero2.yaml --num_processes N "
             "train.py ...`"
         )
-    if parts != processes:
-        raise ValueError(
-            f"{checkpoint} was written by DeepSpeed ZeRO on {parts} process(es), which cut the optimiser state in "
-            f"{parts} parts; this launch has {processes}: resume with --num_processes {parts} (its backbone, "
-            f"{checkpoint / STUDENT_WEIGHTS}, evaluates and exports on any count)"
+    return parts != processes
+
+
+def make_universal(checkpoint: Path) -> None:
+    """Add DeepSpeed's universal form of a ZeRO checkpoint (`pytorch_model/zero`: every parameter's weights and
+    optimiser state whole), which loads on any number of processes. Converted in a temporary folder and renamed
+    when whole, so an interrupted conversion is redone, never loaded."""
+    engine_folder = checkpoint / DEEPSPEED_FOLDER
+    if (engine_folder / UNIVERSAL_FOLDER).is_dir():
+        return
+    scratch = checkpoint / ".universal.partial"
+    shutil.rmtree(scratch, ignore_errors=True)
+    command = [sys.executable, "-m", "deepspeed.checkpoint.ds_to_universal", "--input_folder", str(engine_folder),
+               "--output_folder", str(scratch), "--inject_missing_state"]  # fmt: skip
+    converted = subprocess.run(command, capture_output=True, text=True)
+    if converted.returncode != 0:
+        raise RuntimeError(
+            f"converting {checkpoint} to DeepSpeed's universal checkpoint failed (`{' '.join(command)}`): "
+            f"{converted.stderr.strip().splitlines()[-1] if converted.stderr.strip() else converted.returncode}; "
+            "resume on the process count it was written on"
         )
+    (scratch / UNIVERSAL_FOLDER).rename(engine_folder / UNIVERSAL_FOLDER)
+    shutil.rmtree(scratch)

@@ -26,7 +26,13 @@ from sharding.pairs import pairs_to_float
 from sharding.readers import open_pairs, training_tracks
 from trainer.accelerator import configure_deepspeed, make_accelerator
 from trainer.augment import AugmentationChain, make_views, pair_gaps
-from trainer.checkpoints import CheckpointPolicy, check_resumable, latest_checkpoint, save_checkpoint
+from trainer.checkpoints import (
+    CheckpointPolicy,
+    check_resumable,
+    latest_checkpoint,
+    make_universal,
+    save_checkpoint,
+)
 from trainer.collapse import CollapseAlarm
 from trainer.config import PairsConfig, TrainConfig
 from trainer.diagnostics import collapse_metrics
@@ -237,7 +243,13 @@ class Trainer:
         self.weight_decay_schedule = weight_decay_schedule(config.optim, config.total_steps)
         micro_batch = micro_batch_size(config, accelerator.num_processes)
         self.deepspeed = accelerator.state.deepspeed_plugin is not None
-        configure_deepspeed(accelerator, micro_batch, config.optim.grad_clip, config.optim.optimizer)
+        self.resume_from = latest_checkpoint(self.checkpoint_dir)
+        universal = self.resume_from is not None and check_resumable(
+            self.resume_from, self.deepspeed, accelerator.num_processes
+        )
+        configure_deepspeed(accelerator, micro_batch, config.optim.grad_clip, config.optim.optimizer, universal)
+        if universal:
+            self._make_universal(self.resume_from)
         self.student, self.optimizer = accelerator.prepare(pretext.student, optimizer)
         self.chain = view_chain(config, backbone)
         self.view_rng = torch.Generator(device=accelerator.device)
@@ -275,14 +287,24 @@ class Trainer:
         )
         self.hooks = [make(backbone) for make in hook_factories] if accelerator.is_main_process else []
 
+    def _make_universal(self, checkpoint: Path) -> None:
+        """Rank 0 converts the ZeRO checkpoint of another process count to DeepSpeed's universal form, which the
+        engine then loads on this count."""
+        self.accelerator.print(
+            f"{checkpoint} was written by DeepSpeed ZeRO on another number of processes than this run's "
+            f"{self.accelerator.num_processes}: loading it through DeepSpeed's universal checkpoint"
+        )
+        if self.accelerator.is_main_process:
+            make_universal(checkpoint)
+        self.accelerator.wait_for_everyone()
+
     def _resume(self) -> None:
         """Load the newest checkpoint, if any, after checking it belongs to this run."""
-        resume_from = latest_checkpoint(self.checkpoint_dir)
+        resume_from = self.resume_from
         if resume_from is None:
             return
         saved_config = json.loads((resume_from / CONFIG_NAME).read_text())
         check_same_run(saved_config, json.loads(self.config_json), resume_from)
-        check_resumable(resume_from, self.deepspeed, self.accelerator.num_processes)
         self.accelerator.load_state(str(resume_from))
         self.accelerator.print(f"resuming from {resume_from} at step {self.state.step}")
         self._restore_view_rng(self.state.view_rng)
