@@ -96,6 +96,7 @@ def _worker(this_rank: int, init_file: str, out_dir: str) -> None:
             pretext = tiny_pretext(name, **overrides)
             results["pretexts"][variant] = one_step(pretext, local_views, DistributedDataParallel(pretext.student))
         torch.save(results, Path(out_dir) / f"rank{this_rank}.pt")
+        dist.barrier()  # neither rank tears its gloo threads down while the other still talks to them
     finally:
         dist.destroy_process_group()
 

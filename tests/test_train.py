@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -295,3 +296,38 @@ def test_mlflow_run_has_params_tags_metrics_artifacts_and_continues_on_resume(
     assert {"backbone.safetensors", "config.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     provenance = export_provenance(tmp_path / "run" / "backbone.safetensors")
     assert provenance == {"pretext": "contrastive", "run_id": run.info.run_id}
+
+
+class WritesAFile:
+    """Unpickling this creates `path`: what a crafted pickle in a run folder could do."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return open, (str(self.path), "w")
+
+
+def test_resuming_runs_no_code_from_files_in_the_run_folder(tmp_path: Path, shards: str) -> None:
+    """The loop's state is JSON and safetensors, never a pickle: a checkpoint holding pickled state
+    (custom_checkpoint_*.pkl, which Accelerate unpickles with weights_only=False) is refused before anything is
+    read, and so is an RNG file that does not load with weights_only=True; no code from them runs."""
+    marker = tmp_path / "code-ran"
+    config = tiny_config(tmp_path / "run", shards)
+    train(config, stop_after_steps=3)
+    checkpoint = latest_checkpoint(tmp_path / "run" / "checkpoints")
+    assert checkpoint is not None and not list(checkpoint.glob("custom_checkpoint_*"))
+    rng = checkpoint / "random_states_0.pkl"
+    honest_rng = rng.read_bytes()
+    for crafted, refusal in [
+        ("custom_checkpoint_0.pkl", r"holds custom_checkpoint_0.pkl: pickles, which could run code"),
+        ("random_states_0.pkl", r"random_states_0.pkl does not load as plain data \(UnpicklingError\)"),
+    ]:
+        (checkpoint / crafted).write_bytes(pickle.dumps(WritesAFile(marker)))
+        with pytest.raises(ValueError, match=refusal):
+            train(config)
+        assert not marker.exists()
+        (checkpoint / crafted).unlink()
+    rng.write_bytes(honest_rng)
+    resumed = train(config)
+    assert (resumed.step, len(resumed.losses)) == (6, 3)

@@ -1,9 +1,10 @@
 """Complete, atomic training checkpoints: written to a temporary folder, renamed when whole, the last k kept.
 
-A checkpoint is Accelerate's state folder (student, optimiser, scaler, every rank's RNG) plus the objects
-registered with `accelerator.register_for_checkpointing` (EMA teacher and DINO center, lr schedule,
-loop state). Under DeepSpeed the student and optimiser are the engine's folder `pytorch_model/`, and the student
-is written beside it as the same `model.safetensors` as DDP's, which export and evaluation read.
+A checkpoint is Accelerate's state folder (student, optimiser, scaler, every rank's RNG, all read back with
+`weights_only=True`) plus the loop's own state (EMA teacher and DINO center, lr schedule, loop state) as JSON and
+safetensors files (trainer/state_files.py), never pickled. Under DeepSpeed the student and optimiser are the
+engine's folder `pytorch_model/`, and the student is written beside it as the same `model.safetensors` as DDP's,
+which export and evaluation read.
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ from trainer.export import RECIPE_NAME, STUDENT_WEIGHTS, BackboneRecipe, export_
 from trainer.optim import build_optimizer, learning_rate_schedule, set_weight_decay, weight_decay_schedule
 from trainer.preemption import StopRequest
 from trainer.pretexts import Pretext, PretextOutput, build_pretext
+from trainer.state_files import check_loads_safely, load_state_files, state_files
 from trainer.tracking import RunTracker
 
 log = logging.getLogger(__name__)
@@ -259,7 +260,11 @@ class Trainer:
         prototypes = config.clustering.num_prototypes if config.pretext == "clustering" else None
         self.alarm = CollapseAlarm(config.collapse, backbone.embed_dim, config.batch_size, prototypes)
         self.config_json = json.dumps(dataclasses.asdict(config), indent=1)
-        accelerator.register_for_checkpointing(self.state, PretextState(pretext), self.lr_schedule)
+        self.checkpointed = {
+            "loop_state": self.state,
+            "pretext_state": PretextState(pretext),
+            "lr_schedule": self.lr_schedule,
+        }
         self._resume()
         self.tracker = RunTracker(enabled=config.mlflow and accelerator.is_main_process)
         self.tracker.start(
@@ -305,7 +310,9 @@ class Trainer:
             return
         saved_config = json.loads((resume_from / CONFIG_NAME).read_text())
         check_same_run(saved_config, json.loads(self.config_json), resume_from)
+        check_loads_safely(resume_from, self.accelerator.process_index)
         self.accelerator.load_state(str(resume_from))
+        load_state_files(resume_from, self.checkpointed)
         self.accelerator.print(f"resuming from {resume_from} at step {self.state.step}")
         self._restore_view_rng(self.state.view_rng)
         if self.state.collapse_alarm is not None:
@@ -500,8 +507,8 @@ class Trainer:
         every_rank = self.accelerator.gather(self.view_rng.get_state().to(self.accelerator.device)[None])
         self.state.view_rng = every_rank.cpu()
         self.state.collapse_alarm = self.alarm.state_dict()
-        extra_files = {RECIPE_NAME: self.recipe.to_json(), CONFIG_NAME: self.config_json}
-        extra_tensors = {}
+        extra_files, extra_tensors = state_files(self.checkpointed)
+        extra_files |= {RECIPE_NAME: self.recipe.to_json(), CONFIG_NAME: self.config_json}
         if self.deepspeed:  # ZeRO-2 holds every parameter on every rank
             extra_tensors[STUDENT_WEIGHTS] = self.accelerator.unwrap_model(self.student).state_dict()
         save_checkpoint(self.accelerator, self.checkpoint_dir, self.state.step, self.policy, extra_files, extra_tensors)
