@@ -8,6 +8,7 @@ from pathlib import Path
 from accelerate import PartialState
 from torch import nn
 
+from data_prep.entry import run_command
 from downstream.monitor import QuickProbeHook
 from trainer.cli import parse_config
 from trainer.demo_data import DEMO_DATA, ensure_demo_shards
@@ -28,10 +29,10 @@ def stopped_status(step: int) -> int:
     return 0
 
 
-def main() -> int:
+def main(args: list[str]) -> int:
     """Parse flags, add the downstream probe monitor when asked, train; exit 75 when stopped resumably, 3 when
-    stopped by the collapse alarm (--stop-on-collapse)."""
-    config, stop_after = parse_config(sys.argv[1:])
+    stopped by the collapse alarm (--stop-on-collapse), 2 with one line `error: ...` for an expected failure."""
+    config, stop_after = parse_config(args)
     if config.data is None:
         raise SystemExit(f"error: {NO_DATA}")
     if config.data == DEMO_DATA:
@@ -52,4 +53,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

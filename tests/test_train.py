@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +20,8 @@ import pytest
 import torch
 from shard_factory import write_shard_set
 
+from data_prep.entry import run_command
+from data_prep.locks import FolderInUseError
 from sharding.crops import CropLoader
 from sharding.format import TRACKS_NAME
 from trainer.checkpoints import latest_checkpoint, list_checkpoints
@@ -331,3 +333,85 @@ def test_resuming_runs_no_code_from_files_in_the_run_folder(tmp_path: Path, shar
     rng.write_bytes(honest_rng)
     resumed = train(config)
     assert (resumed.step, len(resumed.losses)) == (6, 3)
+
+
+HOLD_FOLDER = """import sys, time
+from pathlib import Path
+from data_prep.locks import exclusive_folder
+with exclusive_folder(Path(sys.argv[1]), "train.py --pretext contrastive"):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_second_run_into_a_run_folder_is_refused_naming_the_holder(tmp_path: Path, shards: str) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_FOLDER, str(tmp_path / "run")], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(FolderInUseError, match=rf"run is in use by pid {holder.pid} on .*train.py --pretext"):
+            train(tiny_config(tmp_path / "run", shards))
+        assert not (tmp_path / "run" / "checkpoints").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_an_unreadable_latest_checkpoint_is_set_aside_and_the_one_before_resumes(
+    tmp_path: Path, shards: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tiny_config(tmp_path / "run", shards)
+    train(config)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    weights = checkpoints / "step-000000006" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a write cut short
+    resumed = train(config)
+    assert (resumed.step, len(resumed.losses)) == (6, 2)  # from the checkpoint of step 4
+    out = capsys.readouterr().out
+    assert "skipping checkpoint" in out and "model.safetensors" in out and "step-000000006.unreadable" in out
+    assert (checkpoints / "step-000000006.unreadable").is_dir() and (checkpoints / "step-000000006").is_dir()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 200 kB tmpfs: room for a run folder's lock and config, not for a checkpoint."""
+    mount_point = tmp_path / "small_disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount_point)], check=False)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_leaves_no_partial(
+    small_disk: Path, shards: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tiny_config(small_disk / "run", shards)
+    assert run_command(lambda args: train(config).step, []) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: no space left writing ") and "free space or write elsewhere" in err[-1]
+    assert not list((small_disk / "run" / "checkpoints").glob(".*.partial"))
+
+
+def test_train_py_says_an_expected_failure_in_one_line_and_shows_the_traceback_with_debug(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        "train.py",
+        "--no-mlflow",
+        "--data",
+        str(tmp_path / "missing"),
+        "--output-dir",
+        str(tmp_path),
+    ]
+    plain = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert plain.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'missing'}")
+    debug = subprocess.run([*command, "--debug"], cwd=REPO, capture_output=True, text=True)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    zero = subprocess.run([*command, "--checkpoint.every-steps", "0"], cwd=REPO, capture_output=True, text=True)
+    assert zero.returncode == 2 and "ZeroDivisionError" not in zero.stderr
+    assert "--checkpoint.every-steps 0 is below 1" in " ".join(zero.stderr.split())

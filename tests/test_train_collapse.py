@@ -41,8 +41,8 @@ def test_absurd_learning_rate_warns_logs_and_stop_on_collapse_stops_with_exit_3(
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     output = tmp_path / "run"
-    argv = [
-        "train.py", "--pretext", "contrastive", "--study", "collapse", "--output-dir", str(output),
+    args = [
+        "--pretext", "contrastive", "--study", "collapse", "--output-dir", str(output),
         "--epochs", "2", "--steps-per-epoch", "3", "--batch-size", "8", "--diagnostics-every", "2",
         "--data", shards, "--pairs.crop-seconds", "1", "--pairs.min-gap-seconds", "1",
         "--pairs.max-gap-seconds", "3", "--pairs.pairs-per-track", "2", "--pairs.track-shuffle", "4",
@@ -50,8 +50,7 @@ def test_absurd_learning_rate_warns_logs_and_stop_on_collapse_stops_with_exit_3(
         "--optim.base-lr", "1000", "--optim.warmup-steps", "1", "--checkpoint.every-steps", "100",
         "--stop-on-collapse",
     ]  # fmt: skip
-    monkeypatch.setattr(sys, "argv", argv)
-    assert entry_point.main() == EXIT_COLLAPSED
+    assert entry_point.main(args) == EXIT_COLLAPSED
     out = capsys.readouterr().out
     warning = re.search(
         r"COLLAPSE WARNING at step 4: effective_rank: effective rank ([\d.]+) < 0.6 x peak ([\d.]+)", out

@@ -9,21 +9,30 @@ which export and evaluation read.
 
 from __future__ import annotations
 
+import errno
+import json
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
+
+from trainer.state_files import check_loads_safely
 
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{9})$")
 DEEPSPEED_FOLDER = "pytorch_model"  # the engine's own checkpoint inside Accelerate's state folder
 DEEPSPEED_OPTIMIZER_PARTS = "zero_pp_rank_*_optim_states.pt"  # one ZeRO optimiser partition per process
+DISK_FULL_SIGNS = (  # how a full disk shows through the writers (torch.save's zip writer says only the second)
+    "No space left on device",
+    "unexpected pos",
+)
 UNIVERSAL_FOLDER = "zero"  # DeepSpeed's universal checkpoint, beside the parts in the engine folder
 
 
@@ -72,7 +81,13 @@ def save_checkpoint(
         shutil.rmtree(partial, ignore_errors=True)
         directory.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
+    try:
+        accelerator.save_state(str(partial))
+    except Exception as error:
+        if not any(sign in str(error) for sign in DISK_FULL_SIGNS):
+            raise
+        shutil.rmtree(partial, ignore_errors=True)
+        raise OSError(errno.ENOSPC, "no space left", str(partial)) from error
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         for name, text in (extra_files or {}).items():
@@ -85,6 +100,44 @@ def save_checkpoint(
         prune_checkpoints(directory, policy)
     accelerator.wait_for_everyone()
     return final
+
+
+def unreadable_reason(checkpoint: Path, required: Sequence[str]) -> str | None:
+    """Why `checkpoint` cannot be loaded, found without unpickling anything: a `required` file missing, a
+    safetensors or JSON file that does not parse, a torch file whose zip members fail their CRC (a damaged or
+    truncated write). None when every file reads whole."""
+    missing = [name for name in required if not (checkpoint / name).is_file()]
+    if missing:
+        return f"{', '.join(missing)} missing"
+    for path in sorted(checkpoint.rglob("*")):
+        try:
+            if path.suffix == ".safetensors":
+                load_file(str(path))
+            elif path.suffix == ".json":
+                json.loads(path.read_text())
+            elif path.suffix in (".bin", ".pt", ".pkl"):
+                with zipfile.ZipFile(path) as archive:
+                    damaged = archive.testzip()
+                if damaged is not None:
+                    return f"{path.relative_to(checkpoint)}: {damaged} fails its checksum"
+        except Exception as error:
+            return f"{path.relative_to(checkpoint)}: {error}"
+    return None
+
+
+def set_aside_unreadable(directory: Path, required: Sequence[str], say: Callable[[str], None]) -> None:
+    """Rename the newest checkpoints that cannot be loaded to `<name>.unreadable` (kept for inspection, no longer
+    listed), each named with the reason, so that the newest listed checkpoint is one that loads. Rank 0 only.
+    A checkpoint holding pickles where plain data belongs is refused, not set aside: someone put them there."""
+    for _, path in reversed(list_checkpoints(directory)):
+        check_loads_safely(path, rank=0)
+        reason = unreadable_reason(path, required)
+        if reason is None:
+            return
+        aside = path.with_name(f"{path.name}.unreadable")
+        shutil.rmtree(aside, ignore_errors=True)
+        path.rename(aside)
+        say(f"skipping checkpoint {path} ({reason}): set aside as {aside.name}, resuming from the one before")
 
 
 def prune_checkpoints(directory: Path, policy: CheckpointPolicy) -> None:

@@ -76,6 +76,14 @@ class OptimConfig:
     """Clip the gradient norm to this value (None: no clipping)."""
 
 
+def require_at_least(minimum: int, **values: object) -> None:
+    """Refuse a count below `minimum` (flag name -> value), naming the flag: a 0 would divide by zero later."""
+    for name, value in values.items():
+        if isinstance(value, int) and value < minimum:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} {value} is below {minimum}: give {flag} {minimum} or more")
+
+
 @dataclass
 class CheckpointConfig:
     """When checkpoints are written and kept."""
@@ -86,6 +94,10 @@ class CheckpointConfig:
     """Steps whose checkpoints are never deleted (e.g. to probe convergence)."""
     keep_epochs: tuple[int, ...] = ()
     """Epochs whose end-of-epoch checkpoints are never deleted."""
+
+    def __post_init__(self) -> None:
+        require_at_least(1, **{"checkpoint.every_steps": self.every_steps})
+        require_at_least(0, **{"checkpoint.keep_last": self.keep_last})
 
 
 @dataclass
@@ -136,6 +148,11 @@ class TrainConfig(PretextSections):
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        counts = {"epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch, "batch_size": self.batch_size}
+        counts |= {"grad_accum": self.grad_accum, "log_every": self.log_every, "max_nonfinite": self.max_nonfinite}
+        require_at_least(1, diagnostics_every=self.diagnostics_every, **counts)
 
     @property
     def total_steps(self) -> int:

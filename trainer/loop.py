@@ -7,9 +7,11 @@ rank was asked to stop): it is the loop's only host synchronisation per step.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ import torch
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
+from data_prep.locks import exclusive_folder
 from sharding.location import load_index
 from sharding.pairs import pairs_to_float
 from sharding.readers import open_pairs, training_tracks
@@ -32,6 +35,7 @@ from trainer.checkpoints import (
     latest_checkpoint,
     make_universal,
     save_checkpoint,
+    set_aside_unreadable,
 )
 from trainer.collapse import CollapseAlarm
 from trainer.config import PairsConfig, TrainConfig
@@ -244,6 +248,13 @@ class Trainer:
         self.weight_decay_schedule = weight_decay_schedule(config.optim, config.total_steps)
         micro_batch = micro_batch_size(config, accelerator.num_processes)
         self.deepspeed = accelerator.state.deepspeed_plugin is not None
+        self.state = LoopState()
+        self.checkpointed = {"loop_state": self.state, "pretext_state": PretextState(pretext)}
+        self.checkpointed["lr_schedule"] = self.lr_schedule
+        required = [CONFIG_NAME, *(f"{name}.json" for name in self.checkpointed)]
+        if accelerator.is_main_process:
+            set_aside_unreadable(self.checkpoint_dir, required, accelerator.print)
+        accelerator.wait_for_everyone()
         self.resume_from = latest_checkpoint(self.checkpoint_dir)
         universal = self.resume_from is not None and check_resumable(
             self.resume_from, self.deepspeed, accelerator.num_processes
@@ -256,15 +267,9 @@ class Trainer:
         self.view_rng = torch.Generator(device=accelerator.device)
         self.view_rng.manual_seed(config.seed + accelerator.process_index)
 
-        self.state = LoopState()
         prototypes = config.clustering.num_prototypes if config.pretext == "clustering" else None
         self.alarm = CollapseAlarm(config.collapse, backbone.embed_dim, config.batch_size, prototypes)
         self.config_json = json.dumps(dataclasses.asdict(config), indent=1)
-        self.checkpointed = {
-            "loop_state": self.state,
-            "pretext_state": PretextState(pretext),
-            "lr_schedule": self.lr_schedule,
-        }
         self._resume()
         self.tracker = RunTracker(enabled=config.mlflow and accelerator.is_main_process)
         self.tracker.start(
@@ -529,5 +534,9 @@ class Trainer:
 def train(
     config: TrainConfig, stop_after_steps: int | None = None, hook_factories: Sequence[HookFactory] = ()
 ) -> TrainResult:
-    """Run or resume a pre-training; `stop_after_steps` stops early with a checkpoint, like a pre-emption."""
-    return Trainer(config, hook_factories).run(stop_after_steps)
+    """Run or resume a pre-training; `stop_after_steps` stops early with a checkpoint, like a pre-emption. The
+    output folder is held by this run (rank 0) from start to end: a second run into it is refused at start."""
+    first_rank = os.environ.get("RANK", "0") == "0"
+    what = f"train.py --pretext {config.pretext}"
+    with exclusive_folder(Path(config.resolved_output_dir()), what) if first_rank else contextlib.nullcontext():
+        return Trainer(config, hook_factories).run(stop_after_steps)
