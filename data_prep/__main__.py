@@ -13,6 +13,7 @@ from typing import Annotated
 
 import tyro
 
+from data_prep.entry import run_command
 from data_prep.track import PrepSettings
 from sharding.writer import DEFAULT_SHARD_SIZE
 
@@ -40,25 +41,21 @@ class PrepArgs:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (2 for unusable arguments or output folder)."""
+    """Run the command line; returns the exit status (2, one line on stderr, for unusable input or output folder;
+    `--debug` shows the traceback)."""
+    return run_command(prepare, argv)
+
+
+def prepare(argv: list[str]) -> int:
+    """Parse the arguments and prepare the shard set."""
     args = tyro.cli(PrepArgs, args=argv)
     # Imported here, not at the top: spawned workers re-import this module, and the shard builder pulls in
     # webdataset and with it torch (~1.5 s per worker) which decoding does not need.
     from sharding.build import prepare_shards
 
-    try:
-        summary = prepare_shards(
-            args.input,
-            args.out,
-            args.settings,
-            args.shard_size,
-            args.workers,
-            (args.part, args.parts),
-            args.progress,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    summary = prepare_shards(
+        args.input, args.out, args.settings, args.shard_size, args.workers, (args.part, args.parts), args.progress
+    )
     print("\n".join(summary.lines()))
     return 0
 

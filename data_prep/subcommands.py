@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import tyro
 
+from data_prep.entry import run_command
+
 
 def run_subcommand(commands: dict[str, Any], argv: list[str] | None, prog: str) -> int:
-    """Parse arguments, run the chosen subcommand's `run()`; 2, with the reason on stderr, for an input that is
-    missing or cannot be read."""
-    command = tyro.extras.subcommand_cli_from_dict(commands, args=argv, prog=prog)
-    try:
-        return command.run()
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    """Parse arguments and run the chosen subcommand's `run()`; an expected failure is one line `error: ...` and
+    exit 2 (`--debug` shows the traceback), see data_prep.entry."""
+
+    def run(args: list[str]) -> int:
+        return tyro.extras.subcommand_cli_from_dict(commands, args=args, prog=prog).run()
+
+    return run_command(run, argv)

@@ -26,6 +26,16 @@ META_KEY = "json"  # TrackMeta as JSON
 ENCODING = "pcm_s16le"
 
 
+class DamagedIndex(ValueError):
+    """index.json exists but does not hold a shard index."""
+
+
+def repair_hint(index_origin: str) -> str:
+    """How to rebuild a set's damaged index (or shard) from its shards."""
+    folder = index_origin.removesuffix(INDEX_NAME).rstrip("/") or "."
+    return f"rebuild it from the shards with `python -m sharding repair {folder}`"
+
+
 @dataclass
 class TrackMeta:
     """Metadata stored next to each track's audio."""
@@ -78,20 +88,29 @@ class ShardIndex:
 
     @classmethod
     def from_json(cls, text: str, origin: str = "index") -> ShardIndex:
-        body = json.loads(text)
-        version = body.get("format_version")
-        if version != FORMAT_VERSION:
+        """The index in `text`; a ValueError naming `origin` and the repair command for anything else."""
+        try:
+            body = json.loads(text)
+        except ValueError as err:
+            raise DamagedIndex(f"{origin}: not a shard index ({err}); {repair_hint(origin)}") from None
+        version = body.get("format_version") if isinstance(body, dict) else None
+        if isinstance(body, dict) and version not in (FORMAT_VERSION, None):
             raise ValueError(
                 f"{origin}: shard format version {version!r}, this code reads {FORMAT_VERSION}; "
                 "re-run data_prep with this version to rebuild the shards"
             )
-        return cls(
-            sample_rate=int(body["sample_rate"]),
-            normalisation=body["normalisation"],
-            shards=[ShardInfo(**s) for s in body["shards"]],
-            format_version=version,
-            encoding=body.get("encoding", ENCODING),
-        )
+        try:
+            return cls(
+                sample_rate=int(body["sample_rate"]),
+                normalisation=str(body["normalisation"]),
+                shards=[ShardInfo(**s) for s in body["shards"]],
+                format_version=int(version),
+                encoding=body.get("encoding", ENCODING),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise DamagedIndex(
+                f"{origin}: not a shard index ({type(err).__name__}: {err}); {repair_hint(origin)}"
+            ) from None
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write index.json atomically (temporary file, fsync, rename)."""
@@ -104,7 +123,7 @@ class ShardIndex:
         path = Path(directory) / INDEX_NAME
         if not path.exists():
             raise FileNotFoundError(f"{path}: no shard index; build the shard set with `python -m data_prep`")
-        return cls.from_json(path.read_text(), origin=str(path))
+        return cls.from_json(path.read_bytes().decode("utf-8", errors="replace"), origin=str(path))
 
 
 def encode_track(key: str, pcm: np.ndarray, meta: TrackMeta) -> dict[str, Any]:

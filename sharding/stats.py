@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from webdataset.gopen import gopen
 
-from sharding.format import META_KEY, ShardIndex, TrackMeta
+from sharding.format import INDEX_NAME, META_KEY, ShardIndex, TrackMeta, repair_hint
 from sharding.location import resolve
 from sharding.verify import iter_samples, read_index, shard_progress
 
@@ -73,8 +73,16 @@ def inspect_set(location: str | os.PathLike[str], progress: bool = False) -> Set
 def iter_metadata(location: str | os.PathLike[str], index: ShardIndex, progress: bool = False) -> Iterator[TrackMeta]:
     """The TrackMeta of every track in the shards the index lists."""
     for info in shard_progress(index, "reading metadata", progress):
-        with gopen(resolve(location, info.name), "rb") as stream:
-            mode = "r:" if stream.seekable() else "r|"
-            with tarfile.open(fileobj=stream, mode=mode) as tar:
-                for sample in iter_samples(tar, wanted={META_KEY}):
-                    yield TrackMeta(**json.loads(sample[META_KEY]))
+        shard = resolve(location, info.name)
+        try:
+            with gopen(shard, "rb") as stream:
+                mode = "r:" if stream.seekable() else "r|"
+                with tarfile.open(fileobj=stream, mode=mode) as tar:
+                    metas = [TrackMeta(**json.loads(s[META_KEY])) for s in iter_samples(tar, wanted={META_KEY})]
+        except (tarfile.TarError, EOFError, KeyError, TypeError, ValueError) as err:
+            raise ValueError(
+                f"{shard}: unreadable ({type(err).__name__}: {err}); find what is damaged with "
+                f"`python -m sharding verify {os.fspath(location)}`, then "
+                f"{repair_hint(os.fspath(location) + '/' + INDEX_NAME)}"
+            ) from err
+        yield from metas
