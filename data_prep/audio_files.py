@@ -1,4 +1,4 @@
-"""Which files count as audio, and writing float waveforms as real audio files with PyAV.
+"""Which files count as audio (regular files with an audio extension), and writing waveforms as audio files.
 
 Writing lives here (not only in tests) because the demo corpus and the benchmark produce real encoded files.
 """
@@ -6,6 +6,7 @@ Writing lives here (not only in tests) because the demo corpus and the benchmark
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,19 @@ import av
 import numpy as np
 
 AUDIO_EXTENSIONS = frozenset({".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".m4a", ".aac", ".mp4", ".aiff"})
+SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "named pipe"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+)
 FRAME_SECONDS = 1.0  # encoder input chunk length; bounds memory, not quality
+
+
+def special_kind(mode: int) -> str | None:
+    """What a file of this `st_mode` is if it is a pipe, socket or device, which are never opened as audio: reading
+    one can wait forever for a writer. None for a regular file or a folder."""
+    return next((name for test, name in SPECIAL_KINDS if test(mode)), None)
 
 
 @dataclass(frozen=True)

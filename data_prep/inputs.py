@@ -9,6 +9,7 @@ kept in TrackMeta.extra. Each input also gets a tar key: the track id made safe 
 from __future__ import annotations
 
 import csv
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,18 +60,9 @@ def _scan_folder(root: Path) -> list[InputTrack]:
 
 def _read_manifest(manifest: Path) -> list[InputTrack]:
     """Rows of a CSV manifest as inputs; duplicate paths are an error since each input gets one report row."""
-    with manifest.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        if "path" not in columns:
-            raise ValueError(f"{manifest}: no 'path' column (columns: {columns}); add one naming each audio file")
-        clashes = [c for c in columns if c in RESERVED_EXTRA]
-        if clashes:
-            raise ValueError(f"{manifest}: column(s) {clashes} are reserved by data_prep; rename them")
-        rows = list(reader)
     tracks: list[InputTrack] = []
     first_line: dict[Path, int] = {}
-    for line, row in enumerate(rows, start=2):
+    for line, row in _manifest_rows(manifest):
         if not row.get("path"):
             raise ValueError(f"{manifest}:{line}: empty path; every row must name an audio file")
         relative = Path(row["path"])
@@ -91,6 +83,38 @@ def _read_manifest(manifest: Path) -> list[InputTrack]:
             )
         )
     return tracks
+
+
+def _manifest_rows(manifest: Path) -> list[tuple[int, dict[str, str]]]:
+    """(first line number, row) of every record; refuses text that is not UTF-8 (a UTF-8 byte-order mark is fine)
+    and a field running over lines, which is what an unbalanced quote makes of the rows after it."""
+    data = manifest.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ValueError(
+            f"{manifest}:{line}: not UTF-8 (byte {data[err.start]:#04x}; Latin-1 or another legacy encoding?); "
+            "re-save it as UTF-8"
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = reader.fieldnames or []
+    if "path" not in columns:
+        raise ValueError(f"{manifest}: no 'path' column (columns: {columns}); add one naming each audio file")
+    clashes = [c for c in columns if c in RESERVED_EXTRA]
+    if clashes:
+        raise ValueError(f"{manifest}: column(s) {clashes} are reserved by data_prep; rename them")
+    rows: list[tuple[int, dict[str, str]]] = []
+    end = reader.line_num
+    for row in reader:
+        start, end = end + 1, reader.line_num
+        if any("\n" in value or "\r" in value for value in row.values() if isinstance(value, str)):
+            raise ValueError(
+                f'{manifest}:{start}: a field runs over several lines: an unbalanced quote (") swallows lines '
+                f"{start + 1}-{end} into this row; close the quote, or remove it"
+            )
+        rows.append((start, row))
+    return rows
 
 
 def _id_from_path(relative: Path) -> str:

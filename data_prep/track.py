@@ -1,18 +1,22 @@
 """Turn one input file into a ready-to-shard track or a skip/fail reason; runs inside worker processes.
 
 Status rules: `failed` means the file itself is bad (unreadable, empty, cannot decode, truncated); `skipped`
-means it decodes but is unusable for pair training (too short, silent) or repeats an earlier track
-(duplicate, decided by the parent since it sees every result).
+means it is no regular file (a named pipe, socket or device: never opened as audio), or decodes but is unusable
+for pair training (too short, silent) or repeats an earlier track (duplicate, decided by the parent since it
+sees every result).
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
 import tyro
 
+from data_prep.audio_files import special_kind
 from data_prep.decode import DecodeError, decode_file
 from data_prep.inputs import InputTrack
 from data_prep.levels import Normalisation, content_problem, normalise
@@ -53,7 +57,7 @@ def prepare_track(track: InputTrack, settings: PrepSettings) -> TrackResult:
     """Read, decode, check and normalise one file; never raises for bad input."""
     problem = _unreadable(track)
     if problem:
-        return TrackResult(track, "failed", problem)
+        return TrackResult(track, *problem)
     try:
         audio = decode_file(track.path, settings.sample_rate)
     except DecodeError as err:
@@ -68,11 +72,24 @@ def prepare_track(track: InputTrack, settings: PrepSettings) -> TrackResult:
     return TrackResult(track, "ok", "", duration_s, pcm, pcm_sha1(pcm))
 
 
-def _unreadable(track: InputTrack) -> str | None:
-    """The reason a file cannot even be read, or is empty, before any decoding."""
+def _unreadable(track: InputTrack) -> tuple[str, str] | None:
+    """(status, reason) for a file that cannot even be read, is empty or is no regular file, before any decoding.
+
+    Opened without blocking and checked on the open file, so a named pipe is reported, not waited on."""
     try:
-        with track.path.open("rb") as f:
-            first = f.read(1)
+        fd = os.open(track.path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as err:
-        return f"unreadable: {type(err).__name__}: {err.strerror or err}"
-    return None if first else "empty: zero-length file"
+        return "failed", f"unreadable: {type(err).__name__}: {err.strerror or err}"
+    try:
+        mode = os.fstat(fd).st_mode
+        kind = special_kind(mode)
+        if kind:
+            return "skipped", f"not a regular file: {kind}"
+        if stat.S_ISDIR(mode):
+            return "failed", "unreadable: a folder, not a file"
+        first = os.read(fd, 1)
+    except OSError as err:
+        return "failed", f"unreadable: {type(err).__name__}: {err.strerror or err}"
+    finally:
+        os.close(fd)
+    return None if first else ("failed", "empty: zero-length file")

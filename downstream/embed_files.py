@@ -3,7 +3,8 @@
 INPUT is an audio file, a folder (every audio file under it) or a CSV manifest with a `path` column, as for
 `python -m data_prep`. Files are decoded to mono at the backbone's sample rate, cut into non-overlapping
 windows of its input length (a file shorter than one window is zero-padded) and the window embeddings are
-averaged per file. Files that fail to decode are reported on stderr and skipped.
+averaged per file. Files that fail to decode, and pipes or devices (never opened), are reported on stderr and
+skipped.
 
 Track ids are the ones `python -m data_prep` would give, so embeddings join with shard sets: a manifest's
 `track_id` column, else the path relative to the folder with "/" turned into "_" and no extension; a file
@@ -29,6 +30,7 @@ import tyro
 from torch import nn
 
 from data_prep.atomic import write_atomic
+from data_prep.audio_files import special_kind
 from data_prep.decode import DecodeError, decode_file
 from data_prep.inputs import find_inputs, safe_key
 from downstream.extract_task import (
@@ -80,7 +82,7 @@ def list_inputs(inputs: Sequence[Path]) -> list[tuple[str, Path]]:
     for given in inputs:
         if given.is_dir() or given.suffix.lower() == ".csv":
             found.extend((track.track_id, track.path) for track in find_inputs(given))
-        elif given.is_file():
+        elif given.exists():  # a pipe or device too: embed_files reports it as skipped
             found.append((safe_key(given.stem), given))
         else:
             raise FileNotFoundError(f"{given}: no such file or folder; give audio files, folders or manifests")
@@ -103,6 +105,10 @@ def embed_files(backbone: nn.Module, files: Sequence[tuple[str, Path]], settings
 
     def decoded_windows() -> Iterator[np.ndarray]:
         for track_id, path in files:
+            kind = special_kind(path.stat().st_mode)
+            if kind:  # decoding would wait forever for a pipe's writer
+                failures.append((path, f"not a regular file: {kind}"))
+                continue
             try:
                 wave = decode_file(path, backbone.sample_rate).wave
             except DecodeError as err:

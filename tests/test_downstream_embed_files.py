@@ -1,5 +1,6 @@
 """Tests for `python -m downstream.embed_files`: .npy + track ids, .parquet, window averaging, bad files skipped."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +70,21 @@ def test_nothing_decodable_writes_nothing_and_fails(backbone_file: Path, audio_f
 def test_unknown_output_format_is_refused(backbone_file: Path, audio_folder: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"\.npy or \.parquet"):
         main(["--backbone", str(backbone_file), str(audio_folder), "--out", str(tmp_path / "emb.csv")])
+
+
+def test_named_pipes_are_skipped_with_the_reason_not_waited_on(
+    backbone_file: Path, audio_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_chord(folder / "a.wav", 2.5, base_hz=220.0)
+    os.mkfifo(folder / "pipe.wav")  # opening it for reading would wait for a writer forever
+    os.mkfifo(tmp_path / "given.flac")
+    out = tmp_path / "emb.npy"
+    args = ["--backbone", str(backbone_file), str(folder), str(tmp_path / "given.flac"), "--out", str(out)]
+    assert main([*args, "--device", "cpu"]) == 0
+    assert (tmp_path / "emb.track_ids.txt").read_text().splitlines() == ["a"]
+    err = capsys.readouterr().err
+    assert f"skipped {folder / 'pipe.wav'}: not a regular file: named pipe" in err
+    assert f"skipped {tmp_path / 'given.flac'}: not a regular file: named pipe" in err
+    assert not list(tmp_path.glob(".*.tmp"))
