@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_prep.inputs import InputTrack, find_inputs
+from data_prep.locks import exclusive_folder
 from data_prep.parallel import map_in_order
 from data_prep.pcm import PCM_SHA1_KEY
 from data_prep.report import Report, ReportRow
@@ -60,8 +61,17 @@ def prepare_shards(
     part: tuple[int, int] = (0, 1),
     progress: bool = True,
 ) -> Summary:
-    """Decode and check every input of `source` (or one `(part, parts)` share) into `out`, resuming there."""
+    """Decode and check every input of `source` (or one `(part, parts)` share) into `out`, resuming there; `out`
+    is held for the whole run, so a second writer is refused at start naming this one."""
     inputs = select_part(find_inputs(source), *part)
+    with exclusive_folder(out, f"python -m data_prep {source} --out {out}"):
+        return _prepare_held(inputs, out, settings, shard_size, workers, progress)
+
+
+def _prepare_held(
+    inputs: list[InputTrack], out: Path, settings: PrepSettings, shard_size: int, workers: int, progress: bool
+) -> Summary:
+    """prepare_shards once `out` is held."""
     writer: ShardSetWriter[ReportRow] = ShardSetWriter.open(
         out, settings.sample_rate, settings.normalisation, shard_size
     )

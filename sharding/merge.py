@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from data_prep.atomic import write_atomic
+from data_prep.locks import exclusive_folder
 from data_prep.report import COLUMNS, REPORT_NAME
 from sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex
 from sharding.tracks import build_track_table
@@ -57,6 +58,12 @@ def merge_parts(directory: str | os.PathLike[str]) -> MergeSummary:
     """Write DIR/index.json and DIR/report.csv over every DIR/part-NNN set; returns what was merged."""
     root = Path(directory)
     parts = find_parts(root)
+    with exclusive_folder(root, f"python -m sharding merge {root}"):
+        return _merge_held(root, parts)
+
+
+def _merge_held(root: Path, parts: list[Path]) -> MergeSummary:
+    """merge_parts once DIR is held."""
     refuse_to_hide_own_shards(root)
     indexes = {part: load_part_index(part) for part in parts}
     check_same_settings(root, indexes)

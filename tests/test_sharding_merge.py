@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from shard_factory import ramp_track, write_shard_set
 
+from data_prep.locks import exclusive_folder
 from data_prep.report import COLUMNS, REPORT_NAME
 from sharding.__main__ import main
 from sharding.crops import CropLoader
@@ -135,3 +136,9 @@ def test_a_set_of_its_own_is_not_overwritten(parts: Path, capsys: pytest.Capture
     assert main(["merge", str(parts)]) == 2
     assert "lists shards outside part-NNN folders (shard-000000.tar" in capsys.readouterr().err
     assert ShardIndex.load_local(parts) == own
+
+
+def test_merge_is_refused_while_another_writer_holds_the_folder(parts: Path, capsys: pytest.CaptureFixture[str]):
+    with exclusive_folder(parts, "python -m data_prep (a test holder)"):
+        assert main(["merge", str(parts)]) == 2
+    assert "is in use by pid" in capsys.readouterr().err and not (parts / INDEX_NAME).exists()

@@ -1,0 +1,69 @@
+"""A shard set survives lost or damaged state files, a second writer and kills at any point: what is committed
+stays, nothing is stored twice, and the rerun ends with the set an uninterrupted run makes."""
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from audio_factory import write_chord
+from test_data_prep_pipeline import SMALL_SHARDS, assert_consistent
+
+from data_prep.__main__ import main
+
+FAULTY = Path(__file__).with_name("faulty_data_prep.py")
+GOOD = 6
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """Six good tracks (about one a shard), a copy of the first and one too short: name -> expected reason."""
+    folder = tmp_path_factory.mktemp("small") / "audio"
+    expected = {}
+    for i in range(GOOD):
+        write_chord(folder / f"good{i}.wav", 9.0 + i * 0.25, base_hz=200.0 + 40 * i)
+        expected[f"good{i}.wav"] = ""
+    shutil.copy(folder / "good0.wav", folder / "good0_copy.wav")
+    write_chord(folder / "short.wav", 3.0, base_hz=500.0)
+    expected |= {"good0_copy.wav": "duplicate: same audio as ", "short.wav": "too short for a pair"}
+    return folder, expected
+
+
+def flags(out: Path) -> list[str]:
+    return ["--out", str(out), "--workers", "1", "--no-progress", "--shard-size", str(SMALL_SHARDS)]
+
+
+def run_faulty(point: str, hit: int, action: str, source: Path, out: Path, marker: Path) -> subprocess.Popen:
+    command = [sys.executable, str(FAULTY), point, str(hit), action, str(marker), str(source), *flags(out)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_pause(process: subprocess.Popen, marker: Path) -> None:
+    deadline = time.monotonic() + 120  # a bound on a hang, not a speed requirement
+    while not marker.exists():
+        assert process.poll() is None, f"data_prep ended before the pause point: {process.communicate()[1]}"
+        assert time.monotonic() < deadline, "data_prep did not reach the pause point in 120 s"
+        time.sleep(0.01)
+
+
+def test_a_second_writer_is_refused_at_start_naming_the_holder(
+    small_corpus: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, expected = small_corpus
+    out, marker = tmp_path / "out", tmp_path / "paused"
+    holder = run_faulty("indexed", 2, "pause", source, out, marker)  # paused after committing its first shard
+    try:
+        wait_for_pause(holder, marker)
+        committed = sorted(p.name for p in out.glob("shard-*"))
+        assert main([str(source), *flags(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {out} is in use by pid {holder.pid} on ") and "python -m data_prep" in err
+        assert sorted(p.name for p in out.glob("shard-*")) == committed  # the refused run touched nothing
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert main([str(source), *flags(out)]) == 0  # the dead holder's lock is taken over
+    assert_consistent(out, expected)
