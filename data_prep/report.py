@@ -3,7 +3,8 @@
 Columns `path,status,reason,duration_s` come first; `track_id,shard,audio_sha1` follow for resuming (which
 shard holds an ok track, and its content hash for duplicate detection). An `ok` row is written only when its
 shard is committed; on start-up `ok` rows whose shard is not in the index are dropped (their tracks are
-redone) and an incomplete last line left by a kill is cut off.
+redone) and an incomplete last line left by a kill is cut off. A file that is not a report is set aside as
+`report.csv.damaged`; the ok rows then come back from the shards (sharding.recover).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from data_prep.atomic import write_atomic
 
 REPORT_NAME = "report.csv"
+DAMAGED_SUFFIX = ".damaged"
 STATUSES = ("ok", "skipped", "failed")
 
 
@@ -56,12 +58,13 @@ class Report:
         if not path.exists():
             write_atomic(path, _format_lines([COLUMNS]))
             return cls(path, {})
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8", errors="replace")
         complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
         kept: dict[str, ReportRow] = {}
         reader = csv.DictReader(io.StringIO(complete))
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ValueError(f"{path}: columns {reader.fieldnames} are not {list(COLUMNS)}; use a fresh --out")
+        if tuple(reader.fieldnames or ()) != COLUMNS:  # not a report: set aside, ok rows come back from the shards
+            os.replace(path, path.with_name(path.name + DAMAGED_SUFFIX))
+            return cls.open(directory, committed_shards)
         for record in reader:
             row = _parse_row(record)
             if row is not None and (row.status != "ok" or row.shard in committed_shards):
@@ -80,6 +83,19 @@ class Report:
             f.flush()
             os.fsync(f.fileno())
         self.rows.update((r.path, r) for r in rows)
+
+    def replace_shards(self, shards: dict[str, list[ReportRow]]) -> list[ReportRow]:
+        """Make the given rows the ok rows of each named shard, then rewrite the file once; returns the ok rows of
+        those shards that are gone (their tracks are no longer stored, so a rerun redoes them)."""
+        if not shards:
+            return []
+        stored = {row.path for rows in shards.values() for row in rows}
+        gone = [r for r in self.rows.values() if r.status == "ok" and r.shard in shards and r.path not in stored]
+        for row in gone:
+            del self.rows[row.path]
+        self.rows.update((row.path, row) for rows in shards.values() for row in rows)
+        self._rewrite()
+        return gone
 
     def status_counts(self, paths: list[str]) -> Counter[str]:
         """How many of `paths` ended ok / skipped / failed (missing ones count as 'pending')."""

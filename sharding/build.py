@@ -24,6 +24,7 @@ from data_prep.pcm import PCM_SHA1_KEY
 from data_prep.report import Report, ReportRow
 from data_prep.track import PrepSettings, TrackResult, prepare_track
 from sharding.format import TrackMeta
+from sharding.recover import load_or_rebuild_index, reconcile_report
 from sharding.writer import DEFAULT_SHARD_SIZE, ShardSetWriter
 
 SECONDS_PER_HOUR = 3600.0
@@ -71,11 +72,14 @@ def prepare_shards(
 def _prepare_held(
     inputs: list[InputTrack], out: Path, settings: PrepSettings, shard_size: int, workers: int, progress: bool
 ) -> Summary:
-    """prepare_shards once `out` is held."""
+    """prepare_shards once `out` is held; the index and the report's ok rows are rebuilt from the shards where
+    either is missing or damaged, so a rerun neither deletes nor repeats stored tracks."""
+    load_or_rebuild_index(out, settings.sample_rate, settings.normalisation)
     writer: ShardSetWriter[ReportRow] = ShardSetWriter.open(
         out, settings.sample_rate, settings.normalisation, shard_size
     )
     report = Report.open(out, writer.committed_names)
+    reconcile_report(report, out, writer.index)
     writer.on_shard_ready = lambda name, rows: report.append([replace(r, shard=name) for r in rows])
     todo = [t for t in inputs if str(t.path) not in report.rows]
     known = {r.audio_sha1: r.path for r in report.rows.values() if r.status == "ok"}

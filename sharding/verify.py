@@ -105,7 +105,7 @@ def verify_shard(
                     count += 1
                     if AUDIO_KEY in sample["__offsets__"]:
                         found_at.append(sample["__offsets__"][AUDIO_KEY])
-                    sample_problems, sample_duration_s = _check_sample(info.name, sample, sample_rate)
+                    sample_problems, sample_duration_s = check_sample(info.name, sample, sample_rate)
                     problems += sample_problems
                     duration_s += sample_duration_s
             reader.drain()
@@ -169,7 +169,7 @@ def shard_progress(index: ShardIndex, action: str, enabled: bool) -> Iterator[Sh
             bar.update(info.bytes)
 
 
-def _check_sample(shard: str, sample: dict[str, Any], sample_rate: int) -> tuple[list[Problem], float]:
+def check_sample(shard: str, sample: dict[str, Any], sample_rate: int) -> tuple[list[Problem], float]:
     """Problems of one track (undecodable members, damaged audio, a foreign sample rate) and its duration."""
     key = sample["__key__"]
     try:

@@ -129,9 +129,9 @@ class ShardSetWriter(Generic[Payload]):
         """ShardWriter's `post` hook: make the finished `.partial` durable, final, hashed and indexed."""
         partial = Path(partial_name)
         final = partial.with_name(partial.name.removesuffix(PARTIAL_SUFFIX))
-        _fsync_file(partial)
+        fsync_file(partial)
         os.replace(partial, final)
-        _fsync_file(self.directory)
+        fsync_file(self.directory)
         metas = [meta for meta, _ in self._pending]
         info = ShardInfo(
             name=final.name,
@@ -175,7 +175,7 @@ def _next_number(index: ShardIndex) -> int:
     return max(numbers, default=-1) + 1
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
     """Flush a file's (or a folder's entries') data to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from audio_factory import write_chord
-from test_data_prep_pipeline import SMALL_SHARDS, assert_consistent
+from test_data_prep_pipeline import SETTINGS, SMALL_SHARDS, assert_consistent, shard_tracks
 
 from data_prep.__main__ import main
+from sharding.build import prepare_shards
+from sharding.format import INDEX_NAME
 
 FAULTY = Path(__file__).with_name("faulty_data_prep.py")
 GOOD = 6
@@ -67,3 +69,52 @@ def test_a_second_writer_is_refused_at_start_naming_the_holder(
         holder.wait()
     assert main([str(source), *flags(out)]) == 0  # the dead holder's lock is taken over
     assert_consistent(out, expected)
+
+
+def stored(out: Path) -> list[tuple[str, str]]:
+    """(track id, source) of every stored track, sorted."""
+    return sorted((meta.track_id, meta.source) for meta in shard_tracks(out))
+
+
+def shard_files(out: Path) -> dict[str, int]:
+    """Shard file name -> inode: a shard deleted and written again has a new one."""
+    return {path.name: path.stat().st_ino for path in out.glob("shard-*.tar")}
+
+
+@pytest.mark.parametrize("state", ["report missing", "report damaged", "index missing", "index damaged"])
+def test_a_rerun_after_a_lost_state_file_keeps_every_track_once(
+    small_corpus: tuple[Path, dict[str, str]], tmp_path: Path, state: str
+) -> None:
+    source, expected = small_corpus
+    out = tmp_path / "out"
+    prepare_shards(source, out, SETTINGS, SMALL_SHARDS, workers=1, progress=False)
+    before, files = stored(out), shard_files(out)
+    lost = out / ("report.csv" if state.startswith("report") else INDEX_NAME)
+    if state.endswith("missing"):
+        lost.unlink()
+    else:
+        lost.write_bytes(b"[1, 2]\xff\n")
+    summary = prepare_shards(source, out, SETTINGS, SMALL_SHARDS, workers=1, progress=False)
+    assert stored(out) == before and len(before) == GOOD  # nothing stored twice
+    assert shard_files(out) == files  # no shard deleted or rewritten
+    assert_consistent(out, expected)
+    assert summary.statuses == {"ok": GOOD, "skipped": 2}
+    assert summary.processed_now == (2 if state.startswith("report") else 0)  # only the skipped ones are redone
+
+
+def test_new_inputs_after_a_lost_index_are_checked_against_the_stored_tracks(
+    small_corpus: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    source, expected = small_corpus
+    folder, out = tmp_path / "audio", tmp_path / "out"
+    shutil.copytree(source, folder)
+    prepare_shards(folder, out, SETTINGS, SMALL_SHARDS, workers=1, progress=False)
+    files = shard_files(out)
+    (out / INDEX_NAME).unlink()
+    shutil.copy(folder / "good1.wav", folder / "new_copy.wav")
+    write_chord(folder / "new.wav", 9.0, base_hz=777.0)
+    summary = prepare_shards(folder, out, SETTINGS, SMALL_SHARDS, workers=1, progress=False)
+    expected = expected | {"new_copy.wav": f"duplicate: same audio as {folder.resolve() / 'good1.wav'}", "new.wav": ""}
+    assert_consistent(out, expected)
+    assert summary.statuses == {"ok": GOOD + 1, "skipped": 3} and summary.processed_now == 2
+    assert shard_files(out).items() >= files.items()

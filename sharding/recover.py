@@ -1,0 +1,161 @@
+"""Rebuild a shard set's state from its tars, so that no lost or damaged state file deletes or duplicates audio.
+
+The shards on disk are the truth: the index is rebuilt from every readable `shard-NNNNNN.tar` (a shard with
+damaged tracks is rewritten without them, one with none left is set aside as `.damaged`), and the report's ok rows
+from the tracks the shards hold. data_prep does this on resume when index.json or report.csv is missing or
+damaged; `python -m sharding repair` does it on demand.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from webdataset import TarWriter
+
+from data_prep.pcm import PCM_SHA1_KEY
+from data_prep.report import Report, ReportRow
+from sharding.format import INDEX_NAME, DamagedIndex, ShardIndex, ShardInfo, TrackMeta, decode_track
+from sharding.verify import check_sample, iter_samples
+from sharding.writer import PARTIAL_SUFFIX, SHARD_NAME, fsync_file, sha256_file
+
+DAMAGED_SUFFIX = ".damaged"
+
+
+@dataclass
+class ShardScan:
+    """The sound tracks of one shard file, in tar order, and what could not be read."""
+
+    path: Path
+    metas: list[TrackMeta] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # why each unreadable track (or the unreadable rest) is lost
+
+
+@dataclass
+class Rebuilt:
+    """An index rebuilt from the shards, with the tracks of every indexed shard and what was lost on the way."""
+
+    index: ShardIndex
+    metas: dict[str, list[TrackMeta]]
+    lost: list[str]
+
+
+def load_or_rebuild_index(directory: Path, sample_rate: int, normalisation: str) -> ShardIndex:
+    """The set's index; rebuilt from the shard files when it is missing or damaged (set aside as
+    index.json.damaged), a new empty one for a folder without shards."""
+    try:
+        return ShardIndex.load_local(directory)
+    except DamagedIndex:
+        os.replace(directory / INDEX_NAME, directory / (INDEX_NAME + DAMAGED_SUFFIX))
+    except FileNotFoundError:
+        pass
+    index = rebuild_index(directory, sample_rate, normalisation).index
+    index.save(directory)
+    return index
+
+
+def rebuild_index(directory: Path, sample_rate: int, normalisation: str) -> Rebuilt:
+    """An index of every readable shard file in `directory`, damaged ones rewritten without their bad tracks."""
+    index = ShardIndex(sample_rate=sample_rate, normalisation=normalisation)
+    metas: dict[str, list[TrackMeta]] = {}
+    lost: list[str] = []
+    for path in sorted(p for p in directory.iterdir() if SHARD_NAME.match(p.name)):
+        scan = scan_shard_file(path, sample_rate)
+        lost += scan.lost
+        if scan.lost:
+            rewrite_without_lost(scan)
+        if not scan.metas:
+            os.replace(path, path.with_name(path.name + DAMAGED_SUFFIX))
+            continue
+        metas[path.name] = scan.metas
+        index.shards.append(
+            ShardInfo(
+                name=path.name,
+                samples=len(scan.metas),
+                duration_s=round(sum(m.duration_s for m in scan.metas), 3),
+                bytes=path.stat().st_size,
+                sha256=sha256_file(path),
+            )
+        )
+    return Rebuilt(index, metas, lost)
+
+
+def scan_shard_file(path: Path, sample_rate: int) -> ShardScan:
+    """Read every track of a shard with verify's checks; refuses tracks at another rate than the set's."""
+    scan = ShardScan(path)
+    try:
+        for sample in read_samples(path):
+            refuse_foreign_rate(path, sample, sample_rate)
+            problems, _ = check_sample(path.name, sample, sample_rate)
+            if problems:
+                scan.lost.append(f"{path.name}: {sample['__key__']}: {'; '.join(p.message for p in problems)}")
+                continue
+            scan.metas.append(decode_track(sample)[1])
+            scan.keys.append(sample["__key__"])
+    except (OSError, tarfile.TarError, EOFError) as err:
+        last = f" after {scan.keys[-1]}" if scan.keys else ""
+        scan.lost.append(f"{path.name}: every track{last} ({type(err).__name__}: {err})")
+    return scan
+
+
+def refuse_foreign_rate(path: Path, sample: dict[str, Any], sample_rate: int) -> None:
+    """Stop before anything is rewritten when a readable track has another rate than the set's."""
+    try:
+        rate = decode_track(sample)[1].sample_rate
+    except ValueError:
+        return  # unreadable: check_sample names it
+    if rate != sample_rate:
+        raise ValueError(
+            f"{path}: holds tracks at {rate} Hz, the set has {sample_rate} Hz; use the same settings to resume, "
+            "or a new output folder"
+        )
+
+
+def read_samples(path: Path) -> Iterator[dict[str, Any]]:
+    """The webdataset samples of a local shard, members as bytes."""
+    with path.open("rb") as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        yield from iter_samples(tar)
+
+
+def rewrite_without_lost(scan: ShardScan) -> None:
+    """Replace the shard, crash-safely, by one holding only its sound tracks."""
+    keep = set(scan.keys)
+    partial = scan.path.with_name(scan.path.name + PARTIAL_SUFFIX)
+    with TarWriter(str(partial)) as sink:
+        try:
+            for sample in read_samples(scan.path):
+                if sample["__key__"] in keep:
+                    sink.write(sample)
+        except (OSError, tarfile.TarError, EOFError):
+            pass  # the unreadable rest is what scan.lost names
+    fsync_file(partial)
+    os.replace(partial, scan.path)
+    fsync_file(scan.path.parent)
+
+
+def reconcile_report(
+    report: Report, directory: Path, index: ShardIndex, known: dict[str, list[TrackMeta]] | None = None
+) -> list[ReportRow]:
+    """Make the report's ok rows name exactly the tracks the shards hold: every shard in `known` and every one whose
+    ok rows do not add up to its track count is read back. Returns the ok rows whose track is no longer stored."""
+    known = known or {}
+    counts: dict[str, int] = {}
+    for row in report.rows.values():
+        if row.status == "ok":
+            counts[row.shard] = counts.get(row.shard, 0) + 1
+    shards = {}
+    for info in index.shards:
+        if info.name in known or counts.get(info.name, 0) != info.samples:
+            metas = known.get(info.name) or scan_shard_file(directory / info.name, index.sample_rate).metas
+            shards[info.name] = [row_of(meta, info.name) for meta in metas]
+    return report.replace_shards(shards)
+
+
+def row_of(meta: TrackMeta, shard: str) -> ReportRow:
+    """The ok report row of a stored track."""
+    return ReportRow(meta.source, "ok", "", meta.duration_s, meta.track_id, shard, meta.extra.get(PCM_SHA1_KEY, ""))
