@@ -1,4 +1,5 @@
-"""`python -m sharding {verify,inspect,index,stream,merge} LOCATION`: check, describe, index, read, merge sets."""
+"""`python -m sharding {verify,inspect,index,repair,stream,merge} LOCATION`: check, describe, index, repair, read,
+merge sets."""
 
 from __future__ import annotations
 
@@ -6,15 +7,19 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated
 
 import tyro
 
+from data_prep.levels import Normalisation
+from data_prep.locks import exclusive_folder
 from data_prep.subcommands import run_subcommand
 from sharding.crops import CropLoader
 from sharding.merge import merge_parts
 from sharding.pairs import PairsConfig, pairs_to_float
 from sharding.readers import open_pairs
+from sharding.recover import repair_set
 from sharding.stats import TOP_TAGS, inspect_set
 from sharding.tracks import build_track_table
 from sharding.verify import verify_set
@@ -61,8 +66,23 @@ class Index:
     location: Location
 
     def run(self) -> int:
-        path = build_track_table(self.location, progress=True)
+        with exclusive_folder(Path(self.location), f"python -m sharding index {self.location}"):
+            path = build_track_table(self.location, progress=True)
         print(f"wrote {path}")
+        return 0
+
+
+@dataclass
+class Repair:
+    """Rebuild index.json, report.csv's ok rows and tracks.parquet of a local set from its shards; a shard verify
+    names as broken is rewritten without its unreadable tracks, which are listed."""
+
+    location: Location
+    normalise: Normalisation | None = None
+    """The normalisation the set was prepared with; needed only when index.json is lost or damaged."""
+
+    def run(self) -> int:
+        print("\n".join(repair_set(Path(self.location), self.normalise).lines()))
         return 0
 
 
@@ -112,7 +132,14 @@ class Merge:
         return 0
 
 
-COMMANDS = {"verify": Verify, "inspect": Inspect, "index": Index, "stream": Stream, "merge": Merge}
+COMMANDS = {
+    "verify": Verify,
+    "inspect": Inspect,
+    "index": Index,
+    "repair": Repair,
+    "stream": Stream,
+    "merge": Merge,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

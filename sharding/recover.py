@@ -17,9 +17,12 @@ from typing import Any
 
 from webdataset import TarWriter
 
+from data_prep.locks import exclusive_folder
 from data_prep.pcm import PCM_SHA1_KEY
 from data_prep.report import Report, ReportRow
 from sharding.format import INDEX_NAME, DamagedIndex, ShardIndex, ShardInfo, TrackMeta, decode_track
+from sharding.merge import PART_NAME
+from sharding.tracks import build_track_table
 from sharding.verify import check_sample, iter_samples
 from sharding.writer import PARTIAL_SUFFIX, SHARD_NAME, fsync_file, sha256_file
 
@@ -130,7 +133,7 @@ def rewrite_without_lost(scan: ShardScan) -> None:
         try:
             for sample in read_samples(scan.path):
                 if sample["__key__"] in keep:
-                    sink.write(sample)
+                    sink.write({name: value for name, value in sample.items() if name != "__offsets__"})
         except (OSError, tarfile.TarError, EOFError):
             pass  # the unreadable rest is what scan.lost names
     fsync_file(partial)
@@ -159,3 +162,58 @@ def reconcile_report(
 def row_of(meta: TrackMeta, shard: str) -> ReportRow:
     """The ok report row of a stored track."""
     return ReportRow(meta.source, "ok", "", meta.duration_s, meta.track_id, shard, meta.extra.get(PCM_SHA1_KEY, ""))
+
+
+@dataclass
+class Repaired:
+    """What `python -m sharding repair` rebuilt and what it could not keep."""
+
+    index: ShardIndex
+    lost: list[str]
+    lost_inputs: list[ReportRow]
+
+    def lines(self) -> list[str]:
+        """A readable account: the set, then every lost track and input with how to get it back."""
+        out = [f"repaired: {self.index.num_tracks} tracks in {len(self.index.shards)} shards"]
+        out += [f"lost {what}" for what in self.lost]
+        out += [f"lost input {row.path} (was in {row.shard})" for row in self.lost_inputs]
+        if self.lost:
+            out.append("rerun `python -m data_prep` with the same input and --out to prepare the lost tracks again")
+        return out
+
+
+def repair_set(directory: Path, normalisation: str | None = None) -> Repaired:
+    """Rebuild index.json, the report's ok rows and tracks.parquet of a local set from its shard files, rewriting
+    damaged shards without their unreadable tracks; `normalisation` is needed only where the index is lost."""
+    if any(PART_NAME.match(p.name) for p in directory.iterdir() if p.is_dir()):
+        raise ValueError(f"{directory}: a merged set; repair each part-NNN folder, then merge again")
+    with exclusive_folder(directory, f"python -m sharding repair {directory}"):
+        try:
+            old: ShardIndex | None = ShardIndex.load_local(directory)
+        except (DamagedIndex, FileNotFoundError):
+            old = None
+        if old is None and normalisation is None:
+            raise ValueError(
+                f"{directory / INDEX_NAME}: lost or damaged, so the set's normalisation is unknown; pass the "
+                "--normalise the set was prepared with (peak, rms or none)"
+            )
+        for partial in directory.glob(f"*{PARTIAL_SUFFIX}"):
+            partial.unlink()
+        sample_rate = old.sample_rate if old else first_sample_rate(directory)
+        rebuilt = rebuild_index(directory, sample_rate, normalisation or old.normalisation)  # type: ignore[union-attr]
+        rebuilt.index.save(directory)
+        report = Report.open(directory, {info.name for info in rebuilt.index.shards})
+        gone = reconcile_report(report, directory, rebuilt.index, rebuilt.metas)
+        build_track_table(directory)
+        return Repaired(rebuilt.index, rebuilt.lost, gone)
+
+
+def first_sample_rate(directory: Path) -> int:
+    """The sample rate of the first readable track of the set's shard files."""
+    for path in sorted(p for p in directory.iterdir() if SHARD_NAME.match(p.name)):
+        try:
+            for sample in read_samples(path):
+                return decode_track(sample)[1].sample_rate
+        except (OSError, tarfile.TarError, EOFError, ValueError):
+            continue
+    raise FileNotFoundError(f"{directory}: no readable shard; prepare the set again with `python -m data_prep`")

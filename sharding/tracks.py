@@ -99,10 +99,12 @@ def covered_shards(table: pa.Table) -> list[tuple[str, str, int]]:
 
 
 def reusable_rows(path: Path, prefix: str = "") -> dict[tuple[str, str], pa.Table]:
-    """Rows of an existing track table by (shard name with `prefix`, sha256); empty if there is none."""
-    if not path.exists():
-        return {}
-    table = pq.read_table(path)
+    """Rows of an existing track table by (shard name with `prefix`, sha256); empty if there is none or it cannot
+    be read, so `python -m sharding index` rebuilds a damaged table from the tars."""
+    try:
+        table = pq.read_table(path)
+    except (FileNotFoundError, pa.ArrowException, OSError):
+        return {}  # none, or damaged: its shards are scanned again
     rows: dict[tuple[str, str], pa.Table] = {}
     shard_column = table.column("shard").to_numpy()
     for position, (name, sha256, _) in enumerate(covered_shards(table)):
@@ -154,7 +156,11 @@ def load_track_table(location: str | os.PathLike[str], index: ShardIndex, with_t
     except FileNotFoundError as err:
         raise StaleTrackTable(f"{os.fspath(location)}: no {TRACKS_NAME} ({err}); {hint}") from err
     columns = [*READER_COLUMNS, "track_id"] if with_track_ids else list(READER_COLUMNS)
-    table = pq.read_table(io.BytesIO(data), columns=columns)
+    try:
+        table = pq.read_table(io.BytesIO(data), columns=columns)
+    except (pa.ArrowException, OSError) as err:
+        where = f"{os.fspath(location)}/{TRACKS_NAME}"
+        raise StaleTrackTable(f"{where}: unreadable ({type(err).__name__}: {err}); re{hint[1:]}") from err
     expected = [(info.name, info.sha256, info.samples) for info in index.shards]
     if covered_shards(table) != expected:
         raise StaleTrackTable(f"{os.fspath(location)}: {TRACKS_NAME} does not match {INDEX_NAME}; re{hint[1:]}")
