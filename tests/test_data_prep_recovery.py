@@ -1,20 +1,25 @@
 """A shard set survives lost or damaged state files, a second writer and kills at any point: what is committed
 stays, nothing is stored twice, and the rerun ends with the set an uninterrupted run makes."""
 
+import hashlib
+import json
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
 import pytest
 from audio_factory import write_chord
-from test_data_prep_pipeline import SETTINGS, SMALL_SHARDS, assert_consistent, shard_tracks
+from test_data_prep_pipeline import SETTINGS, SMALL_SHARDS, assert_consistent, read_report, shard_tracks
 
 from data_prep.__main__ import main
+from data_prep.report import REPORT_NAME
 from sharding.build import prepare_shards
-from sharding.format import INDEX_NAME
+from sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex
+from sharding.verify import iter_samples
 
 FAULTY = Path(__file__).with_name("faulty_data_prep.py")
 GOOD = 6
@@ -118,3 +123,61 @@ def test_new_inputs_after_a_lost_index_are_checked_against_the_stored_tracks(
     assert_consistent(out, expected)
     assert summary.statuses == {"ok": GOOD + 1, "skipped": 3} and summary.processed_now == 2
     assert shard_files(out).items() >= files.items()
+
+
+def contents(out: Path) -> dict[str, str]:
+    """Track id -> sha1 of its stored audio bytes, over every indexed shard."""
+    found: dict[str, str] = {}
+    for info in ShardIndex.load_local(out).shards:
+        with tarfile.open(out / info.name) as tar:
+            for sample in iter_samples(tar):
+                track_id = json.loads(sample["json"])["track_id"]
+                assert track_id not in found, f"{track_id} stored twice"
+                found[track_id] = hashlib.sha1(sample["pcm"]).hexdigest()
+    return found
+
+
+def outcomes(out: Path) -> list[tuple[str, str, str]]:
+    return sorted((row["path"], row["status"], row["reason"]) for row in read_report(out))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(small_corpus: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("uninterrupted")
+    prepare_shards(small_corpus[0], out, SETTINGS, SMALL_SHARDS, workers=1, progress=False)
+    return out
+
+
+# (point, hit, state file lost after the kill): every step of committing a shard, the first shard and a later one
+KILLS = [
+    ("track", 4, None),
+    ("renamed", 1, None),
+    ("renamed", 3, INDEX_NAME),
+    ("report", 3, None),
+    ("reported", 4, REPORT_NAME),
+    ("index", 2, None),  # the shard renamed and reported, the index not yet saved
+    ("index", 4, INDEX_NAME),
+    ("indexed", 3, None),
+    ("table", 1, TRACKS_NAME),
+]
+
+
+@pytest.mark.parametrize(("point", "hit", "lost"), KILLS)
+def test_a_kill_at_any_point_then_a_rerun_gives_the_uninterrupted_set(
+    small_corpus: tuple[Path, dict[str, str]],
+    uninterrupted: Path,
+    tmp_path: Path,
+    point: str,
+    hit: int,
+    lost: str | None,
+) -> None:
+    source, expected = small_corpus
+    out = tmp_path / "out"
+    killed = run_faulty(point, hit, "kill", source, out, tmp_path / "unused")
+    assert killed.wait() == -signal.SIGKILL, killed.communicate()[1]  # killed at the point, not finished
+    if lost:
+        (out / lost).unlink(missing_ok=True)
+    assert main([str(source), *flags(out)]) == 0
+    assert contents(out) == contents(uninterrupted)  # track for track, byte for byte
+    assert outcomes(out) == outcomes(uninterrupted)
+    assert_consistent(out, expected)
