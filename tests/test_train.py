@@ -415,3 +415,33 @@ def test_train_py_says_an_expected_failure_in_one_line_and_shows_the_traceback_w
     zero = subprocess.run([*command, "--checkpoint.every-steps", "0"], cwd=REPO, capture_output=True, text=True)
     assert zero.returncode == 2 and "ZeroDivisionError" not in zero.stderr
     assert "--checkpoint.every-steps 0 is below 1" in " ".join(zero.stderr.split())
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(OSError(28, "No space left on device"), "FAILED"), (KeyboardInterrupt(), "KILLED")],
+    ids=["disk-full", "interrupt"],
+)
+def test_a_training_that_raises_ends_its_mlflow_run_failed_or_killed(
+    tmp_path: Path, shards: str, monkeypatch: pytest.MonkeyPatch, error: BaseException, status: str
+) -> None:
+    import mlflow
+
+    from trainer.pretexts.contrastive import Contrastive
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    original, calls = Contrastive.compute_loss, itertools.count()
+
+    def compute_loss(self: Contrastive, views: torch.Tensor, student: torch.nn.Module | None = None) -> PretextOutput:
+        if next(calls) == 2:
+            raise error
+        return original(self, views, student)
+
+    monkeypatch.setattr(Contrastive, "compute_loss", compute_loss)
+    with pytest.raises(type(error)):
+        train(tiny_config(tmp_path / "run", shards, mlflow=True, study="crash"))
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("crash").experiment_id])
+    assert run.info.status == status
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2]

@@ -47,7 +47,7 @@ from trainer.optim import build_optimizer, learning_rate_schedule, set_weight_de
 from trainer.preemption import StopRequest
 from trainer.pretexts import Pretext, PretextOutput, build_pretext
 from trainer.state_files import check_loads_safely, load_state_files, state_files
-from trainer.tracking import RunTracker
+from trainer.tracking import OUTBOX_NAME, RunTracker
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ class Trainer:
         self.alarm = CollapseAlarm(config.collapse, backbone.embed_dim, config.batch_size, prototypes)
         self.config_json = json.dumps(dataclasses.asdict(config), indent=1)
         self._resume()
-        self.tracker = RunTracker(enabled=config.mlflow and accelerator.is_main_process)
+        self.tracker = RunTracker(config.mlflow and accelerator.is_main_process, self.output_dir / OUTBOX_NAME)
         self.tracker.start(
             experiment=config.study,
             run_name=config.run_name or f"{config.pretext}-{self.recipe.name}",
@@ -394,10 +394,13 @@ class Trainer:
                     )
                     self.tracker.end(status="KILLED")
                     return TrainResult(state.step, losses, True, self.output_dir, None, tuple(self.alarm.fired))
+            return TrainResult(state.step, losses, False, self.output_dir, self._finish(), tuple(self.alarm.fired))
+        except BaseException as error:
+            self.tracker.abort(error)
+            raise
         finally:
             stop.restore()
             progress.close()
-        return TrainResult(state.step, losses, False, self.output_dir, self._finish(), tuple(self.alarm.fired))
 
     def _step(self, stop_requested: bool) -> tuple[StepReport, PretextOutput]:
         """One optimiser step over `grad_accum` micro-batches; skipped on every rank if a loss is non-finite."""
