@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from data_prep.atomic import write_atomic
 from downstream.labelled_embeddings import LabelledEmbeddings, TaskEmbeddings
+from downstream.tag_check import check_asked_tags, check_scorable
 from sharding.format import ShardIndex, TrackMeta
 from sharding.location import load_index
 from sharding.windows import iter_tracks, iter_windows
@@ -187,17 +188,21 @@ def assemble_task(
 ) -> TaskEmbeddings:
     """Group per-track chunk embeddings by split into a TaskEmbeddings with multi-hot targets."""
     tag_names = vocabulary_for((meta.tags for meta in metas), vocabulary)
-    splits = {}
-    for split in SPLITS:
-        members = [i for i, meta in enumerate(metas) if meta.split == split]
-        if not members:
+    if vocabulary is not None:
+        check_asked_tags(vocabulary, {tag for meta in metas for tag in meta.tags}, f"task {name!r}")
+    members = {split: [i for i, meta in enumerate(metas) if meta.split == split] for split in SPLITS}
+    for split, found in members.items():
+        if not found:
             raise ValueError(
                 f"task {name!r}: no {split} tracks; evaluation needs train, valid and test tracks "
                 "(the manifest's split column)"
             )
-        targets = multi_hot([metas[i].tags for i in members], tag_names)
-        ids = [metas[i].track_id for i in members]
-        splits[split] = LabelledEmbeddings.from_chunks([per_track[i] for i in members], targets, ids)
+    check_scorable(tag_names, {split: [metas[i].tags for i in found] for split, found in members.items()})
+    splits = {}
+    for split, found in members.items():
+        targets = multi_hot([metas[i].tags for i in found], tag_names)
+        ids = [metas[i].track_id for i in found]
+        splits[split] = LabelledEmbeddings.from_chunks([per_track[i] for i in found], targets, ids)
     return TaskEmbeddings(name=name, tag_names=tag_names, **splits)
 
 

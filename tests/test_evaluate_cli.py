@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from labelled_shard_factory import balanced_tracks, tiny_backbone, write_labelled_set
 
@@ -109,3 +110,30 @@ def test_the_pretext_and_run_id_an_export_records_beat_its_path(workspace: Path)
     assert main(args) == 0
     (record,) = load_evaluations("provenance")
     assert record.params["pretext"] == "byol" and record.params["pretrain_run_id"] == "0123abcd"
+
+
+def test_tags_that_the_set_does_not_have_are_an_error_before_any_run(workspace: Path) -> None:
+    import mlflow
+
+    tags = workspace / "tags.txt"
+    tags.write_text("High\nPULSE\n")  # the set spells them high, pulse
+    pattern = (
+        r"none of the tags asked \(High, PULSE\) occurs in .*toyset.*'High' -> 'high', 'PULSE' -> 'pulse'.*"
+        r"the set has: high, low, pulse.*--tags"
+    )
+    with pytest.raises(ValueError, match=pattern):
+        main(command(workspace, "--tags", str(tags)))
+    assert mlflow.MlflowClient().get_experiment_by_name("downstream") is None
+
+
+def test_a_probe_without_a_scorable_tag_is_an_error(tmp_path: Path) -> None:
+    from downstream.extract_task import assemble_task
+    from sharding.format import TrackMeta
+
+    splits = {"train": "low", "valid": "low", "test": "low"}  # every test track has it: no AUC
+    metas = [
+        TrackMeta(f"t{i}", "t.wav", 1.0, 16000, 16000, [tag], split) for i, (split, tag) in enumerate(splits.items())
+    ]
+    chunks = [np.zeros((1, 4), dtype=np.float32)] * len(metas)
+    with pytest.raises(ValueError, match=r"no tag of the probe \(low\) can be scored"):
+        assemble_task("toy", chunks, metas, None)
