@@ -45,7 +45,7 @@ from downstream.tracking import (
 from trainer.demo_data import DEMO_DATA
 from trainer.export import PRETEXT_KEY, RUN_ID_KEY, BackboneRecipe, export_provenance, load_backbone
 from trainer.pretexts import PRETEXTS
-from trainer.tracking import tracking_uri
+from trainer.tracking import check_tracking_server, tracking_uri
 
 DemoShards = Callable[[int], str]
 """Builds the demo shard set at a sample rate and returns its location (`trainer.demo_data.ensure_demo_shards`)."""
@@ -168,7 +168,9 @@ def format_table(results: Sequence[EvaluationResult]) -> str:
 
 def evaluate(args: EvaluateArgs, demo_shards: DemoShards | None = None) -> list[EvaluationResult]:
     """Extract (or reuse) the embeddings, train and score every probe, log each run; return the results.
-    `demo_shards` builds the demo corpus at a sample rate for `--data demo` (given by the entry point)."""
+    `demo_shards` builds the demo corpus at a sample rate for `--data demo` (given by the entry point).
+    A tracking server that does not answer is an error before anything is extracted."""
+    check_tracking_server(tracking_uri())
     backbone, recipe = load_backbone(args.backbone)
     if args.random_init:
         backbone = random_backbone(recipe, args.seed)

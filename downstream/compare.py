@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from typing import Literal
 import numpy as np
 import tyro
 
+from data_prep.entry import run_command
 from downstream.paired import PairedConfig, PairedDifference, paired_bootstrap
 from downstream.plots import (
     METRIC_LABELS,
@@ -64,11 +66,10 @@ from downstream.tracking import (
     KIND_TAG,
     RANDOM_PRETEXT,
     EvaluationRecord,
-    get_or_create_experiment,
     load_evaluations,
     parse_params,
 )
-from trainer.tracking import tracking_uri
+from trainer.tracking import ending_run, get_or_create_experiment, tracking_uri
 
 View = Literal["tagwise", "clipwise"]
 MAX_PAIRED_RUNS = 12  # per task: beyond this the pairs are too many to read; narrow the runs with --where
@@ -542,30 +543,29 @@ def log_comparison(args: CompareArgs, paths: Sequence[Path]) -> str:
 
     client = mlflow.MlflowClient(args.uri or tracking_uri())
     experiment_id = get_or_create_experiment(client, args.experiment)
-    run = client.create_run(experiment_id, run_name="comparison", tags={KIND_TAG: "comparison"})
-    for name, value in (
-        ("view", args.view),
-        ("sweep", ",".join(args.sweep)),
-        ("where", ",".join(args.where)),
-    ):
-        client.log_param(run.info.run_id, name, value)
-    for path in paths:
-        client.log_artifact(run.info.run_id, str(path))
-    client.set_terminated(run.info.run_id)
-    return run.info.run_id
+    run_id = client.create_run(experiment_id, run_name="comparison", tags={KIND_TAG: "comparison"}).info.run_id
+    with ending_run(client, run_id):
+        for name, value in (
+            ("view", args.view),
+            ("sweep", ",".join(args.sweep)),
+            ("where", ",".join(args.where)),
+        ):
+            client.log_param(run_id, name, value)
+        for path in paths:
+            client.log_artifact(run_id, str(path))
+    return run_id
 
 
-def main(args: CompareArgs) -> None:
-    """Produce the comparison and print where each file went; bad input ends the command with its reason."""
-    try:
-        paths = run_comparison(args)
-    except ValueError as error:
-        raise SystemExit(f"downstream.compare: {error}") from error
+def main(argv: list[str] | None = None) -> int:
+    """Produce the comparison and print where each file went."""
+    args = tyro.cli(CompareArgs, args=argv)
+    paths = run_comparison(args)
     for path in paths:
         print(f"wrote {path}")
     if args.log_run and paths:
         print(f"logged as artifacts of comparison run {log_comparison(args, paths)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main(tyro.cli(CompareArgs))
+    sys.exit(run_command(main))

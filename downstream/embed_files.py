@@ -32,6 +32,7 @@ from torch import nn
 from data_prep.atomic import write_atomic
 from data_prep.audio_files import special_kind
 from data_prep.decode import DecodeError, decode_file
+from data_prep.entry import UserError, run_command
 from data_prep.inputs import find_inputs, safe_key
 from downstream.extract_task import (
     DEFAULT_BATCH_SIZE,
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: embed, report skipped files on stderr, write the output; 1 if nothing was embedded."""
     args = tyro.cli(EmbedArgs, args=argv)
     if args.out.suffix not in OUTPUT_SUFFIXES:
-        raise SystemExit(f"{args.out}: unknown output format; name the file .npy or .parquet")
+        raise UserError(f"{args.out}: unknown output format; name the file .npy or .parquet")
     files = list_inputs(args.inputs)
     backbone, _ = load_backbone(args.backbone)
     settings = ExtractionSettings(args.batch_size, args.device, args.bf16, cache_dir=None)
@@ -170,4 +171,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
+from data_prep.entry import run_command
 from data_prep.subcommands import run_subcommand
 from downstream.cli import EvaluateArgs, evaluate, format_table
 from trainer.checkpoints import checkpoint_name, list_checkpoints
@@ -255,4 +256,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

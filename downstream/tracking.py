@@ -20,17 +20,13 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from downstream.evaluation import EvaluationResult
 from downstream.metrics import METRIC_NAMES
 from downstream.paired import ProbePredictions
-from trainer.tracking import tracking_uri
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
+from trainer.tracking import ending_run, get_or_create_experiment, tracking_uri
 
 DEFAULT_EXPERIMENT = "downstream"
 KIND_TAG = "musicssl.kind"
@@ -133,24 +129,17 @@ def log_evaluation(
         for rate, score in result.learning_rate_scores.items()
     ]
     summary = [Metric(key, value, 0, 0) for key, value in evaluation_metrics(result).items()]
-    client.log_batch(
-        run_id,
-        metrics=summary + curves,
-        params=[Param(key, str(value)) for key, value in params.items()],
-    )
-    client.log_text(run_id, bootstrap_csv(result), BOOTSTRAP_ARTIFACT)
-    with tempfile.TemporaryDirectory() as folder:
+    with ending_run(client, run_id), tempfile.TemporaryDirectory() as folder:
+        client.log_batch(
+            run_id,
+            metrics=summary + curves,
+            params=[Param(key, str(value)) for key, value in params.items()],
+        )
+        client.log_text(run_id, bootstrap_csv(result), BOOTSTRAP_ARTIFACT)
         path = Path(folder) / PREDICTIONS_ARTIFACT
         write_predictions(path, result.predictions)
         client.log_artifact(run_id, str(path))
-    client.set_terminated(run_id)
     return run_id
-
-
-def get_or_create_experiment(client: MlflowClient, name: str) -> str:
-    """Id of the named experiment, created if missing."""
-    existing = client.get_experiment_by_name(name)
-    return existing.experiment_id if existing else client.create_experiment(name)
 
 
 def write_predictions(path: Path, predictions: ProbePredictions) -> None:

@@ -79,7 +79,7 @@ def test_logged_evaluations_round_trip_and_compare_writes_table_and_png_figures(
     assert record.params["task"] == "toy" and record.params["probe_max_epochs"] == "25"
 
     out = tmp_path / "comparison"
-    main(CompareArgs(out=out, sweep=("pretrain_epochs",)))
+    assert main(["--out", str(out), "--sweep", "pretrain_epochs"]) == 0
     printed = capsys.readouterr().out
     assert "| vicreg |" in printed and "comparison run" in printed
     for name in ("bootstrap.png", "limited_data.png", "sweep_pretrain_epochs.png"):

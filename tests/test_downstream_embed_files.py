@@ -10,6 +10,7 @@ from audio_factory import write_chord, write_garbage
 from labelled_shard_factory import tiny_backbone
 
 from data_prep.decode import decode_file
+from data_prep.entry import UserError
 from downstream.embed_files import main
 from downstream.extract_task import embed_windows, track_windows
 from trainer.export import export_backbone
@@ -68,7 +69,7 @@ def test_nothing_decodable_writes_nothing_and_fails(backbone_file: Path, audio_f
 
 
 def test_unknown_output_format_is_refused(backbone_file: Path, audio_folder: Path, tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match=r"\.npy or \.parquet"):
+    with pytest.raises(UserError, match=r"\.npy or \.parquet"):
         main(["--backbone", str(backbone_file), str(audio_folder), "--out", str(tmp_path / "emb.csv")])
 
 

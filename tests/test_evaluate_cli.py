@@ -1,5 +1,9 @@
 """End-to-end tests of `python evaluate.py`: extraction, probes, MLflow runs and the printed table."""
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +14,7 @@ from downstream.cli import infer_pretext, main
 from downstream.tracking import load_evaluations
 from trainer.export import export_backbone
 
+REPO = Path(__file__).resolve().parents[1]
 FAST_PROBES = ["--epochs", "2", "--steps", "3", "--bootstrap-resamples", "5", "--device", "cpu"]
 
 
@@ -137,3 +142,33 @@ def test_a_probe_without_a_scorable_tag_is_an_error(tmp_path: Path) -> None:
     chunks = [np.zeros((1, 4), dtype=np.float32)] * len(metas)
     with pytest.raises(ValueError, match=r"no tag of the probe \(low\) can be scored"):
         assemble_task("toy", chunks, metas, None)
+
+
+def test_an_evaluation_whose_logging_fails_is_recorded_failed(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_artifact", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        main(command(workspace, "--experiment", "crash"))
+    client = mlflow.MlflowClient()
+    (run,) = client.search_runs([client.get_experiment_by_name("crash").experiment_id])
+    assert run.info.status == "FAILED"
+
+
+def test_a_tracking_server_that_refuses_ends_evaluate_py_with_one_line(workspace: Path) -> None:
+    with socket.socket() as probe:  # a loopback port the OS picked, closed again: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO)}
+    run = subprocess.run(
+        [sys.executable, str(REPO / "evaluate.py"), *command(workspace)], capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.splitlines() == [
+        f"error: the MLflow tracking server at {uri} does not answer (connection refused): start it, or unset "
+        "MLFLOW_TRACKING_URI to track in sqlite:///mlflow.db in this folder"
+    ]
+    assert not (workspace / "cache").exists()  # refused before extracting anything
