@@ -23,6 +23,7 @@ from data_prep.levels import Normalisation, content_problem, normalise
 from data_prep.pcm import float_to_pcm, pcm_sha1
 
 DEFAULT_SAMPLE_RATE = 16000
+MIN_SAMPLE_RATE = 1000  # below this no music is left (and 0 divides by zero)
 DEFAULT_MIN_DURATION_S = 8.0
 DEFAULT_SILENCE_DBFS = -60.0
 
@@ -39,6 +40,13 @@ class PrepSettings:
     """Tracks shorter than this (seconds) are skipped: too short for an anchor/positive pair."""
     silence_dbfs: float = DEFAULT_SILENCE_DBFS
     """Tracks whose RMS level is below this (dBFS) are skipped as silent."""
+
+    def __post_init__(self) -> None:
+        if self.sample_rate < MIN_SAMPLE_RATE:
+            raise ValueError(
+                f"--sample-rate {self.sample_rate} is not a usable rate: give Hz, e.g. 16000 (the paper's ResNet) "
+                "or 22050 (SampleCNN)"
+            )
 
 
 @dataclass

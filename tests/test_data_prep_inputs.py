@@ -44,3 +44,8 @@ def test_a_named_pipe_is_skipped_with_a_reason_without_blocking(tmp_path: Path) 
         reasons = {Path(row["path"]).name: (row["status"], row["reason"]) for row in csv.DictReader(f)}
     assert reasons["pipe.wav"] == ("skipped", "not a regular file: named pipe")
     assert not list((tmp_path / "out").glob("*.partial"))
+
+
+def test_a_sample_rate_that_is_no_rate_is_refused_naming_the_flag() -> None:
+    with pytest.raises(ValueError, match=r"--sample-rate 0 is not a usable rate: give Hz, e.g. 16000"):
+        PrepSettings(sample_rate=0)
