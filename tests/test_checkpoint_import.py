@@ -7,6 +7,7 @@ deezer/multi-view-ssl-benchmark's own code in tests/data/deezer_resnet_backbone_
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchaudio
@@ -85,6 +86,13 @@ def test_malicious_pickle_is_refused_without_running_it(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"evil\.pt: refused.*weights_only=False"):
         load_deezer_checkpoint(path)
     assert not marker.exists()
+
+
+def test_a_file_of_random_bytes_is_named_damaged_not_malicious(tmp_path: Path) -> None:
+    path = tmp_path / "noise.pt"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ValueError, match=r"noise\.pt: not a PyTorch checkpoint .*damaged or of another kind"):
+        load_deezer_checkpoint(path)
 
 
 def test_missing_backbone_key_is_named(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import pickle
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,23 @@ class DeezerCheckpointInfo:
         return "\n".join(lines)
 
 
+PICKLE_PROTOCOL_MARK = b"\x80"  # the first byte of a pickle of protocol 2 or later (torch.save's legacy format)
+
+
+def _check_is_torch_file(path: Path) -> None:
+    """Refuse a file that is neither torch.save's zip archive nor a legacy pickle: damaged or of another kind."""
+    with path.open("rb") as file:
+        head = file.read(1)
+    if not zipfile.is_zipfile(path) and head != PICKLE_PROTOCOL_MARK:
+        raise ValueError(
+            f"{path}: not a PyTorch checkpoint (neither torch.save's zip archive nor a pickle): the file is damaged "
+            "or of another kind; download or copy it again"
+        )
+
+
 def _read_weights_only(path: Path) -> Any:
     """Load ``path`` without running pickled code, turning a refusal into an actionable error."""
+    _check_is_torch_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
