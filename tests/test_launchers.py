@@ -35,6 +35,7 @@ from trainer.checkpoints import DEEPSPEED_FOLDER, UNIVERSAL_FOLDER, checkpoint_n
 from trainer.cli import parse_config
 from trainer.export import STUDENT_WEIGHTS
 from trainer.optim import learning_rate_schedule, scaled_learning_rate, weight_decay_schedule
+from trainer.state_files import check_loads_safely
 
 REPO = test_train.REPO
 shards = test_train.shards  # the tiny runs' shard set fixture
@@ -333,3 +334,19 @@ def test_a_failed_universal_conversion_names_the_command_and_leaves_nothing_to_l
     with pytest.raises(RuntimeError, match=r"ds_to_universal .*resume on the process count it was written on"):
         make_universal(tmp_path)
     assert not (tmp_path / DEEPSPEED_FOLDER / UNIVERSAL_FOLDER).exists()
+
+
+@DEEPSPEED
+def test_a_deepspeed_engine_file_holding_an_object_is_refused_unread(tmp_path: Path) -> None:
+    """DeepSpeed reads its files with weights_only=False: the trainer reads them first with weights_only=True
+    and DeepSpeed's own record types, and refuses one that holds anything else."""
+    marker = tmp_path / "code-ran"
+    engine = tmp_path / DEEPSPEED_FOLDER
+    engine.mkdir()
+    torch.save(
+        {"optimizer_state_dict": {"x": test_train.WritesAFile(marker)}},
+        engine / "zero_pp_rank_0_mp_rank_00_optim_states.pt",
+    )
+    with pytest.raises(ValueError, match=r"zero_pp_rank_0_mp_rank_00_optim_states.pt does not load as plain data"):
+        check_loads_safely(tmp_path, rank=0)
+    assert not marker.exists()

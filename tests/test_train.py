@@ -323,7 +323,7 @@ def test_resuming_runs_no_code_from_files_in_the_run_folder(tmp_path: Path, shar
     honest_rng = rng.read_bytes()
     for crafted, refusal in [
         ("custom_checkpoint_0.pkl", r"holds custom_checkpoint_0.pkl: pickles, which could run code"),
-        ("random_states_0.pkl", r"random_states_0.pkl does not load as plain data \(UnpicklingError\)"),
+        ("random_states_0.pkl", r"random_states_0.pkl does not load as plain data \(UnpicklingError"),
     ]:
         (checkpoint / crafted).write_bytes(pickle.dumps(WritesAFile(marker)))
         with pytest.raises(ValueError, match=refusal):

@@ -315,7 +315,8 @@ class Trainer:
             return
         saved_config = json.loads((resume_from / CONFIG_NAME).read_text())
         check_same_run(saved_config, json.loads(self.config_json), resume_from)
-        check_loads_safely(resume_from, self.accelerator.process_index)
+        if not self.accelerator.is_main_process:  # rank 0 checked it while choosing it (set_aside_unreadable)
+            check_loads_safely(resume_from, self.accelerator.process_index)
         self.accelerator.load_state(str(resume_from))
         load_state_files(resume_from, self.checkpointed)
         self.accelerator.print(f"resuming from {resume_from} at step {self.state.step}")

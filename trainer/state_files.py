@@ -4,8 +4,10 @@ which Accelerate uses for the objects registered with it (`custom_checkpoint_*.p
 
 from __future__ import annotations
 
+import importlib.util
 import json
-from collections.abc import Mapping
+import pickle
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,6 +18,7 @@ from safetensors.torch import load_file
 TENSOR = "__tensor__"  # a JSON leaf {"__tensor__": key} stands for the tensor stored under key
 PICKLED_STATE = "custom_checkpoint_*.pkl"  # what Accelerate wrote for registered objects (older checkpoints)
 RNG_STATE = "random_states_{rank}.pkl"  # Accelerate's RNG file, which it reads with weights_only=True
+DEEPSPEED_ENGINE_FILES = "pytorch_model/**/*.pt"  # ZeRO's parts and model states, and the universal form
 
 
 FIX = (
@@ -65,10 +68,34 @@ def state_files(objects: Mapping[str, Stateful]) -> tuple[dict[str, str], dict[s
     return texts, tensor_files
 
 
+def deepspeed_record_types() -> list[type]:
+    """The DeepSpeed classes its checkpoint files hold besides tensors and containers (loss scaler settings, the
+    ZeRO stage, fragment addresses): plain records, which the weights-only unpickler builds without running code."""
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    return [LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address]
+
+
+def refuse_code(path: Path, read: Callable[[Path], object]) -> None:
+    """Read `path` with a weights-only reader; a file that needs more (a pickled object) is refused. A damaged file
+    passes here: `checkpoints.unreadable_reason` sets it aside."""
+    try:
+        read(path)
+    except pickle.UnpicklingError as error:
+        reason = str(error).strip().splitlines()[0][:200]
+        raise ValueError(f"{path} does not load as plain data ({type(error).__name__}: {reason}): {FIX}") from None
+    except Exception:
+        return
+
+
 def check_loads_safely(checkpoint: Path, rank: int) -> None:
-    """Before Accelerate reads `checkpoint`: refuse one holding pickled state, which Accelerate would unpickle with
-    weights_only=False (this trainer never writes it; older versions did), and an RNG file that does not load
-    with weights_only=True (Accelerate would skip it with a log line, and the run would go on unlike the original)."""
+    """Before Accelerate reads `checkpoint`, refuse what would run code or be skipped: pickled state, which
+    Accelerate unpickles with weights_only=False (this trainer never writes it; older versions did); this rank's RNG
+    file unless it loads with weights_only=True (Accelerate would skip it with a log line and the run would go on
+    unlike the original); on rank 0, DeepSpeed's engine files unless they load with weights_only=True and
+    DeepSpeed's record types (DeepSpeed itself reads them with weights_only=False)."""
     pickled = sorted(path.name for path in checkpoint.glob(PICKLED_STATE))
     if pickled:
         raise ValueError(
@@ -77,10 +104,13 @@ def check_loads_safely(checkpoint: Path, rank: int) -> None:
         )
     rng = checkpoint / RNG_STATE.format(rank=rank)
     if rng.is_file():
-        try:
-            load(rng)
-        except Exception as error:
-            raise ValueError(f"{rng} does not load as plain data ({type(error).__name__}): {FIX}") from None
+        refuse_code(rng, load)
+    engine_files = sorted(checkpoint.glob(DEEPSPEED_ENGINE_FILES))
+    if rank != 0 or not engine_files or importlib.util.find_spec("deepspeed") is None:
+        return  # without DeepSpeed such a checkpoint is refused anyway (checkpoints.check_resumable)
+    with torch.serialization.safe_globals(deepspeed_record_types()):
+        for path in engine_files:
+            refuse_code(path, lambda path: torch.load(path, map_location="cpu", weights_only=True))
 
 
 def load_state_files(checkpoint: Path, objects: Mapping[str, Stateful]) -> None:
