@@ -123,3 +123,38 @@ def test_metrics_of_a_server_that_never_returns_are_all_in_the_outbox(
     assert [line.get("step") for line in kept[:3]] == [1, 2, 3]
     assert kept[3]["artifact"].endswith("backbone.safetensors")
     assert kept[-2]["tags"] == {"tracking.failed_requests": "1"} and kept[-1]["end"] == "FINISHED"
+
+
+def test_what_an_earlier_process_kept_is_sent_by_the_resumed_run_and_the_outbox_emptied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outbox holds exactly the records not sent; a later process of the run sends them (not the earlier
+    process's end: the run goes on) and removes the file."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    outbox = tmp_path / "run" / "mlflow_outbox.jsonl"
+    first = RunTracker(enabled=True, outbox=outbox, retry_after_s=3600.0)
+    start(first)
+    run_id = first.run_id
+    assert run_id is not None
+    first.log_metrics({"loss": 1.0}, step=1)  # sent
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("Connection refused")
+
+    with monkeypatch.context() as outage:
+        outage.setattr(first._client, "log_batch", refused)
+        for step in (2, 3):
+            first.log_metrics({"loss": float(step)}, step=step)
+        first.abort(RuntimeError("killed"))
+    assert [line.get("step") for line in outbox_lines(outbox)] == [2, 3, None, None]  # + failure count, end
+
+    resumed = RunTracker(enabled=True, outbox=outbox)
+    resumed.start(experiment="faults", run_name="run", params={}, run_id=run_id)
+    assert not outbox.exists() and not resumed.pending
+    client = mlflow.MlflowClient()
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2, 3]
+    assert client.get_run(run_id).info.status == "RUNNING"  # the earlier process's end was not replayed
+    resumed.end()
+    assert client.get_run(run_id).info.status == "FINISHED"

@@ -3,7 +3,8 @@
 A tracking server is asked one short question before anything runs, so a dead or silent one ends the command in
 seconds with the fix instead of minutes of retries. Once a training runs, a lost server never stops it: each
 request is bounded, a failure costs one warning per outage and a count, and what could not be sent waits in
-memory and in an outbox file in the run folder (JSON lines) until the server answers again.
+memory and in an outbox file in the run folder (JSON lines, exactly the records not yet sent) until the server
+answers again; a later process of the same run (a resume) sends what an earlier one kept.
 A run that ends in an exception is recorded FAILED (KILLED for an interrupt), never FINISHED.
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from data_prep.atomic import write_atomic
 from data_prep.entry import UserError
 
 if TYPE_CHECKING:
@@ -140,7 +142,8 @@ class RunTracker:
     """Rank-0 MLflow run; on other ranks (or with tracking off) every call does nothing.
 
     Metrics, tags, artifacts and the run's end are records sent in order; a record the server does not take
-    stays pending (and is appended to `outbox`), and the server is asked again after `retry_after_s`, doubling.
+    stays pending (and in `outbox`, which holds exactly the pending records), and the server is asked again after
+    `retry_after_s`, doubling. `start` sends first what an earlier process left in the outbox.
     """
 
     def __init__(self, enabled: bool, outbox: Path | None = None, retry_after_s: float = RETRY_AFTER_S) -> None:
@@ -155,6 +158,8 @@ class RunTracker:
         self._online = True
         self._client: MlflowClient | None = None
         self._uri = ""
+        self._in_outbox = 0  # pending records (a prefix) already written to the outbox
+        self._outbox_stale = False  # the outbox holds records no longer pending: rewrite it
 
     def start(self, experiment: str, run_name: str, params: Mapping[str, Any], run_id: str | None) -> None:
         """Open a new run, or continue `run_id` when resuming; a tracking server that does not answer is an error."""
@@ -175,6 +180,19 @@ class RunTracker:
                 run_id = client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
                 client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(params).items()])
         self.run_id = run_id
+        self._resend_kept(run_id)
+
+    def _resend_kept(self, run_id: str) -> None:
+        """Queue and send what an earlier process left in the outbox, except this run's end (it runs again)."""
+        if self.outbox is None or not self.outbox.is_file():
+            return
+        kept = [json.loads(line) for line in self.outbox.read_text(encoding="utf-8").splitlines() if line.strip()]
+        self.pending.extend(record for record in kept if not ("end" in record and record["run_id"] == run_id))
+        self._in_outbox, self._outbox_stale = 0, True
+        self._flush()
+        self._save_outbox()
+        if not self.pending:
+            logger.info("sent the %d MLflow records an earlier process kept in %s", len(kept), self.outbox)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         values = {name: float(value) for name, value in metrics.items()}
@@ -212,11 +230,10 @@ class RunTracker:
         """Queue a record, send what the server takes, keep the rest in the outbox."""
         if not self.enabled or self.run_id is None:
             return
-        self.pending.append(record)
+        self.pending.append({"run_id": self.run_id, **record})
         if time.monotonic() >= self._next_try:
             self._flush()
-        if self.pending and self.pending[-1] is record:
-            self._keep(record)
+        self._save_outbox()
 
     def _flush(self) -> None:
         """Send pending records in order until one fails."""
@@ -230,6 +247,9 @@ class RunTracker:
                 return
             self.pending.popleft()
             sent += 1
+            if self._in_outbox:
+                self._in_outbox -= 1
+                self._outbox_stale = True
         if not self._online:
             logger.warning("the MLflow tracking server at %s answers again: %d kept records sent", self._uri, sent)
         self._online = True
@@ -238,16 +258,17 @@ class RunTracker:
     def _send(self, record: Record) -> None:
         from mlflow.entities import Metric, RunTag
 
-        assert self._client is not None and self.run_id is not None
+        assert self._client is not None
+        run_id = record["run_id"]
         if "metrics" in record:
             metrics = [Metric(k, v, record["timestamp"], record["step"]) for k, v in record["metrics"].items()]
-            self._client.log_batch(self.run_id, metrics=metrics)
+            self._client.log_batch(run_id, metrics=metrics)
         elif "tags" in record:
-            self._client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in record["tags"].items()])
+            self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in record["tags"].items()])
         elif "artifact" in record:
-            self._client.log_artifact(self.run_id, record["artifact"], record["folder"])
+            self._client.log_artifact(run_id, record["artifact"], record["folder"])
         else:
-            self._client.set_terminated(self.run_id, record["end"])
+            self._client.set_terminated(run_id, record["end"])
 
     def _lost(self, error: Exception) -> None:
         """Count the failure, warn once per outage, and wait longer before asking again."""
@@ -264,10 +285,17 @@ class RunTracker:
         self._next_try = time.monotonic() + self._wait_s
         self._wait_s = min(self._wait_s * 2, MAX_RETRY_AFTER_S)
 
-    def _keep(self, record: Record) -> None:
-        """Append a record not (yet) sent to the outbox file, so that a crash loses none."""
-        if self.outbox is None:
+    def _save_outbox(self) -> None:
+        """Make the outbox file hold exactly the pending records: appended while only new ones are added,
+        rewritten (atomically) once some were sent, removed when none is pending."""
+        if self.outbox is None or not (self.pending or self._in_outbox or self._outbox_stale):
             return
-        self.outbox.parent.mkdir(parents=True, exist_ok=True)
-        with self.outbox.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"run_id": self.run_id, **record}) + "\n")
+        if not self.pending:
+            self.outbox.unlink(missing_ok=True)
+        elif self._outbox_stale:
+            write_atomic(self.outbox, "".join(json.dumps(record) + "\n" for record in self.pending).encode())
+        else:
+            self.outbox.parent.mkdir(parents=True, exist_ok=True)
+            with self.outbox.open("a", encoding="utf-8") as handle:
+                handle.writelines(json.dumps(record) + "\n" for record in list(self.pending)[self._in_outbox :])
+        self._in_outbox, self._outbox_stale = len(self.pending), False
