@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -337,6 +338,7 @@ def test_resuming_runs_no_code_from_files_in_the_run_folder(tmp_path: Path, shar
 
 HOLD_FOLDER = """import sys, time
 from pathlib import Path
+from typing import Any
 from data_prep.locks import exclusive_folder
 with exclusive_folder(Path(sys.argv[1]), "train.py --pretext contrastive"):
     print("held", flush=True)
@@ -445,3 +447,22 @@ def test_a_training_that_raises_ends_its_mlflow_run_failed_or_killed(
     (run,) = client.search_runs([client.get_experiment_by_name("crash").experiment_id])
     assert run.info.status == status
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2]
+
+
+def test_a_training_that_fails_before_its_first_step_ends_its_mlflow_run_failed(
+    tmp_path: Path, shards: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after the MLflow run was opened but before training (here a hook that cannot be built)."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+
+    def broken_hook(backbone: torch.nn.Module) -> Any:
+        raise ValueError("the monitor set is not there")
+
+    with pytest.raises(ValueError, match="monitor set"):
+        train(tiny_config(tmp_path / "run", shards, mlflow=True, study="setup"), hook_factories=[broken_hook])
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("setup").experiment_id])
+    assert run.info.status == "FAILED"

@@ -278,24 +278,28 @@ class Trainer:
             params=dataclasses.asdict(config),
             run_id=self.state.mlflow_run_id,
         )
-        if self.tracker.enabled and self.state.mlflow_run_id is None:
-            config_path = self.output_dir / CONFIG_NAME
-            config_path.parent.mkdir(parents=True, exist_ok=True)
-            config_path.write_text(self.config_json)
-            self.tracker.log_artifact(config_path)
-        self.state.mlflow_run_id = self.tracker.run_id
+        try:  # the run exists in MLflow from here: a failure before training ends it FAILED, not RUNNING
+            if self.tracker.enabled and self.state.mlflow_run_id is None:
+                config_path = self.output_dir / CONFIG_NAME
+                config_path.parent.mkdir(parents=True, exist_ok=True)
+                config_path.write_text(self.config_json)
+                self.tracker.log_artifact(config_path)
+            self.state.mlflow_run_id = self.tracker.run_id
 
-        rank, world = accelerator.process_index, accelerator.num_processes
-        self.pairs = ResumablePairs(location, config, backbone.num_samples, micro_batch, rank, world)
-        if self.state.data_position is None:
-            self.state.data_position = self.pairs.position_at(self.state.step, config.grad_accum)
-        self.batches = self.pairs.from_position(self.state.data_position)
-        self.policy = CheckpointPolicy(
-            keep_last=config.checkpoint.keep_last,
-            keep_steps=frozenset(config.checkpoint.keep_steps)
-            | frozenset(e * config.steps_per_epoch for e in config.checkpoint.keep_epochs),
-        )
-        self.hooks = [make(backbone) for make in hook_factories] if accelerator.is_main_process else []
+            rank, world = accelerator.process_index, accelerator.num_processes
+            self.pairs = ResumablePairs(location, config, backbone.num_samples, micro_batch, rank, world)
+            if self.state.data_position is None:
+                self.state.data_position = self.pairs.position_at(self.state.step, config.grad_accum)
+            self.batches = self.pairs.from_position(self.state.data_position)
+            self.policy = CheckpointPolicy(
+                keep_last=config.checkpoint.keep_last,
+                keep_steps=frozenset(config.checkpoint.keep_steps)
+                | frozenset(e * config.steps_per_epoch for e in config.checkpoint.keep_epochs),
+            )
+            self.hooks = [make(backbone) for make in hook_factories] if accelerator.is_main_process else []
+        except BaseException as error:
+            self.tracker.abort(error)
+            raise
 
     def _make_universal(self, checkpoint: Path) -> None:
         """Rank 0 converts the ZeRO checkpoint of another process count to DeepSpeed's universal form, which the
