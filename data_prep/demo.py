@@ -24,6 +24,7 @@ import numpy as np
 import tyro
 
 from data_prep.audio_files import write_audio
+from data_prep.entry import run_command
 from data_prep.synth import DRUM_PATTERNS, INSTRUMENTS, MODES, RHYTHMS, TrackRecipe, render
 
 DEMO_SAMPLE_RATE = 22050  # serves both the 16 kHz and the 22.05 kHz presets without upsampling
@@ -154,4 +155,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

@@ -9,6 +9,7 @@ import pytest
 
 from data_prep.datasets import ADAPTERS
 from data_prep.datasets.__main__ import main
+from data_prep.entry import run_command
 
 
 def make_gtzan(root: Path) -> Path:
@@ -40,11 +41,11 @@ def test_cli_writes_manifest_and_reports_counts(tmp_path: Path, capsys: pytest.C
 
 
 def test_cli_unknown_dataset_lists_the_valid_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["magna", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert run_command(main, ["magna", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     assert "unknown dataset 'magna'" in error and all(name in error for name in ADAPTERS)
 
 
 def test_cli_missing_split_files_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["mtat", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert run_command(main, ["mtat", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     assert "annotations_final.csv not found" in capsys.readouterr().err

@@ -15,6 +15,7 @@ settings. ``python -m trainer.checkpoint_import FILE.pt`` prints them.
 from __future__ import annotations
 
 import pickle
+import sys
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 import tyro
 
+from data_prep.entry import run_command
 from trainer.backbones import build_backbone
 from trainer.frontend import DEEZER_FRONTEND
 
@@ -150,5 +152,11 @@ def inspect_checkpoint(path: tyro.conf.Positional[Path]) -> None:
     print(info.report())
 
 
+def main(args: list[str]) -> int:
+    """Command line: inspect one checkpoint (expected failures are one line, `--debug` for the traceback)."""
+    tyro.cli(inspect_checkpoint, args=args)
+    return 0
+
+
 if __name__ == "__main__":
-    tyro.cli(inspect_checkpoint)
+    sys.exit(run_command(main))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Annotated
 import tyro
 
 from data_prep.datasets import ADAPTERS, SPLITS, build_manifest
+from data_prep.entry import run_command
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, write the manifest and print what went where."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     arguments = tyro.cli(Arguments, args=argv, description=describe_adapters())
-    try:
-        summary = build_manifest(arguments.name, arguments.root, arguments.out, arguments.meta)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    summary = build_manifest(arguments.name, arguments.root, arguments.out, arguments.meta)
     counts = ", ".join(f"{split} {summary.tracks_per_split.get(split, 0)}" for split in SPLITS)
     print(f"{summary.manifest}: {summary.track_count} tracks ({counts})")
     print(f"{summary.missing}: {summary.missing_count} tracks without audio")
@@ -54,4 +50,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(main))
