@@ -7,12 +7,15 @@ On request, by environment variable, what a test must see or cause inside a laun
   decay and decay flag to folder/rank-R.jsonl;
 - MUSICSSL_TEST_NAN_CALLS=1,2: the contrastive loss is NaN on those calls (0-based, per process);
 - MUSICSSL_TEST_KILL=rank:checkpoint:marker: that rank kills itself (SIGKILL) as it starts writing that checkpoint,
-  once: the marker file it creates stops it doing so again after a restart.
+  once: the marker file it creates stops it doing so again after a restart;
+- MUSICSSL_TEST_PAUSE=step:folder: before optimiser step `step` (1-based count) the process creates
+  folder/paused-R and waits until folder/go exists.
 """
 
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import torch
@@ -70,6 +73,19 @@ def kill_in_checkpoint(rank: str, checkpoint: str, marker: Path) -> None:
     Accelerator.save_state = save_state
 
 
+def pause_at(step: int, folder: Path) -> None:
+    taken = [0]
+
+    def pause(optimizer: torch.optim.Optimizer, args: object, kwargs: object) -> None:
+        taken[0] += 1
+        if taken[0] == step:
+            (folder / f"paused-{RANK}").touch()
+            while not (folder / "go").exists():
+                time.sleep(0.05)
+
+    register_optimizer_step_pre_hook(pause)
+
+
 if "MUSICSSL_TEST_RECORD_STEPS" in os.environ:
     record_steps(Path(os.environ["MUSICSSL_TEST_RECORD_STEPS"]))
 if "MUSICSSL_TEST_NAN_CALLS" in os.environ:
@@ -77,3 +93,6 @@ if "MUSICSSL_TEST_NAN_CALLS" in os.environ:
 if "MUSICSSL_TEST_KILL" in os.environ:
     rank, checkpoint, marker = os.environ["MUSICSSL_TEST_KILL"].split(":", 2)
     kill_in_checkpoint(rank, checkpoint, Path(marker))
+if "MUSICSSL_TEST_PAUSE" in os.environ:
+    step, folder = os.environ["MUSICSSL_TEST_PAUSE"].split(":", 1)
+    pause_at(int(step), Path(folder))
