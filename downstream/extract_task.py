@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from data_prep.atomic import write_atomic
+from data_prep.progress import progress_bar
 from downstream.labelled_embeddings import LabelledEmbeddings, TaskEmbeddings
 from downstream.tag_check import check_asked_tags, check_scorable
 from sharding.format import ShardIndex, TrackMeta
@@ -126,7 +126,7 @@ def with_progress(
 ) -> Iterator[np.ndarray]:
     """Pass per-track embeddings through, showing tracks done and windows per second."""
     windows = 0
-    with tqdm(total=total, desc=description, unit="track", disable=not enabled) as bar:
+    with progress_bar(total=total, desc=description, unit="track", disable=not enabled) as bar:
         for embeddings in per_track:
             windows += len(embeddings)
             bar.update(1)

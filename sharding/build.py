@@ -15,12 +15,12 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from data_prep.inputs import InputTrack, find_inputs
 from data_prep.locks import exclusive_folder
 from data_prep.parallel import map_in_order
 from data_prep.pcm import PCM_SHA1_KEY
+from data_prep.progress import progress_bar
 from data_prep.report import Report, ReportRow
 from data_prep.track import PrepSettings, TrackResult, prepare_track
 from sharding.format import TrackMeta
@@ -85,7 +85,7 @@ def _prepare_held(
     known = {r.audio_sha1: r.path for r in report.rows.values() if r.status == "ok"}
     started = time.perf_counter()
     audio_s = 0.0
-    bar = tqdm(total=len(todo), unit="file", disable=not progress, smoothing=0.1)
+    bar = progress_bar(total=len(todo), unit="file", disable=not progress, smoothing=0.1)
     outcomes: Counter[str] = Counter()
     with writer, bar:
         for result in map_in_order(partial(prepare_track, settings=settings), todo, workers):

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from data_prep.atomic import write_atomic
+from data_prep.progress import progress_bar
 from sharding.format import AUDIO_KEY, INDEX_NAME, META_KEY, TRACKS_NAME, ShardIndex, ShardInfo
 from sharding.location import iter_tar_members, read_set_file
 
@@ -126,7 +126,9 @@ def build_track_table(
     for path, prefix in reuse:
         known |= reusable_rows(path, prefix)
     pieces = []
-    for position, info in enumerate(tqdm(index.shards, desc="indexing tracks", unit="shard", disable=not progress)):
+    for position, info in enumerate(
+        progress_bar(iterable=index.shards, desc="indexing tracks", unit="shard", disable=not progress)
+    ):
         piece = known.get((info.name, info.sha256))
         if piece is None:
             piece = scan_shard(directory / info.name, position)

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from tqdm.auto import tqdm
 from webdataset.gopen import gopen
 
 from data_prep.pcm import PCM_SHA1_KEY, pcm_sha1
+from data_prep.progress import progress_bar
 from sharding.format import AUDIO_KEY, TRACKS_NAME, ShardIndex, ShardInfo, decode_track
 from sharding.location import load_index, resolve
 from sharding.tracks import StaleTrackTable, load_track_table
@@ -163,7 +163,7 @@ def verify_set(location: str | os.PathLike[str], progress: bool = False) -> tupl
 def shard_progress(index: ShardIndex, action: str, enabled: bool) -> Iterator[ShardInfo]:
     """The index's shards, advancing a tqdm bar by each shard's size (sizes come from the index)."""
     total = sum(info.bytes for info in index.shards)
-    with tqdm(total=total, unit="B", unit_scale=True, desc=action, disable=not enabled) as bar:
+    with progress_bar(total=total, unit="B", unit_scale=True, desc=action, disable=not enabled) as bar:
         for info in index.shards:
             yield info
             bar.update(info.bytes)

@@ -218,16 +218,17 @@ def test_sigusr2_checkpoints_and_exits_resumable(tmp_path: Path, shards: str) ->
         "--pairs.max-gap-seconds", "3", "--pairs.num-workers", "0", "--pairs.pair-shuffle", "16",
         "--model.width", "8", "--checkpoint.every-steps", "1",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # bytes: "\r" kept
     deadline = time.monotonic() + 300  # bounds a hang, not a speed requirement
     while not list_checkpoints(output / "checkpoints"):
         assert process.poll() is None, process.communicate()[0]
         assert time.monotonic() < deadline, "no checkpoint within 300 s"
         time.sleep(0.2)
     process.send_signal(signal.SIGUSR2)
-    log, _ = process.communicate(timeout=300)
+    log = process.communicate(timeout=300)[0].decode()
     assert process.returncode == EXIT_PREEMPTED, log
     assert "SIGUSR2" in log
+    assert "\r" not in log and any(line.startswith("vicreg: ") for line in log.splitlines())  # a log, not a tty
     stopped_at = list_checkpoints(output / "checkpoints")[-1][0]
     resumed = subprocess.run([*command, "--stop-after-steps", "1"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == EXIT_PREEMPTED, resumed.stdout + resumed.stderr

@@ -21,9 +21,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from accelerate.utils import set_seed
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from data_prep.locks import exclusive_folder
+from data_prep.progress import progress_bar
 from sharding.location import load_index
 from sharding.pairs import pairs_to_float
 from sharding.readers import open_pairs, training_tracks
@@ -353,12 +354,11 @@ class Trainer:
         losses: list[float] = []
         consecutive_nonfinite = 0
         stop = StopRequest()
-        progress = tqdm(
+        progress = progress_bar(
             total=config.total_steps,
             initial=state.step,
             desc=config.pretext,
             disable=not self.accelerator.is_main_process,
-            dynamic_ncols=True,
         )
         self.window_start = (time.perf_counter(), state.step)
         self.student.train()
