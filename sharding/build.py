@@ -89,7 +89,7 @@ def _prepare_held(
     outcomes: Counter[str] = Counter()
     with writer, bar:
         for result in map_in_order(partial(prepare_track, settings=settings), todo, workers):
-            status = _record(result, settings.sample_rate, writer, report, known)
+            status = _record(result, settings, writer, report, known)
             audio_s += result.duration_s or 0.0
             outcomes[status] += 1
             bar.update()
@@ -105,23 +105,25 @@ def select_part(inputs: list[InputTrack], part: int, parts: int) -> list[InputTr
     return inputs[part::parts]
 
 
-def track_meta(track: InputTrack, pcm: np.ndarray, audio_sha1: str, sample_rate: int) -> TrackMeta:
-    """Shard metadata of an ok track: its input's id, tags, split and extras, its length and audio hash."""
+def track_meta(track: InputTrack, pcm: np.ndarray, audio_sha1: str, settings: PrepSettings) -> TrackMeta:
+    """Shard metadata of an ok track: its input's id, tags, split and extras, its length, audio hash and the
+    settings it was prepared with."""
     return TrackMeta(
         track_id=track.track_id,
         source=str(track.path),
-        duration_s=round(len(pcm) / sample_rate, 3),
-        sample_rate=sample_rate,
+        duration_s=round(len(pcm) / settings.sample_rate, 3),
+        sample_rate=settings.sample_rate,
         num_samples=len(pcm),
         tags=list(track.tags),
         split=track.split,
         extra={**track.extra, PCM_SHA1_KEY: audio_sha1},
+        normalisation=settings.normalisation,
     )
 
 
 def _record(
     result: TrackResult,
-    sample_rate: int,
+    settings: PrepSettings,
     writer: ShardSetWriter[ReportRow],
     report: Report,
     known: dict[str, str],
@@ -137,7 +139,7 @@ def _record(
         report.append([replace(row, status="skipped", reason=f"duplicate: same audio as {original}")])
         return "skipped"
     known[result.audio_sha1] = row.path
-    meta = track_meta(track, result.pcm, result.audio_sha1, sample_rate)
+    meta = track_meta(track, result.pcm, result.audio_sha1, settings)
     writer.add(track.key, result.pcm, meta, replace(row, audio_sha1=result.audio_sha1))
     return "ok"
 

@@ -48,6 +48,9 @@ class TrackMeta:
     tags: list[str] = field(default_factory=list)
     split: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    normalisation: str | None = None
+    """How the audio was levelled (peak, rms, none): with the rate, what a lost index.json is rebuilt from; None
+    in sets written before it was stored."""
 
 
 @dataclass

@@ -68,7 +68,7 @@ def rebuild_index(directory: Path, sample_rate: int, normalisation: str) -> Rebu
     metas: dict[str, list[TrackMeta]] = {}
     lost: list[str] = []
     for path in sorted(p for p in directory.iterdir() if SHARD_NAME.match(p.name)):
-        scan = scan_shard_file(path, sample_rate)
+        scan = scan_shard_file(path, sample_rate, normalisation)
         lost += scan.lost
         if scan.lost:
             rewrite_without_lost(scan)
@@ -88,12 +88,12 @@ def rebuild_index(directory: Path, sample_rate: int, normalisation: str) -> Rebu
     return Rebuilt(index, metas, lost)
 
 
-def scan_shard_file(path: Path, sample_rate: int) -> ShardScan:
-    """Read every track of a shard with verify's checks; refuses tracks at another rate than the set's."""
+def scan_shard_file(path: Path, sample_rate: int, normalisation: str) -> ShardScan:
+    """Read every track of a shard with verify's checks; refuses tracks prepared with other settings."""
     scan = ShardScan(path)
     try:
         for sample in read_samples(path):
-            refuse_foreign_rate(path, sample, sample_rate)
+            refuse_other_settings(path, sample, sample_rate, normalisation)
             problems, _ = check_sample(path.name, sample, sample_rate)
             if problems:
                 scan.lost.append(f"{path.name}: {sample['__key__']}: {'; '.join(p.message for p in problems)}")
@@ -106,16 +106,22 @@ def scan_shard_file(path: Path, sample_rate: int) -> ShardScan:
     return scan
 
 
-def refuse_foreign_rate(path: Path, sample: dict[str, Any], sample_rate: int) -> None:
-    """Stop before anything is rewritten when a readable track has another rate than the set's."""
+def refuse_other_settings(path: Path, sample: dict[str, Any], sample_rate: int, normalisation: str) -> None:
+    """Stop before anything is rewritten when a readable track was prepared at another rate or levelling than
+    the set's (a track of an older set, which did not store its levelling, is taken as the set's)."""
     try:
-        rate = decode_track(sample)[1].sample_rate
+        meta = decode_track(sample)[1]
     except ValueError:
         return  # unreadable: check_sample names it
-    if rate != sample_rate:
+    if meta.sample_rate != sample_rate:
         raise ValueError(
-            f"{path}: holds tracks at {rate} Hz, the set has {sample_rate} Hz; use the same settings to resume, "
-            "or a new output folder"
+            f"{path}: holds tracks at {meta.sample_rate} Hz, the set has {sample_rate} Hz; use the same settings "
+            "to resume, or a new output folder"
+        )
+    if meta.normalisation not in (None, normalisation):
+        raise ValueError(
+            f"{path}: holds tracks levelled with --normalise {meta.normalisation}, this run has {normalisation}; "
+            f"pass --normalise {meta.normalisation} to resume, or use a new output folder"
         )
 
 
@@ -154,7 +160,9 @@ def reconcile_report(
     shards = {}
     for info in index.shards:
         if info.name in known or counts.get(info.name, 0) != info.samples:
-            metas = known.get(info.name) or scan_shard_file(directory / info.name, index.sample_rate).metas
+            metas = known.get(info.name)
+            if metas is None:
+                metas = scan_shard_file(directory / info.name, index.sample_rate, index.normalisation).metas
             shards[info.name] = [row_of(meta, info.name) for meta in metas]
     return report.replace_shards(shards)
 
@@ -192,15 +200,17 @@ def repair_set(directory: Path, normalisation: str | None = None) -> Repaired:
             old: ShardIndex | None = ShardIndex.load_local(directory)
         except (DamagedIndex, FileNotFoundError):
             old = None
-        if old is None and normalisation is None:
+        first = None if old else first_track(directory)
+        normalisation = normalisation or (old.normalisation if old else first.normalisation)  # type: ignore[union-attr]
+        if normalisation is None:
             raise ValueError(
-                f"{directory / INDEX_NAME}: lost or damaged, so the set's normalisation is unknown; pass the "
-                "--normalise the set was prepared with (peak, rms or none)"
+                f"{directory / INDEX_NAME}: lost or damaged, and the set's tracks predate storing their levelling; "
+                "pass the --normalise the set was prepared with (peak, rms or none)"
             )
         for partial in directory.glob(f"*{PARTIAL_SUFFIX}"):
             partial.unlink()
-        sample_rate = old.sample_rate if old else first_sample_rate(directory)
-        rebuilt = rebuild_index(directory, sample_rate, normalisation or old.normalisation)  # type: ignore[union-attr]
+        sample_rate = old.sample_rate if old else first.sample_rate  # type: ignore[union-attr]
+        rebuilt = rebuild_index(directory, sample_rate, normalisation)
         rebuilt.index.save(directory)
         report = Report.open(directory, {info.name for info in rebuilt.index.shards})
         gone = reconcile_report(report, directory, rebuilt.index, rebuilt.metas)
@@ -208,12 +218,12 @@ def repair_set(directory: Path, normalisation: str | None = None) -> Repaired:
         return Repaired(rebuilt.index, rebuilt.lost, gone)
 
 
-def first_sample_rate(directory: Path) -> int:
-    """The sample rate of the first readable track of the set's shard files."""
+def first_track(directory: Path) -> TrackMeta:
+    """The metadata of the first readable track of the set's shard files (its rate and levelling are the set's)."""
     for path in sorted(p for p in directory.iterdir() if SHARD_NAME.match(p.name)):
         try:
             for sample in read_samples(path):
-                return decode_track(sample)[1].sample_rate
+                return decode_track(sample)[1]
         except (OSError, tarfile.TarError, EOFError, ValueError):
             continue
     raise FileNotFoundError(f"{directory}: no readable shard; prepare the set again with `python -m data_prep`")

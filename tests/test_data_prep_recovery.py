@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from data_prep.__main__ import main
 from data_prep.report import REPORT_NAME
 from sharding.build import prepare_shards
 from sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex
+from sharding.recover import repair_set
 from sharding.verify import iter_samples
 
 FAULTY = Path(__file__).with_name("faulty_data_prep.py")
@@ -181,3 +183,20 @@ def test_a_kill_at_any_point_then_a_rerun_gives_the_uninterrupted_set(
     assert contents(out) == contents(uninterrupted)  # track for track, byte for byte
     assert outcomes(out) == outcomes(uninterrupted)
     assert_consistent(out, expected)
+
+
+def test_a_lost_index_is_rebuilt_with_the_levelling_the_tracks_store(
+    small_corpus: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """Each track stores how it was levelled: a rerun with another --normalise after the index was lost is refused
+    before anything is rewritten, and `sharding repair` needs no --normalise."""
+    source, _ = small_corpus
+    out = tmp_path / "out"
+    prepare_shards(source, out, SETTINGS, SMALL_SHARDS, workers=1, progress=False)
+    files = shard_files(out)
+    (out / INDEX_NAME).unlink()
+    other = replace(SETTINGS, normalisation="rms" if SETTINGS.normalisation != "rms" else "peak")
+    with pytest.raises(ValueError, match=rf"levelled with --normalise {SETTINGS.normalisation}, this run has"):
+        prepare_shards(source, out, other, SMALL_SHARDS, workers=1, progress=False)
+    assert shard_files(out) == files
+    assert repair_set(out).index.normalisation == SETTINGS.normalisation
