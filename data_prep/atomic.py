@@ -9,6 +9,16 @@ from pathlib import Path
 FILE_MODE = 0o644
 
 
+TEMPORARY_PATTERN = ".*.tmp"  # what write_atomic's mkstemp names look like
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Delete the temporary files a killed `write_atomic` left in `folder`; only while holding the folder
+    (data_prep.locks), so that no live writer's file is among them."""
+    for stale in folder.glob(TEMPORARY_PATTERN):
+        stale.unlink(missing_ok=True)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write bytes so that a kill at any moment leaves either the old file or the new one, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep.atomic import remove_temporaries
 from data_prep.inputs import InputTrack, find_inputs
 from data_prep.locks import exclusive_folder
 from data_prep.parallel import map_in_order
@@ -66,6 +67,7 @@ def prepare_shards(
     is held for the whole run, so a second writer is refused at start naming this one."""
     inputs = select_part(find_inputs(source), *part)
     with exclusive_folder(out, f"python -m data_prep {source} --out {out}"):
+        remove_temporaries(out)
         return _prepare_held(inputs, out, settings, shard_size, workers, progress)
 
 

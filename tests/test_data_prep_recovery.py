@@ -200,3 +200,15 @@ def test_a_lost_index_is_rebuilt_with_the_levelling_the_tracks_store(
         prepare_shards(source, out, other, SMALL_SHARDS, workers=1, progress=False)
     assert shard_files(out) == files
     assert repair_set(out).index.normalisation == SETTINGS.normalisation
+
+
+def test_temporary_files_of_a_killed_write_are_removed_by_the_rerun(
+    small_corpus: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    source, _ = small_corpus
+    out = tmp_path / "out"
+    prepare_shards(source, out, SETTINGS, SMALL_SHARDS, workers=1, progress=False)
+    stale = out / ".index.json.k3x9_a.tmp"  # what a kill inside write_atomic leaves
+    stale.write_bytes(b"{")
+    prepare_shards(source, out, SETTINGS, SMALL_SHARDS, workers=1, progress=False)
+    assert not stale.exists()
