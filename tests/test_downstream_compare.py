@@ -7,19 +7,13 @@ import numpy as np
 import pytest
 
 from downstream.bootstrap import BootstrapConfig, bootstrap_scores
-from downstream.compare import (
-    CompareArgs,
-    limited_data_panels,
-    main,
-    run_comparison,
-    sweep_panels,
-    sweep_references,
-)
+from downstream.compare import CompareArgs, main, run_comparison
 from downstream.evaluation import EvaluationResult
 from downstream.metrics import tagging_scores
 from downstream.paired import ProbePredictions
 from downstream.probes import TrainingHistory, probe_config
 from downstream.references import load_references
+from downstream.sweep_report import limited_data_panels, sweep_panels, sweep_references
 from downstream.tracking import (
     EvaluationContext,
     EvaluationRecord,
