@@ -5,19 +5,19 @@ probabilities. The goal is a chain that costs under 20 % of a SampleCNN forward 
 crops and device. The model step is timed on `--model-batch` crops (its activations need ~40 MB per crop)
 and scaled linearly to `--batch`, which holds for CPU convolutions; on a GPU pass `--model-batch` = `--batch`.
 
-    python benchmarks/augment_speed.py --batch 256 --model-batch 32 --json
+    python -m benchmarks.augment_speed --batch 256 --model-batch 32 --json
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import json
 from typing import Any
 
 import torch
-from step_timing import median_step_seconds
 
+from benchmarks.harness import add_json_flag, print_json
+from benchmarks.step_timing import median_step_seconds
 from trainer.augment import AugmentationChain, AugmentConfig, build_stages
 
 
@@ -80,13 +80,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after one warm-up run")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    add_json_flag(parser)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     figures = measure(args)
     if args.json:
-        print(json.dumps(figures, indent=2))
+        print_json(figures, indent=2)
         return
     for name, rate in figures["effect_crops_per_second"].items():
         print(f"{name:>10}: {rate:10.1f} crops/s")

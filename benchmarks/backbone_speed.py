@@ -3,17 +3,17 @@
 A batch of ``--batch`` pairs is ``2 * batch`` crops of the backbone's window. The loss is a dummy
 (mean square of the embeddings): this measures the backbone alone, pretexts are benchmarked elsewhere.
 
-    python benchmarks/backbone_speed.py --batch 4 --repeats 3 --json
+    python -m benchmarks.backbone_speed --batch 4 --repeats 3 --json
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import torch
-from step_timing import median_step_seconds, parse_step_args, step_parser
 
+from benchmarks.harness import print_json
+from benchmarks.step_timing import median_step_seconds, parse_step_args, step_parser
 from trainer.backbones import build_backbone
 
 
@@ -48,7 +48,7 @@ def main() -> None:
     for name in args.backbones:
         result = time_backbone(name, args.batch, args.repeats, torch.device(args.device))
         if args.json:
-            print(json.dumps(result))
+            print_json(result)
         else:
             print(
                 f"{name:10s} {result['parameters']:>10,d} params  {result['crops_per_batch']} crops: "

@@ -1,6 +1,6 @@
 """Speed of data_prep against plain PyAV decoding of the same files, and its scaling with --workers.
 
-    python benchmarks/data_prep_speed.py [--tracks 6] [--seconds 240] [--json]
+    python -m benchmarks.data_prep_speed [--tracks 6] [--seconds 240] [--json]
 
 Generates its own 44.1 kHz tracks (synthetic music, mp3/flac/ogg) in a temporary folder, then measures:
 - baseline: PyAV alone decoding, downmixing and resampling each file to 16 kHz (the least any pipeline does);
@@ -12,16 +12,14 @@ Overhead is data_prep (1 worker) time over baseline time, minus one; the goal is
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import av
 import numpy as np
 
+from benchmarks.harness import add_json_flag, best_seconds, print_json
 from data_prep.audio_files import write_audio
 from data_prep.synth import TrackRecipe, render
 from data_prep.track import PrepSettings
@@ -64,16 +62,6 @@ def prepare_fresh(source: Path, scratch: Path, workers: int, tracks: int) -> Non
         raise RuntimeError(f"benchmark inputs were not all prepared: {dict(summary.statuses)}")
 
 
-def best_of(repeats: int, action: Callable[[], object]) -> float:
-    """The shortest wall time of `repeats` runs of `action` (the least disturbed by other load)."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
 def rates(files: int, audio_s: float, seconds: float, workers: int) -> dict[str, float]:
     """Throughput figures, total and per worker."""
     return {
@@ -93,11 +81,11 @@ def run(tracks: int, seconds: float, repeats: int) -> dict[str, object]:
         audio_s = sum(decode_only(p) for p in paths) / TARGET_RATE  # also warms the page cache
         results: dict[str, object] = {"tracks": tracks, "track_seconds": seconds, "formats": list(FORMATS)}
         results["pyav_decode_only"] = rates(
-            tracks, audio_s, best_of(repeats, lambda: [decode_only(p) for p in paths]), 1
+            tracks, audio_s, best_seconds(lambda: [decode_only(p) for p in paths], repeats), 1
         )
         for workers in (1, 2):
             prepare = partial(prepare_fresh, folder / "in", folder, workers, tracks)
-            results[f"data_prep_workers_{workers}"] = rates(tracks, audio_s, best_of(repeats, prepare), workers)
+            results[f"data_prep_workers_{workers}"] = rates(tracks, audio_s, best_seconds(prepare, repeats), workers)
     base = results["pyav_decode_only"]["seconds"]  # type: ignore[index]
     one, two = (results[f"data_prep_workers_{w}"]["seconds"] for w in (1, 2))  # type: ignore[index]
     results["overhead_vs_pyav_1_worker"] = round(one / base - 1, 3)
@@ -111,11 +99,11 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=6, help="number of generated tracks")
     parser.add_argument("--seconds", type=float, default=240.0, help="length of each track")
     parser.add_argument("--repeats", type=int, default=2, help="runs per measurement; the fastest counts")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    add_json_flag(parser)
     args = parser.parse_args()
     results = run(args.tracks, args.seconds, args.repeats)
     if args.json:
-        print(json.dumps(results, indent=1))
+        print_json(results, indent=1)
         return
     print(f"{args.tracks} tracks x {args.seconds:g} s ({', '.join(FORMATS)}), 44.1 kHz -> 16 kHz mono")
     for name in ("pyav_decode_only", "data_prep_workers_1", "data_prep_workers_2"):

@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from step_timing import median_step_seconds, training_parts
-from trainer_overhead import StepClock
 
+from benchmarks.step_timing import median_step_seconds, training_parts
+from benchmarks.trainer_overhead import StepClock
 from sharding.format import TrackMeta
 from sharding.writer import ShardSetWriter
 from trainer.augment import make_views

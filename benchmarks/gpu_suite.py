@@ -1,8 +1,8 @@
 """Every GPU figure of docs/benchmarks.md in one run on one GPU (< 8 minutes on an H200): a table and JSON.
 
-    python benchmarks/gpu_suite.py --out results/                     # the real run (CUDA)
-    python benchmarks/gpu_suite.py --out results/ --only step,memory  # a subset of the sections
-    python benchmarks/gpu_suite.py --smoke --out /tmp/smoke           # tiny sizes, CPU, under a minute
+    python -m benchmarks.gpu_suite --out results/                     # the real run (CUDA)
+    python -m benchmarks.gpu_suite --out results/ --only step,memory  # a subset of the sections
+    python -m benchmarks.gpu_suite --smoke --out /tmp/smoke           # tiny sizes, CPU, under a minute
 
 Sections, in this order:
   step       paper ResNet training step (width 16, 4 s, 256 pairs, paper projector), each pretext in bf16:
@@ -40,11 +40,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-# this checkout's packages first, also where the project is not installed (the GPU machine) or another checkout is
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import torch
-from gpu_measure import (
+
+from benchmarks.gpu_measure import (
     GIB,
     Precision,
     TrainingStep,
@@ -56,8 +54,8 @@ from gpu_measure import (
     time_training_step,
     write_generated_shards,
 )
-from step_timing import median_step_seconds
-
+from benchmarks.harness import aligned_lines
+from benchmarks.step_timing import median_step_seconds
 from trainer.cli import parse_config
 from trainer.config import TrainConfig
 from trainer.pretexts import PRETEXTS
@@ -422,7 +420,7 @@ def launcher_unavailable(launcher: str, device: torch.device) -> str | None:
     if launcher != "deepspeed_zero2":
         return None
     if importlib.util.find_spec("deepspeed") is None:
-        return "DeepSpeed is not installed: carry its wheel (benchmarks/gpu_wheels.py) or pip install -e '.[deepspeed]'"
+        return "DeepSpeed is not installed: carry its wheel (make gpu-wheels) or pip install -e '.[deepspeed]'"
     if device.type != "cuda":
         return "DeepSpeed ZeRO-2 needs a CUDA device"
     return None
@@ -460,7 +458,8 @@ def launch_worker(launcher: str, flags: list[str], skip: int, run: Run) -> dict[
     command += [
         "--num_processes",
         "1",
-        str(Path(__file__).resolve()),
+        "--module",
+        "benchmarks.gpu_suite",
         "--train-worker",
         str(result),
         "--skip-steps",
@@ -590,12 +589,7 @@ def table(name: str, result: dict[str, Any]) -> list[str]:
 def columns(spec: tuple[tuple[str, str, str], ...], rows: list[dict[str, Any]]) -> list[str]:
     """Rows as right-aligned text columns under their headers."""
     headers = [header for header, _, _ in spec]
-    cells = [[cell(row, key, fmt) for _, key, fmt in spec] for row in rows]
-    widths = [max(len(text) for text in column) for column in zip(headers, *cells, strict=False)]
-    return [
-        "   " + "  ".join(text.rjust(width) for text, width in zip(texts, widths, strict=True))
-        for texts in (headers, *cells)
-    ]
+    return aligned_lines(headers, ([cell(row, key, fmt) for _, key, fmt in spec] for row in rows), indent="   ")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -1,6 +1,6 @@
 """Wheels for the GPU machine: what benchmarks/gpu_suite.py imports there that its image lacks, into `.whl/`.
 
-    .venv/bin/python benchmarks/gpu_wheels.py            # or: make gpu-wheels   (needs the package index)
+    .venv/bin/python -m benchmarks.gpu_wheels       # or: make gpu-wheels   (needs the package index)
 
 The GPU machine's Python 3.12 has torch 2.11.0+cu130, torchaudio 2.11.0, accelerate 1.15.0, numpy, tqdm,
 safetensors, PyYAML, psutil, msgpack, ninja and einops, no package index and none of the packages below. The

@@ -6,15 +6,14 @@ pre-trained backbone and on the architecture with random weights (seed S), and t
 difference on the same test tracks (`downstream.paired`). A recipe holds for a seed when the interval of the
 tag-wise ROC-AUC difference lies above 0. The run's last collapse diagnostics are printed beside it.
 
-    .venv/bin/python benchmarks/pretext_margins.py --seeds 3                           # every pretext
-    .venv/bin/python benchmarks/pretext_margins.py --seeds 3 --pretexts contrastive    # the demo's claim
-    .venv/bin/python benchmarks/pretext_margins.py --seeds 3 --json                    # machine-readable
-    .venv/bin/python benchmarks/pretext_margins.py "--train-flags=--optim.base-lr 3e-2"   # other settings
+    .venv/bin/python -m benchmarks.pretext_margins --seeds 3                           # every pretext
+    .venv/bin/python -m benchmarks.pretext_margins --seeds 3 --pretexts contrastive    # the demo's claim
+    .venv/bin/python -m benchmarks.pretext_margins --seeds 3 --json                    # machine-readable
+    .venv/bin/python -m benchmarks.pretext_margins "--train-flags=--optim.base-lr 3e-2"   # other settings
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 import mlflow
 import tyro
 
+from benchmarks.harness import print_json
 from downstream.cli import EvaluateArgs, evaluate
 from downstream.paired import PairedConfig, paired_bootstrap
 from downstream.tracking import RANDOM_PRETEXT
@@ -172,7 +172,7 @@ def main(args: Args) -> None:
         for seed in range(args.first_seed, args.first_seed + args.seeds)
     ]
     if args.json:
-        print(json.dumps({"train_flags": args.train_flags, "runs": [asdict(m) for m in margins]}))
+        print_json({"train_flags": args.train_flags, "runs": [asdict(m) for m in margins]})
     else:
         print(table(margins))
 

@@ -4,17 +4,17 @@ A batch is ``--batch`` pairs of random waveforms of the backbone's window. One s
 ``pretext.compute_loss`` (student on 2B crops, teacher if any, loss) and ``loss.backward()``; the optimiser
 and the EMA update are left out. Compare with benchmarks/backbone_speed.py to see what the pretext adds.
 
-    python benchmarks/pretext_step.py --batch 8 --repeats 2 --json
+    python -m benchmarks.pretext_step --batch 8 --repeats 2 --json
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import torch
-from step_timing import median_step_seconds, parse_step_args, step_parser
 
+from benchmarks.harness import print_json
+from benchmarks.step_timing import median_step_seconds, parse_step_args, step_parser
 from trainer.backbones import build_backbone
 from trainer.pretexts import PRETEXTS, build_pretext
 
@@ -51,7 +51,7 @@ def main() -> None:
         for pretext in args.pretexts:
             result = time_pretext_step(backbone, pretext, args.batch, args.repeats, torch.device(args.device))
             if args.json:
-                print(json.dumps(result))
+                print_json(result)
             else:
                 print(
                     f"{backbone:10s} {pretext:13s} {result['trained_parameters']:>11,d} params  "

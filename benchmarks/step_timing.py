@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 
+from benchmarks.harness import add_json_flag, median_seconds
 from trainer.backbones import BACKBONES
 from trainer.config import TrainConfig
 from trainer.loop import backbone_recipe, optimizer_for
@@ -23,7 +22,7 @@ def step_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--backbones", nargs="+", default=sorted(BACKBONES), choices=sorted(BACKBONES))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per measurement")
+    add_json_flag(parser, help="print one JSON object per measurement")
     return parser
 
 
@@ -40,15 +39,8 @@ def parse_step_args(parser: argparse.ArgumentParser, min_batch: int = 1) -> argp
 
 def median_step_seconds(step: Callable[[], object], repeats: int, device: torch.device, warmup: int = 1) -> float:
     """Median wall time of `step` over `repeats` calls after `warmup` untimed calls (allocators, kernels)."""
-    seconds = []
-    for iteration in range(warmup + repeats):
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if iteration >= warmup:
-            seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
+    return median_seconds(step, repeats, warmup, sync)
 
 
 def training_parts(config: TrainConfig, device: torch.device) -> tuple[Pretext, torch.optim.Optimizer]:

@@ -12,16 +12,14 @@ overhead is the median over repeats of trainer s/step / bare s/step with the sam
 Both loops run in fp32 on the device Accelerate picks (the GPU when there is one); `diagnostics_every`
 (100) is beyond the measured steps, so collapse diagnostics are not in the figures.
 
-    .venv/bin/python benchmarks/trainer_overhead.py            # table
-    .venv/bin/python benchmarks/trainer_overhead.py --json     # machine-readable
+    .venv/bin/python -m benchmarks.trainer_overhead          # table
+    .venv/bin/python -m benchmarks.trainer_overhead --json   # machine-readable
 """
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -30,14 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import tyro
-from step_timing import training_parts
 
+from benchmarks.harness import print_json, print_table
+from benchmarks.step_timing import training_parts
 from sharding.pairs import pairs_to_float
+from tests.shard_factory import write_shard_set
 from trainer.config import CheckpointConfig, ModelConfig, PairsConfig, PretextName, TrainConfig
 from trainer.loop import ResumablePairs, train
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from shard_factory import write_shard_set
 
 RATE = 16_000
 
@@ -214,7 +211,7 @@ def measure(args: Args) -> Report:
     return Report(args, torch.get_num_threads(), os.cpu_count(), os.getloadavg(), results)
 
 
-def print_table(report: Report) -> None:
+def print_report(report: Report) -> None:
     """The results as a fixed-width table."""
     args = report.settings
     print(
@@ -222,13 +219,15 @@ def print_table(report: Report) -> None:
         f"s/step = (t[{args.steps}] - t[{args.warmup_steps}]) / {args.steps - args.warmup_steps}, "
         f"{args.repeats} repeats, {report.threads} threads, load average {report.load_average[0]:.1f}"
     )
-    print(f"{'variant':36} {'s/step median':>13} {'spread':>8} {'overhead':>9} {'range':>17}")
+    rows = []
     for row in report.results:
         overhead, span = "", ""
         if row.overhead is not None and row.overhead_range is not None:
             low, high = row.overhead_range
             overhead, span = f"{row.overhead:+.1%}", f"{low:+.1%}..{high:+.1%}"
-        print(f"{row.variant:36} {row.median:13.4f} {row.spread:8.4f} {overhead:>9} {span:>17}")
+        rows.append((row.variant, row.median, row.spread, overhead, span))
+    header = ("variant", "s/step median", "spread", "overhead", "range")
+    print_table(header, rows, ("36", "13.4f", "8.4f", ">9", ">17"), header_specs=("36", ">13", ">8", ">9", ">17"))
 
 
 def main() -> None:
@@ -236,9 +235,9 @@ def main() -> None:
     args = tyro.cli(Args)
     report = measure(args)
     if args.json:
-        print(json.dumps(asdict(report), indent=1))
+        print_json(asdict(report), indent=1)
     else:
-        print_table(report)
+        print_report(report)
 
 
 if __name__ == "__main__":

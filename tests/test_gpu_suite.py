@@ -1,8 +1,9 @@
-"""The GPU suite (benchmarks/gpu_suite.py) cannot rot: its smoke mode runs every section on CPU with figures, it
-imports nothing the GPU machine lacks beyond its carried wheels, and those wheels' versions resolve from the lock."""
+"""The GPU suite (`python -m benchmarks.gpu_suite`) cannot rot: its smoke mode runs every section on CPU with figures,
+it imports nothing the GPU machine lacks beyond its carried wheels, and those wheels' versions resolve from the lock."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITE = ROOT / "benchmarks" / "gpu_suite.py"
+SUITE = "benchmarks.gpu_suite"  # run from ROOT, as docs/benchmarks.md runs it
 SECTIONS = {"step", "memory", "samplecnn", "loader", "sync", "deepspeed"}
 PRETEXTS = {"contrastive", "byol", "clustering", "barlow_twins", "vicreg"}
 
@@ -25,7 +26,7 @@ def positive(value: Any) -> bool:
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
     """One smoke run of the whole suite: its JSON report and its printed table."""
     root = tmp_path_factory.mktemp("gpu-suite")
-    command = [sys.executable, str(SUITE), "--smoke", "--device", "cpu", "--out", str(root / "out")]
+    command = [sys.executable, "-m", SUITE, "--smoke", "--device", "cpu", "--out", str(root / "out")]
     done = subprocess.run(
         [*command, "--work", str(root / "work")], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
@@ -97,7 +98,7 @@ def test_smoke_trainer_sections_measure_steps_data_wait_and_say_why_cuda_parts_s
 
 def test_the_suite_imports_neither_pyav_nor_mlflow() -> None:
     """Neither is carried to the GPU machine (benchmarks/gpu_wheels.py): importing either there would fail."""
-    probe = f"import sys; sys.argv = ['{SUITE}']; sys.path.insert(0, '{SUITE.parent}'); import gpu_suite; "
+    probe = f"import sys; sys.argv = ['{SUITE}']; import {SUITE}; "
     probe += "print(sorted({'av', 'mlflow'} & {name.split('.')[0] for name in sys.modules}))"
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -105,11 +106,11 @@ def test_the_suite_imports_neither_pyav_nor_mlflow() -> None:
 
 
 def test_every_carried_wheel_has_a_locked_version_for_python_3_12() -> None:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import gpu_wheels
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    # loaded from its file: pytest does not put the repository root on sys.path (benchmarks is not installed)
+    spec = importlib.util.spec_from_file_location("benchmarks.gpu_wheels", ROOT / "benchmarks" / "gpu_wheels.py")
+    assert spec is not None and spec.loader is not None
+    gpu_wheels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_wheels)
     pins = gpu_wheels.locked_pins(gpu_wheels.LOCK.read_text(), gpu_wheels.LOCKED)
     assert [pin.split("==")[0] for pin in pins] == list(gpu_wheels.LOCKED)
     assert all(pin.split("==")[1][0].isdigit() for pin in pins)
