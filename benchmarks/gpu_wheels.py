@@ -6,14 +6,17 @@ The GPU machine's Python 3.12 has torch 2.11.0+cu130, torchaudio 2.11.0, acceler
 safetensors, PyYAML, psutil, msgpack, ninja and einops, no package index and none of the packages below. The
 suite imports train.py's command line (tyro), the shard stream (webdataset) and, for its ZeRO-2 section,
 DeepSpeed; not PyAV or MLflow (the demo corpus and tracking import them only when used). Versions come from
-requirements.lock for Python 3.12; DeepSpeed, an optional extra outside the lock, has no wheel on PyPI, so its
-source release is built here into a pure-Python wheel (no compiled ops; ZeRO-2 with the trainer's own optimiser
-needs none). `.whl/` is ignored by git; the device command installs it with
+requirements.lock for Python 3.12 (DeepSpeed and hjson included: the lock's dev set holds the deepspeed extra);
+DeepSpeed has no wheel on PyPI, so its source release is built here into a pure-Python wheel (no compiled ops;
+ZeRO-2 with the trainer's own optimiser needs none). Not fetched yet: transformers and its dependencies, which
+Accelerate's DeepSpeed plugin imports: the suite's deepspeed section needs them added here to run there.
+`.whl/` is ignored by git; the device command installs it with
 `pip install --no-index --no-deps --target /tmp/site .whl/*.whl` (docs/benchmarks.md, GPU figures).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -38,9 +41,8 @@ LOCKED = (
     "pydantic-core",
     "annotated-types",
     "typing-inspection",
+    "hjson",  # DeepSpeed's configuration parser
 )
-UNLOCKED = ("hjson==3.1.0",)  # DeepSpeed's configuration parser
-DEEPSPEED = "deepspeed==0.19.8"
 PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
 
 
@@ -69,11 +71,11 @@ def download(requirements: list[str]) -> None:
     subprocess.run([*command, *requirements], check=True)
 
 
-def build_deepspeed() -> None:
+def build_deepspeed(pin: str) -> None:
     """DeepSpeed's source release as a pure-Python wheel (DS_BUILD_OPS=0; its setup imports the local torch)."""
     command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"]
     environment = {**os.environ, "DS_BUILD_OPS": "0"}
-    subprocess.run([*command, "-w", str(DEST), DEEPSPEED], check=True, env=environment)
+    subprocess.run([*command, "-w", str(DEST), pin], check=True, env=environment)
 
 
 def main() -> None:
@@ -81,8 +83,8 @@ def main() -> None:
     DEST.mkdir(exist_ok=True)
     for old in DEST.glob("*.whl"):
         old.unlink()
-    download([*locked_pins(LOCK.read_text(), LOCKED), *UNLOCKED])
-    build_deepspeed()
+    download(locked_pins(LOCK.read_text(), LOCKED))
+    build_deepspeed(*locked_pins(LOCK.read_text(), ("deepspeed",)))
     wheels = sorted(DEST.glob("*.whl"))
     for wheel in wheels:
         print(f"{wheel.stat().st_size / 2**20:7.2f} MiB  {wheel.name}")
@@ -90,4 +92,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()
