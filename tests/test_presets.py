@@ -166,3 +166,12 @@ def test_paper_schedule_lengths_are_deezers_in_steps() -> None:
     config, _ = parse_config(["--preset", "paper", "--pretext", "clustering"])
     assert config.clustering.teacher_temperature_warmup_fraction * config.total_steps == 5120  # 10 epochs
     assert config.clustering.momentum_ramp_fraction == config.byol.momentum_ramp_fraction == 1.0  # the whole run
+
+
+def test_help_lists_no_setting_that_the_backbone_overrides(capsys: pytest.CaptureFixture[str]) -> None:
+    """The crop length and the augmentation's rate come from the backbone at build time: no flag for them."""
+    with pytest.raises(SystemExit):
+        parse_config(["--help"])
+    text = capsys.readouterr().out
+    assert "--pairs.min-gap-seconds" in text and "--augment.polarity-p" in text
+    assert "crop-samples" not in text and "--augment.sample-rate" not in text

@@ -27,7 +27,7 @@ from sharding.crops import CropLoader
 from sharding.format import TRACKS_NAME
 from trainer.checkpoints import latest_checkpoint, list_checkpoints
 from trainer.cli import parse_config
-from trainer.config import CheckpointConfig, ModelConfig, OptimConfig, PairsConfig, TrainConfig
+from trainer.config import CheckpointConfig, ModelConfig, OptimConfig, TrainConfig, TrainPairsConfig
 from trainer.epochs import resolve_epochs
 from trainer.export import export_provenance, load_backbone
 from trainer.loop import EXIT_PREEMPTED, Trainer, train
@@ -66,7 +66,7 @@ def tiny_config(output_dir: Path, data: str, **overrides: object) -> TrainConfig
         diagnostics_every=2,
         mlflow=False,
         data=data,
-        pairs=PairsConfig(
+        pairs=TrainPairsConfig(
             crop_seconds=1.0,
             min_gap_seconds=1.0,
             max_gap_seconds=3.0,

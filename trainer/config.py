@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from sharding.pairs import PairsConfig as ReadConfig
+from sharding.pairs import PairsConfig as ReadPairsConfig
 from trainer.augment import AugmentConfig, ViewMode
 from trainer.collapse import CollapseConfig
 from trainer.pretexts import PRETEXTS
@@ -23,8 +23,16 @@ PretextSections.__doc__ = """One settings section per registered pretext, named 
 
 
 @dataclass(frozen=True)
-class PairsConfig(ReadConfig):
-    """How anchor/positive pairs are cut and read (`sharding.pairs.PairsConfig`), and how they become views."""
+class TrainPairsConfig(ReadPairsConfig):
+    """How anchor/positive pairs are cut and read (`sharding.pairs.PairsConfig`), and how they become views. The
+    crop length is the backbone's, set when the reader is built, so it is no flag here."""
+
+    crop_samples: tyro.conf.Suppress[int | None] = None
+    min_gap_seconds: float = 4.0
+    """Smallest start-to-start distance between anchor and positive, either side (temporal and augmented_temporal
+    views; augmented_crop draws two independent crops)."""
+    max_gap_seconds: float = 16.0
+    """Largest start-to-start distance between anchor and positive (temporal and augmented_temporal views)."""
 
     views: Annotated[ViewMode, tyro.conf.EnumChoicesFromValues] = ViewMode.TEMPORAL
     """temporal: the pairs as they are (paper); augmented_crop: two independent crops of the track, each
@@ -142,7 +150,7 @@ class TrainConfig(PretextSections):
     """Stop when the collapse alarm fires (checkpoint saved, no export, exit code 3); default: warn, train on."""
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
     mlflow: bool = True
-    pairs: PairsConfig = field(default_factory=PairsConfig)
+    pairs: TrainPairsConfig = field(default_factory=TrainPairsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)

@@ -39,7 +39,7 @@ from trainer.checkpoints import (
     set_aside_unreadable,
 )
 from trainer.collapse import CollapseAlarm
-from trainer.config import PairsConfig, TrainConfig
+from trainer.config import TrainConfig, TrainPairsConfig
 from trainer.diagnostics import collapse_metrics
 from trainer.distributed import broadcast_from_rank_zero, convert_sync_batchnorm
 from trainer.epochs import resolve_epochs
@@ -175,7 +175,7 @@ def view_chain(config: TrainConfig, backbone: torch.nn.Module) -> AugmentationCh
     return AugmentationChain(augment)
 
 
-def reader_pairs(config: TrainConfig, crop_samples: int) -> PairsConfig:
+def reader_pairs(config: TrainConfig, crop_samples: int) -> TrainPairsConfig:
     """The pairs the reader cuts: the backbone's crop length and the gaps the configured views use."""
     gaps = pair_gaps(config.pairs.views, config.pairs.min_gap_seconds, config.pairs.max_gap_seconds)
     return dataclasses.replace(

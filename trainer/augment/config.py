@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+import tyro
+
 Range = tuple[float, float]
 
 
@@ -15,10 +17,11 @@ class AugmentConfig:
     uniformly per crop. trainer/augment/README.md gives the sources and the deviations from CLMR's code.
     """
 
-    sample_rate: int = 22050
-    """Waveform rate in Hz (the thesis' SampleCNN: 22.05 kHz)."""
-    crop_samples: int = 59049
-    """Length of the random crop, the chain's output length (3^10, SampleCNN's input)."""
+    sample_rate: tyro.conf.Suppress[int] = 22050
+    """Waveform rate in Hz (the thesis' SampleCNN: 22.05 kHz); training sets the backbone's, so it is no flag."""
+    crop_samples: tyro.conf.Suppress[int] = 59049
+    """Length of the random crop, the chain's output length (3^10, SampleCNN's input); training sets the
+    backbone's input length, so it is no flag."""
     polarity_p: float = 0.8
     """Probability of inverting the polarity."""
     noise_p: float = 0.01
