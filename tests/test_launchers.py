@@ -185,6 +185,18 @@ def test_a_run_resumed_on_another_process_count_reads_the_same_global_batches(
 
 @pytest.mark.distributed
 @pytest.mark.timeout(900)
+def test_a_stream_read_run_resumed_on_another_count_says_its_pairs_differ(tmp_path: Path, shards: str) -> None:
+    """The stream reader deals shards to ranks: its order depends on the process count, and the resume says so
+    instead of promising unchanged batches."""
+    output = tmp_path / "run"
+    run_training("python", output, shards, "--pairs.reader", "stream", "--stop-after-steps", "3")
+    log = run_training("torchrun", output, shards, "--pairs.reader", "stream")
+    assert "written on 1 process(es), this run has 2: the stream reader deals shards to ranks" in log
+    assert "continue unchanged" not in log
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(900)
 def test_augmented_views_resume_exactly_on_two_processes(tmp_path: Path, shards: str) -> None:
     """Each rank augments with its own generator, checkpointed and restored per rank."""
     views = ("--pairs.views", "augmented_temporal")

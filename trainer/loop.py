@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from data_prep.locks import exclusive_folder
 from data_prep.progress import progress_bar
+from sharding.crops import CropLoader
 from sharding.location import load_index
 from sharding.pairs import pairs_to_float
 from sharding.readers import open_pairs, training_tracks
@@ -250,6 +251,7 @@ class Trainer:
         micro_batch = micro_batch_size(config, accelerator.num_processes)
         self.deepspeed = accelerator.state.deepspeed_plugin is not None
         self.state = LoopState()
+        self.count_changed: str | None = None  # on a resume on another process count: what it was written on
         self.checkpointed = {"loop_state": self.state, "pretext_state": PretextState(pretext)}
         self.checkpointed["lr_schedule"] = self.lr_schedule
         required = [CONFIG_NAME, *(f"{name}.json" for name in self.checkpointed)]
@@ -292,6 +294,7 @@ class Trainer:
             if self.state.data_position is None:
                 self.state.data_position = self.pairs.position_at(self.state.step, config.grad_accum)
             self.batches = self.pairs.from_position(self.state.data_position)
+            self._say_count_changed()
             self.policy = CheckpointPolicy(
                 keep_last=config.checkpoint.keep_last,
                 keep_steps=frozenset(config.checkpoint.keep_steps)
@@ -331,20 +334,32 @@ class Trainer:
 
     def _restore_view_rng(self, saved: torch.Tensor | None) -> None:
         """This rank's augmentation generator as checkpointed; on another number of processes (whose ranks have no
-        saved state of their own) every rank re-seeds it from (seed, rank, step) and the run says so."""
+        saved state of their own) every rank re-seeds it from (seed, rank, step), and `count_changed` says so."""
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         saved_world = saved.shape[0] if saved is not None and saved.dim() == 2 else None
         if saved_world == world:
             self.view_rng.set_state(saved[rank].clone())  # a row view: set_state reads its storage from 0
             return
-        step = self.state.step
-        self.view_rng.manual_seed(int(np.random.SeedSequence([self.config.seed, rank, step]).generate_state(1)[0]))
-        before = f"on {saved_world} process(es)" if saved_world else "without per-rank generator states"
-        views = (
-            f"; each rank's augmentation generator is re-seeded from (seed, rank, step {step})" if self.chain else ""
+        self.view_rng.manual_seed(
+            int(np.random.SeedSequence([self.config.seed, rank, self.state.step]).generate_state(1)[0])
         )
+        self.count_changed = f"on {saved_world} process(es)" if saved_world else "without per-rank generator states"
+
+    def _say_count_changed(self) -> None:
+        """One line on a resume on another number of processes: what carries over and what does not."""
+        if self.count_changed is None:
+            return
+        if isinstance(self.pairs.reader, CropLoader):
+            batches = "the global batches continue unchanged"
+        else:
+            batches = (
+                "the stream reader deals shards to ranks, so the pairs from here differ from an uninterrupted run's "
+                "(a set with tracks.parquet is read by random access, whose global batches do not depend on it)"
+            )
+        views = f"; each rank's augmentation generator is re-seeded from (seed, rank, step {self.state.step})"
         self.accelerator.print(
-            f"the checkpoint was written {before}, this run has {world}: the global batches continue unchanged{views}"
+            f"the checkpoint was written {self.count_changed}, this run has {self.accelerator.num_processes}: "
+            f"{batches}{views if self.chain else ''}"
         )
 
     def run(self, stop_after_steps: int | None = None) -> TrainResult:
