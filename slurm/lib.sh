@@ -84,6 +84,35 @@ gpus_on_node() {
   fi
 }
 
+# route_interface ADDRESS: the network interface this node reaches ADDRESS (an address or a host name) through,
+# i.e. the one holding the source address of that route; nothing when it is loopback or cannot be found.
+route_interface() {
+  local target=$1 source device
+  command -v ip >/dev/null 2>&1 || return 0
+  if [[ ! "$target" =~ ^[0-9.]+$ ]]; then
+    target=$(getent ahostsv4 "$target" 2>/dev/null | awk 'NR == 1 {print $1}')
+  fi
+  [[ -n "$target" ]] || return 0
+  source=$(ip -o route get "$target" 2>/dev/null | sed -n 's/.* src \([^ ]*\).*/\1/p')
+  [[ -n "$source" ]] || return 0
+  device=$(ip -o addr show to "$source" 2>/dev/null | awk 'NR == 1 {print $2}')
+  device=${device%%@*}
+  [[ -n "$device" && "$device" != lo ]] && echo "$device"
+  return 0
+}
+
+# use_interface_to_main ADDRESS: gloo (the CPU backend, and PyTorch's CPU collectives on GPU nodes) binds the
+# address its host name resolves to, loopback on many nodes (Debian's /etc/hosts), which the other nodes cannot
+# reach: set GLOO_SOCKET_IFNAME to the interface that routes to the main node, unless it is set already.
+use_interface_to_main() {
+  if [[ -z "${GLOO_SOCKET_IFNAME:-}" ]]; then
+    local device
+    device=$(route_interface "$1")
+    [[ -n "$device" ]] && export GLOO_SOCKET_IFNAME=$device
+  fi
+  echo "[slurm] $(date +%T) node ${SLURM_NODEID:-0}: main process at $1, gloo on ${GLOO_SOCKET_IFNAME:-its default interface}"
+}
+
 # launch_on_this_node ARGS...: accelerate launch ARGS (train.py ...) with one process per GPU of this node, under
 # run_training (the pre-emption signal forwarded to the training processes); returns 75 for a resumable stop.
 launch_on_this_node() {

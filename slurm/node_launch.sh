@@ -4,6 +4,7 @@ set -uo pipefail
 source slurm/lib.sh
 gpus=$(gpus_on_node)
 nodes=${SLURM_NNODES:-1}
+use_interface_to_main "${MAIN_PROCESS_IP:?}"  # GLOO_SOCKET_IFNAME, unless set
 export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1  # a restarted group gets a fresh rendezvous store (pytorch#135712)
 run_forwarding_signals children accelerate launch --config_file configs/accelerate/multi_node.yaml \
   --num_machines "$nodes" --machine_rank "${SLURM_NODEID:-0}" --num_processes $((nodes * gpus)) \

@@ -19,6 +19,7 @@ import pytest
 import test_launchers
 from test_launchers import REPO, TINY_RUN, free_port, launch_command, launcher_env
 
+from trainer.checkpoints import checkpoint_name
 from trainer.cli import parse_config
 from trainer.tracking import OUTBOX_NAME, flatten
 
@@ -117,12 +118,13 @@ def test_two_ranks_and_four_array_runs_log_everything_once_over_http(
 def test_a_server_that_dies_mid_run_costs_the_training_nothing_and_keeps_what_it_missed(
     tmp_path: Path, shards: str, mlflow_server: tuple[str, subprocess.Popen]
 ) -> None:
-    """The training pauses at its 3rd step while the test kills the server; it then trains to the end, warns once,
-    checkpoints and exports, and its outbox holds every record the server missed, ending with the run's end."""
+    """The training pauses after its step-3 checkpoint while the test kills the server; it then trains to the end,
+    warns once, checkpoints and exports, and its outbox holds every record the server missed, ending with the run's
+    end."""
     uri, server = mlflow_server
     output, gate = tmp_path / "run", tmp_path / "gate"
     gate.mkdir()
-    process = training("python", output, shards, uri, "dies", MUSICSSL_TEST_PAUSE=f"3:{gate}")
+    process = training("python", output, shards, uri, "dies", MUSICSSL_TEST_PAUSE=f"{checkpoint_name(3)}:{gate}")
     wait_until(lambda: (gate / "paused-0").exists() or process.poll() is not None, 300, "the pause at step 3")
     stop(server)
     (gate / "go").touch()

@@ -8,8 +8,9 @@ On request, by environment variable, what a test must see or cause inside a laun
 - MUSICSSL_TEST_NAN_CALLS=1,2: the contrastive loss is NaN on those calls (0-based, per process);
 - MUSICSSL_TEST_KILL=rank:checkpoint:marker: that rank kills itself (SIGKILL) as it starts writing that checkpoint,
   once: the marker file it creates stops it doing so again after a restart;
-- MUSICSSL_TEST_PAUSE=step:folder: before optimiser step `step` (1-based count) the process creates
-  folder/paused-R and waits until folder/go exists.
+- MUSICSSL_TEST_PAUSE=checkpoint:folder: once that checkpoint is written whole (renamed), each rank creates
+  folder/paused-RANK and waits until a stop signal (SIGUSR2/SIGTERM) reaches it or folder/go exists, so a test
+  acts at a known step.
 """
 
 import json
@@ -73,17 +74,37 @@ def kill_in_checkpoint(rank: str, checkpoint: str, marker: Path) -> None:
     Accelerator.save_state = save_state
 
 
-def pause_at(step: int, folder: Path) -> None:
-    taken = [0]
+def pause_after_checkpoint(checkpoint: str, folder: Path) -> None:
+    from accelerate import Accelerator
 
-    def pause(optimizer: torch.optim.Optimizer, args: object, kwargs: object) -> None:
-        taken[0] += 1
-        if taken[0] == step:
-            (folder / f"paused-{RANK}").touch()
-            while not (folder / "go").exists():
-                time.sleep(0.05)
+    from trainer.preemption import StopRequest
 
-    register_optimizer_step_pre_hook(pause)
+    signalled, barriers_left = [False], [0]
+    handle, save, barrier = StopRequest._handle, Accelerator.save_state, Accelerator.wait_for_everyone
+
+    def note_signal(self: StopRequest, signum: int, frame: object) -> None:
+        signalled[0] = True
+        handle(self, signum, frame)
+
+    def save_state(self: Accelerator, output_dir: str | None = None, *args: object, **kwargs: object) -> object:
+        saved = save(self, output_dir, *args, **kwargs)
+        if checkpoint in str(output_dir) and not (folder / f"paused-{RANK}").exists():
+            barriers_left[0] = 2  # save_checkpoint: barrier, rank 0 renames the folder, barrier: then it is whole
+        return saved
+
+    def wait_for_everyone(self: Accelerator) -> None:
+        barrier(self)
+        if barriers_left[0] > 0:
+            barriers_left[0] -= 1
+            if barriers_left[0] == 0:
+                (folder / f"paused-{RANK}").touch()
+                deadline = time.monotonic() + 300
+                while not signalled[0] and not (folder / "go").exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+
+    StopRequest._handle = note_signal
+    Accelerator.save_state = save_state
+    Accelerator.wait_for_everyone = wait_for_everyone
 
 
 if "MUSICSSL_TEST_RECORD_STEPS" in os.environ:
@@ -94,5 +115,5 @@ if "MUSICSSL_TEST_KILL" in os.environ:
     rank, checkpoint, marker = os.environ["MUSICSSL_TEST_KILL"].split(":", 2)
     kill_in_checkpoint(rank, checkpoint, Path(marker))
 if "MUSICSSL_TEST_PAUSE" in os.environ:
-    step, folder = os.environ["MUSICSSL_TEST_PAUSE"].split(":", 1)
-    pause_at(int(step), Path(folder))
+    checkpoint, folder = os.environ["MUSICSSL_TEST_PAUSE"].split(":", 1)
+    pause_after_checkpoint(checkpoint, Path(folder))

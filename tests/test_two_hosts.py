@@ -1,0 +1,123 @@
+"""Two hosts, for real: the multi-node launch path (`slurm/node_launch.sh` with Slurm's variables) on two network
+namespace hosts (tests/hosts.py), 1 process each, trains the model of 1 process; pre-emption checkpoints every
+rank at one step and resumes there.
+
+As in tests/test_launchers.py the runs load `tests/launched` (BatchNorm switched off, hooks), and the hosts share
+this machine's file system, as nodes share one on a cluster.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+import test_launchers
+import torch
+from hosts import Hosts, two_hosts  # noqa: F401 (the fixture)
+
+from trainer.checkpoints import checkpoint_name, list_checkpoints
+
+REPO = test_launchers.REPO
+STEPS = test_launchers.STEPS
+shards = test_launchers.shards  # fixtures
+one_process = test_launchers.one_process
+MAIN = "10.77.0.1"
+
+
+def start_nodes(
+    hosts: Hosts, output: Path, data: str, port: int, hooks: Mapping[str, str] | None = None
+) -> list[subprocess.Popen]:
+    """`bash slurm/node_launch.sh` on each host with what Slurm sets on a 2-node job of 1 GPU per node."""
+    nodes = []
+    for rank in range(len(hosts.names)):
+        env = test_launchers.launcher_env("slurm", 1, output)
+        env |= {"SLURM_NNODES": str(len(hosts.names)), "SLURM_NODEID": str(rank), "SLURM_GPUS_ON_NODE": "1"}
+        env |= {"MAIN_PROCESS_IP": MAIN, "MAIN_PROCESS_PORT": str(port)}
+        env["MUSICSSL_STOP_FILE"] = str(output.parent / f".{output.name}.stopped-{rank}")
+        env |= dict(hooks or {})
+        log = (output.parent / f"{output.name}-node{rank}.log").open("a")
+        command = [
+            "bash",
+            "slurm/node_launch.sh",
+            *test_launchers.TINY_RUN,
+            "--data",
+            data,
+            "--output-dir",
+            str(output),
+        ]
+        nodes.append(hosts.popen(rank, command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
+    return nodes
+
+
+def node_logs(output: Path) -> list[str]:
+    return [(output.parent / f"{output.name}-node{rank}.log").read_text() for rank in range(2)]
+
+
+def finish(nodes: list[subprocess.Popen], output: Path, codes: tuple[int, ...] = (0, 0)) -> list[str]:
+    """Wait for every node launcher; their exit codes must be `codes`; returns their logs."""
+    for node in nodes:
+        node.wait(timeout=300)
+    logs = node_logs(output)
+    assert tuple(node.returncode for node in nodes) == codes, "\n----\n".join(log[-3000:] for log in logs)
+    return logs
+
+
+def wait_for(condition: object, what: str, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(300)
+def test_two_hosts_train_the_model_of_one_process(
+    two_hosts: Hosts,  # noqa: F811
+    tmp_path: Path,
+    shards: str,
+    one_process: dict[str, torch.Tensor],
+) -> None:
+    """2 hosts x 1 process through slurm/node_launch.sh equal 1 host x 2 processes and 1 process (same global
+    batch), with gloo on the interface that routes to the main address, no variable set."""
+    output = tmp_path / "two_hosts"
+    logs = finish(start_nodes(two_hosts, output, shards, 29500), output)
+    for rank, log in enumerate(logs):
+        assert f"node {rank}: main process at {MAIN}, gloo on eth0" in log
+        assert "Accelerate counts" not in log
+    two = test_launchers.student_at(output, STEPS)
+    test_launchers.assert_same_weights(two, one_process, "2 hosts x 1 process vs 1 process")
+    one_host = tmp_path / "one_host"
+    test_launchers.run_training("slurm", one_host, shards)  # 1 node x 2 processes
+    test_launchers.assert_same_weights(two, test_launchers.student_at(one_host, STEPS), "2 hosts vs 1 host x 2")
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(300)
+def test_usr2_to_every_node_checkpoints_all_ranks_at_one_step_and_the_rerun_resumes_there(
+    two_hosts: Hosts,  # noqa: F811
+    tmp_path: Path,
+    shards: str,
+    one_process: dict[str, torch.Tensor],
+) -> None:
+    """Both ranks pause once step 3's checkpoint is whole (tests/launched), SIGUSR2 goes to each node launcher,
+    which hands it to its training process: every rank stops after step 4 with one checkpoint; the rerun resumes
+    at step 4 and ends on the uninterrupted model."""
+    output, pause = tmp_path / "run", tmp_path / "pause"
+    pause.mkdir()
+    nodes = start_nodes(two_hosts, output, shards, 29500, {"MUSICSSL_TEST_PAUSE": f"{checkpoint_name(3)}:{pause}"})
+    wait_for(lambda: all((pause / f"paused-{rank}").exists() for rank in range(2)), "both ranks at step 3")
+    for node in nodes:
+        node.send_signal(signal.SIGUSR2)
+    logs = finish(nodes, output)
+    assert "stopping at step 4 (SIGUSR2); checkpoint saved" in logs[0]
+    assert all("pre-emption signal: asking training to checkpoint" in log for log in logs)
+    assert (tmp_path / ".run.stopped-0").read_text().strip() == "4"  # what slurm/lib.sh turns into exit 75
+    assert [step for step, _ in list_checkpoints(output / "checkpoints")] == [3, 4]
+
+    logs = finish(start_nodes(two_hosts, output, shards, 29501), output)
+    assert f"resuming from {output / 'checkpoints' / checkpoint_name(4)} at step 4" in "".join(logs)
+    test_launchers.assert_same_weights(test_launchers.student_at(output, STEPS), one_process, "resumed on 2 hosts")
