@@ -1,6 +1,7 @@
 """Two hosts, for real: the multi-node launch path (`slurm/node_launch.sh` with Slurm's variables) on two network
 namespace hosts (tests/hosts.py), 1 process each, trains the model of 1 process; pre-emption checkpoints every
-rank at one step and resumes there.
+rank at one step and resumes there; a host that disappears stops the other within the collective timeout, and
+the rerun resumes from the last complete checkpoint.
 
 As in tests/test_launchers.py the runs load `tests/launched` (BatchNorm switched off, hooks), and the hosts share
 this machine's file system, as nodes share one on a cluster.
@@ -19,6 +20,7 @@ import test_launchers
 import torch
 from hosts import Hosts, two_hosts  # noqa: F401 (the fixture)
 
+from trainer.accelerator import TIMEOUT_VARIABLE, PeerWatch, collective_timeout
 from trainer.checkpoints import checkpoint_name, list_checkpoints
 
 REPO = test_launchers.REPO
@@ -26,6 +28,7 @@ STEPS = test_launchers.STEPS
 shards = test_launchers.shards  # fixtures
 one_process = test_launchers.one_process
 MAIN = "10.77.0.1"
+TIMEOUT_S = 30  # the collective timeout of these runs (MUSICSSL_COLLECTIVE_TIMEOUT)
 
 
 def start_nodes(
@@ -36,7 +39,7 @@ def start_nodes(
     for rank in range(len(hosts.names)):
         env = test_launchers.launcher_env("slurm", 1, output)
         env |= {"SLURM_NNODES": str(len(hosts.names)), "SLURM_NODEID": str(rank), "SLURM_GPUS_ON_NODE": "1"}
-        env |= {"MAIN_PROCESS_IP": MAIN, "MAIN_PROCESS_PORT": str(port)}
+        env |= {"MAIN_PROCESS_IP": MAIN, "MAIN_PROCESS_PORT": str(port), TIMEOUT_VARIABLE: str(TIMEOUT_S)}
         env["MUSICSSL_STOP_FILE"] = str(output.parent / f".{output.name}.stopped-{rank}")
         env |= dict(hooks or {})
         log = (output.parent / f"{output.name}-node{rank}.log").open("a")
@@ -121,3 +124,60 @@ def test_usr2_to_every_node_checkpoints_all_ranks_at_one_step_and_the_rerun_resu
     logs = finish(start_nodes(two_hosts, output, shards, 29501), output)
     assert f"resuming from {output / 'checkpoints' / checkpoint_name(4)} at step 4" in "".join(logs)
     test_launchers.assert_same_weights(test_launchers.student_at(output, STEPS), one_process, "resumed on 2 hosts")
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(300)
+def test_a_host_that_disappears_stops_the_other_within_the_timeout_and_the_rerun_resumes(
+    two_hosts: Hosts,  # noqa: F811
+    tmp_path: Path,
+    shards: str,
+    one_process: dict[str, torch.Tensor],
+) -> None:
+    """Once step 3's checkpoint is whole, host 2 loses its link and every process on it is killed (kill -9): it
+    sends nothing more, as a host that loses power. Rank 0 goes on into the next collective and stops after the
+    collective timeout; before that (10-14 s, a third of it) it names the rank and node it lost; node 0's launcher exits
+    non-zero. The rerun on both hosts resumes from step 3 and ends on the uninterrupted model."""
+    output, pause = tmp_path / "run", tmp_path / "pause"
+    pause.mkdir()
+    nodes = start_nodes(two_hosts, output, shards, 29500, {"MUSICSSL_TEST_PAUSE": f"{checkpoint_name(3)}:{pause}"})
+    wait_for(lambda: all((pause / f"paused-{rank}").exists() for rank in range(2)), "both ranks at step 3")
+    two_hosts.set_link(1, up=False)
+    two_hosts.kill(1)
+    lost = time.monotonic()
+    (pause / "go").touch()
+    nodes[0].wait(timeout=TIMEOUT_S + 120)
+    stopped_after = time.monotonic() - lost
+    nodes[1].wait(timeout=30)
+    logs = node_logs(output)
+    print(f"rank 0 stopped {stopped_after:.1f} s after host 2 disappeared (collective timeout {TIMEOUT_S} s)")
+    assert nodes[0].returncode != 0, logs[0][-3000:]
+    assert TIMEOUT_S - 2 <= stopped_after <= TIMEOUT_S + 60, logs[0][-3000:]
+    assert "rank 0: rank 1 (node 1, host " in logs[0] and "has not been heard from" in logs[0], logs[0][-3000:]
+    assert [step for step, _ in list_checkpoints(output / "checkpoints")] == [3]
+
+    two_hosts.set_link(1, up=True)
+    logs = finish(start_nodes(two_hosts, output, shards, 29501), output)
+    assert f"resuming from {output / 'checkpoints' / checkpoint_name(3)} at step 3" in "".join(logs)
+    test_launchers.assert_same_weights(test_launchers.student_at(output, STEPS), one_process, "rerun on 2 hosts")
+
+
+def test_the_collective_timeout_is_ten_minutes_unless_set() -> None:
+    assert collective_timeout({}).total_seconds() == 600
+    assert collective_timeout({TIMEOUT_VARIABLE: "20"}).total_seconds() == 20
+    for wrong in ("0", "-5", "ten"):
+        with pytest.raises(ValueError, match=rf"{TIMEOUT_VARIABLE}=.*in seconds"):
+            collective_timeout({TIMEOUT_VARIABLE: wrong})
+
+
+def test_a_silent_rank_is_named_once_and_a_rank_that_ended_never(capfd: pytest.CaptureFixture[str]) -> None:
+    store = torch.distributed.HashStore()
+    silent, ended = PeerWatch(store, 1, 3, 0.05, 0.3), PeerWatch(store, 2, 3, 0.05, 0.3)
+    silent.store.set("beat/1", "1")  # beat once, then nothing (its thread never runs)
+    ended.stop()  # what a rank does at a normal exit
+    watch = PeerWatch(store, 0, 3, 0.05, 0.3).start()
+    time.sleep(1.0)
+    watch.stop()
+    errors = capfd.readouterr().err
+    assert errors.count("[musicssl] rank 0: rank 1 (node ") == 1 and "has not been heard from for" in errors
+    assert "rank 2" not in errors

@@ -9,8 +9,15 @@ through its CPU accelerator), and a group whose size differs from the launcher's
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import socket
+import sys
+import threading
+import time
 from collections.abc import Mapping
+from datetime import timedelta
 
 import torch
 from accelerate import Accelerator
@@ -21,6 +28,8 @@ DEEPSPEED_ACCELERATOR_VARIABLE = "DS_ACCELERATOR"  # DeepSpeed's device; it assu
 ACCUMULATION_VARIABLE = "ACCELERATE_GRADIENT_ACCUMULATION_STEPS"  # a launch config's, read over Accelerator(...)
 CLIPPING_VARIABLE = "ACCELERATE_GRADIENT_CLIPPING"  # a DeepSpeed launch config's gradient_clipping
 SEPARATE_STORE_VARIABLE = "TORCH_DISABLE_SHARE_RDZV_TCP_STORE"  # "1": torchrun gives each attempt a fresh store
+TIMEOUT_VARIABLE = "MUSICSSL_COLLECTIVE_TIMEOUT"  # seconds a collective waits for the other ranks
+DEFAULT_TIMEOUT_S = 600.0  # NCCL's own default; gloo's is 30 minutes
 ZERO3_REFUSED = (
     "ZeRO stage 3 is not supported: it partitions the student's parameters, which the EMA teachers read and the "
     "export writes whole, and every model here fits one GPU (docs/distributed.md); use ZeRO-2 "
@@ -58,6 +67,102 @@ def check_restartable(environ: Mapping[str, str] = os.environ) -> None:
         )
 
 
+def collective_timeout(environ: Mapping[str, str] = os.environ) -> timedelta:
+    """How long a collective (and the group's start) waits for every rank before this rank stops with an error:
+    $MUSICSSL_COLLECTIVE_TIMEOUT seconds, 600 (10 minutes) unless set. A host that disappears (powered off, link
+    cut) sends nothing, so the ranks left wait this long in their next all-reduce; then gloo raises, naming the
+    peer it waited for, and the launcher stops."""
+    given = environ.get(TIMEOUT_VARIABLE, "")
+    try:
+        seconds = float(given) if given else DEFAULT_TIMEOUT_S
+    except ValueError:
+        seconds = -1.0
+    if seconds <= 0:
+        raise ValueError(f"{TIMEOUT_VARIABLE}={given!r}: give the collective timeout in seconds, e.g. 600")
+    return timedelta(seconds=seconds)
+
+
+class PeerWatch:
+    """Names a rank that goes silent. Every `interval` seconds each rank bumps its counter in the group's store
+    (hosted on the main node) and reads the others'; a rank whose counter has not moved for `silence` seconds (by
+    this rank's clock, so clocks need not agree) is reported once, with its node and host name, on stderr. A
+    collective blocked on a lost host fails only at the collective timeout, and gloo's error then names no peer;
+    the report, which comes first, does. A rank that ends normally marks itself done and is never reported."""
+
+    def __init__(self, store: torch.distributed.Store, rank: int, world: int, interval: float, silence: float):
+        self.store = torch.distributed.PrefixStore("musicssl/alive", store)
+        self.rank, self.world, self.interval, self.silence = rank, world, interval, silence
+        self.stopped = threading.Event()
+        node, host = os.environ.get("GROUP_RANK", "?"), socket.gethostname()
+        self.store.set(f"who/{rank}", f"node {node}, host {host}")
+        self.beats = 0
+        self.thread = threading.Thread(target=self._run, name="musicssl-peer-watch", daemon=True)
+
+    def start(self) -> PeerWatch:
+        self.thread.start()
+        atexit.register(self.stop)
+        return self
+
+    def stop(self) -> None:
+        """Mark this rank done (a normal end) and stop watching."""
+        if not self.stopped.is_set():
+            self.stopped.set()
+            with contextlib.suppress(Exception):  # the main node's store may be gone already
+                self.store.set(f"beat/{self.rank}", "done")
+
+    def _run(self) -> None:
+        keys = [f"beat/{rank}" for rank in range(self.world)]
+        last: dict[int, tuple[bytes, float]] = {}
+        reported: set[int] = set()
+        while not self.stopped.wait(self.interval):
+            try:
+                self.beats += 1
+                self.store.set(keys[self.rank], str(self.beats))
+                if not self.store.check(keys):
+                    continue  # a rank that has not beaten yet is still starting
+                now = time.monotonic()
+                for rank, value in enumerate(self.store.multi_get(keys)):
+                    if rank == self.rank or value == b"done":
+                        continue
+                    if last.get(rank, (None, 0.0))[0] != value:
+                        last[rank] = (value, now)
+                    elif now - last[rank][1] >= self.silence and rank not in reported:
+                        reported.add(rank)
+                        self._report(rank, now - last[rank][1])
+            except Exception as error:  # the store (on the main node) is gone: say so once, unless this rank ends
+                if not self.stopped.wait(2 * self.interval):  # (rank 0 may end a moment before the others)
+                    print(f"[musicssl] rank {self.rank}: lost the group's store on the main node (rank 0): {error}",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                return
+
+    def _report(self, rank: int, silent_for: float) -> None:
+        who = self.store.get(f"who/{rank}").decode()
+        print(
+            f"[musicssl] rank {self.rank}: rank {rank} ({who}) has not been heard from for {silent_for:.0f} s: its "
+            f"host or process is lost; collectives waiting for it fail after the collective timeout "
+            f"({collective_timeout().total_seconds():.0f} s, ${TIMEOUT_VARIABLE}), then rerun to resume from the "
+            "last complete checkpoint",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def watch_peers(silence: float | None = None) -> PeerWatch | None:
+    """Start a PeerWatch where this process is one of several ranks of a group with a store. A rank is reported
+    after `silence` seconds without a beat: a third of the collective timeout, at most 60 s (so the report comes
+    well before the timeout's error); the ranks beat 5 times in that time."""
+    if not torch.distributed.is_initialized() or torch.distributed.get_world_size() < 2:
+        return None
+    silence = silence or min(60.0, collective_timeout().total_seconds() / 3)
+    rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    try:
+        store = torch.distributed.distributed_c10d._get_default_store()
+        return PeerWatch(store, rank, world, silence / 5, silence).start()
+    except Exception as error:  # a group without a store: train without the watch
+        print(f"[musicssl] rank {rank}: not watching the other ranks ({error})", file=sys.stderr, flush=True)
+        return None
+
+
 def launched_processes() -> int:
     """Processes the launcher started (torchrun, accelerate launch and srun's node launchers set WORLD_SIZE)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
@@ -84,14 +189,17 @@ def make_accelerator(precision: str, grad_accum: int, grad_clip: float | None) -
     if precision == "auto":
         precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if gpu else "no"
     options: dict = {"mixed_precision": precision, "gradient_accumulation_steps": grad_accum}
+    timeout = collective_timeout()
+    options["kwargs_handlers"] = [InitProcessGroupKwargs(timeout=timeout)]  # backend: Accelerate's choice
     if not gpu and launched_processes() > 1:
-        options["kwargs_handlers"] = [InitProcessGroupKwargs(backend="gloo")]
+        options["kwargs_handlers"] = [InitProcessGroupKwargs(backend="gloo", timeout=timeout)]
         if uses_deepspeed():
             os.environ.setdefault(DEEPSPEED_ACCELERATOR_VARIABLE, "cpu")
         else:
             options["cpu"] = True  # Accelerate's multi-CPU mode: a gloo group and DDP over it
     accelerator = Accelerator(**options)
     check_process_count(accelerator.num_processes, launched_processes())
+    watch_peers()
     return accelerator
 
 
