@@ -82,6 +82,20 @@ def collective_timeout(environ: Mapping[str, str] = os.environ) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def source_address() -> str:
+    """ ", ADDRESS": this machine's address on the route to the main node ($MASTER_ADDR), where there is one (a UDP
+    socket's connect sends nothing, it only picks the route)."""
+    main = os.environ.get("MASTER_ADDR")
+    if not main:
+        return ""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((main, int(os.environ.get("MASTER_PORT", "29500"))))
+            return f", {probe.getsockname()[0]}"
+    except OSError:
+        return ""
+
+
 class PeerWatch:
     """Names a rank that goes silent. Every `interval` seconds each rank bumps its counter in the group's store
     (hosted on the main node) and reads the others'; a rank whose counter has not moved for `silence` seconds (by
@@ -94,7 +108,7 @@ class PeerWatch:
         self.rank, self.world, self.interval, self.silence = rank, world, interval, silence
         self.stopped = threading.Event()
         node, host = os.environ.get("GROUP_RANK", "?"), socket.gethostname()
-        self.store.set(f"who/{rank}", f"node {node}, host {host}")
+        self.store.set(f"who/{rank}", f"node {node}, host {host}{source_address()}")
         self.beats = 0
         self.thread = threading.Thread(target=self._run, name="musicssl-peer-watch", daemon=True)
 
