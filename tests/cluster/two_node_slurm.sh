@@ -12,7 +12,7 @@
 #   --install  apt-get install slurm-wlm munge first when they are missing
 #   --keep     keep the temporary folder (logs, slurm.conf, the run) after the end
 # Variables: PYTHON (the venv's python; default: .venv/bin/python of the repository, else python3 on PATH),
-#   STEPS (training steps, default 400), TIME_MIN (--time in minutes, default 2), SIGNAL_S (USR2 this many
+#   STEPS (training steps, default 700), TIME_MIN (--time in minutes, default 2), SIGNAL_S (USR2 this many
 #   seconds before the limit, default 60), DEADLINE_S (give up after this long, default 900).
 set -uo pipefail
 
@@ -27,7 +27,7 @@ for arg in "$@"; do
 done
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-STEPS=${STEPS:-400}
+STEPS=${STEPS:-700}
 TIME_MIN=${TIME_MIN:-2}
 SIGNAL_S=${SIGNAL_S:-60}
 DEADLINE_S=${DEADLINE_S:-900}
