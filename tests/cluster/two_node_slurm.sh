@@ -12,7 +12,7 @@
 #   --install  apt-get install slurm-wlm munge first when they are missing
 #   --keep     keep the temporary folder (logs, slurm.conf, the run) after the end
 # Variables: PYTHON (the venv's python; default: .venv/bin/python of the repository, else python3 on PATH),
-#   STEPS (training steps, default 700), TIME_MIN (--time in minutes, default 2), SIGNAL_S (USR2 this many
+#   STEPS (training steps, default 500), TIME_MIN (--time in minutes, default 2), SIGNAL_S (USR2 this many
 #   seconds before the limit, default 60), DEADLINE_S (give up after this long, default 900).
 set -uo pipefail
 
@@ -27,7 +27,7 @@ for arg in "$@"; do
 done
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-STEPS=${STEPS:-700}
+STEPS=${STEPS:-500}
 TIME_MIN=${TIME_MIN:-2}
 SIGNAL_S=${SIGNAL_S:-60}
 DEADLINE_S=${DEADLINE_S:-900}
@@ -256,10 +256,13 @@ check "job completed" "$([[ $state == COMPLETED ]]; echo $?)" "state ${state:-un
 seen=$(printf '%s\n' "${!SEEN[@]}" | sort | tr '\n' ' ')
 check "both nodes trained" "$([[ -n "${SEEN[node1:0:0]:-}" && -n "${SEEN[node2:0:1]:-}" ]]; echo $?)" \
   "train.py processes seen (host:run:RANK): ${seen:-none}"
-stops=$(grep -ao '^[01]: stopping at step [0-9]* (SIGUSR2)' <<< "$text" | sort -u | tr '\n' ';')
-stop_step=$(grep -ao 'stopping at step [0-9]* (SIGUSR2)' <<< "$text" | head -1 | grep -o '[0-9]\+')
-check "USR2 mid-run: both nodes checkpointed" "$([[ $(grep -c . <<< "${stops//;/$'\n'}") -ge 2 && -n "$stop_step" ]]; echo $?)" \
-  "${stops:-no stop line} (srun task 0 = node1, 1 = node2)"
+stop_lines=$(grep -ao '^[01]: stopping at step [0-9]* (SIGUSR2)' <<< "$text" | sort -u)
+stop_steps=$(sed 's/.*stopping at step \([0-9]*\).*/\1/' <<< "$stop_lines" | sort -nu | tr '\n' ' ')
+stop_step=${stop_steps%% *}
+both=1
+for step in $stop_steps; do [[ $(grep -c "stopping at step $step " <<< "$stop_lines") == 2 ]] || both=0; done
+check "USR2 mid-run: both nodes checkpointed" "$([[ -n "$stop_step" && $both == 1 ]]; echo $?)" \
+  "srun tasks 0 (node1) and 1 (node2) each logged 'stopping at step N (SIGUSR2); checkpoint saved' for N = ${stop_steps:-none}"
 exit75=$(grep -ao 'run checkpointed at step [0-9]* (exit 75)' <<< "$text" | head -1)
 other=$(grep -ao 'pre-empted, run exited [0-9]*' <<< "$text" | head -1)
 check "the batch shell saw the resumable exit 75" "$([[ -n "$exit75" ]]; echo $?)" \
@@ -267,9 +270,12 @@ check "the batch shell saw the resumable exit 75" "$([[ -n "$exit75" ]]; echo $?
 requeue_line=$(grep -ao 'requeueing job [0-9]*' <<< "$text" | head -1)
 check "requeued itself" "$([[ -n "$requeue_line" && ${restarts:-0} -ge 1 ]]; echo $?)" \
   "'${requeue_line:-no requeue line}', Slurm restart count ${restarts:-0}"
-resumed=$(grep -ao '^[01]: resuming from [^ ]* at step [0-9]*' <<< "$text" | sed 's|from .*/|from |' | head -2 | tr '\n' ';')
-check "resumed at the saved step" "$([[ -n "$stop_step" && "$resumed" == *"at step $stop_step;"* ]]; echo $?)" \
-  "${resumed:-no resume line} (stopped at ${stop_step:-?})"
+resume_lines=$(grep -ao '^[01]: resuming from [^ ]* at step [0-9]*' <<< "$text" | sort -u)
+resumed_all=1
+for step in $stop_steps; do [[ $(grep -c "at step $step$" <<< "$resume_lines") == 2 ]] || resumed_all=0; done
+resume_steps=$(sed 's/.* at step //' <<< "$resume_lines" | sort -nu | tr '\n' ' ')
+check "resumed at the saved step" "$([[ -n "$stop_step" && $resumed_all == 1 ]]; echo $?)" \
+  "both tasks logged 'resuming from .../step-N at step N' for N = ${resume_steps:-none} (stops: ${stop_steps:-none})"
 last_ckpt=$(ls -d "$RUN"/checkpoints/step-* 2>/dev/null | sort | tail -1)
 check "finished and exported" "$([[ -s "$RUN/backbone.safetensors" && ${last_ckpt##*/} == *"$STEPS" ]]; echo $?)" \
   "backbone.safetensors $(stat -c %s "$RUN/backbone.safetensors" 2>/dev/null || echo missing) bytes; last checkpoint ${last_ckpt##*/}"
