@@ -116,7 +116,8 @@ say "hosts: node1 ${ADDR[node1]}, node2 ${ADDR[node2]} (namespaces $PREFIX-node1
 mkdir -p "$T/munge" "$T/log" "$T/state" "$T/spool/node1" "$T/spool/node2" "$T/run"
 mungekey --create --keyfile="$T/munge/munge.key" >/dev/null 2>&1 || die "mungekey failed"
 munged --foreground --force --key-file="$T/munge/munge.key" --socket="$T/munge/munge.socket" \
-  --pid-file="$T/munge/munged.pid" --log-file="$T/log/munged.log" --seed-file="$T/munge/seed" &
+  --pid-file="$T/munge/munged.pid" --log-file="$T/log/munged.log" --seed-file="$T/munge/seed" \
+  > "$T/log/munged.out" 2>&1 &
 DAEMONS+=($!)
 for _ in $(seq 50); do [[ -S "$T/munge/munge.socket" ]] && break; sleep 0.1; done
 [[ -S "$T/munge/munge.socket" ]] || die "munged did not start: $(tail -3 "$T/log/munged.log")"
