@@ -1,8 +1,8 @@
 """Overhead of the training loop (`trainer.loop.train`) over a bare PyTorch loop on the same model and data.
 
 Both loops build the same backbone, pretext and optimiser from one `TrainConfig` and draw the same batches
-(`trainer.loop.ResumablePairs`, i.e. `sharding.readers.open_pairs` with the same `PairsConfig`) from a small synthetic
-shard set. The bare loop is forward, backward, optimiser step: no Accelerate, checkpoints, logging or
+(`trainer.loop.ResumablePairs`, i.e. `sharding.readers.open_pairs` with the same `TrainPairsConfig`) from a
+small synthetic shard set. The bare loop is forward, backward, optimiser step: no Accelerate, checkpoints, logging or
 progress bar. The trainer runs with checkpoints far apart (only the final one) and MLflow off, or on (sqlite
 in a temporary folder, default `log_every`). Both loops stamp the clock after every step (the trainer
 through a `StepHook`); steady-state s/step is (t[N] - t[k]) / (N - k), which leaves out start-up, the first
@@ -33,7 +33,7 @@ from benchmarks.harness import print_json, print_table
 from benchmarks.step_timing import training_parts
 from sharding.pairs import pairs_to_float
 from tests.shard_factory import write_shard_set
-from trainer.config import CheckpointConfig, ModelConfig, PairsConfig, PretextName, TrainConfig
+from trainer.config import CheckpointConfig, ModelConfig, PretextName, TrainConfig, TrainPairsConfig
 from trainer.loop import ResumablePairs, train
 
 RATE = 16_000
@@ -117,7 +117,7 @@ def base_config(args: Args, data: str) -> TrainConfig:
         batch_size=args.batch_size,
         precision="no",
         data=data,
-        pairs=PairsConfig(
+        pairs=TrainPairsConfig(
             crop_seconds=args.crop_seconds,
             min_gap_seconds=args.crop_seconds,
             max_gap_seconds=4 * args.crop_seconds,

@@ -55,10 +55,13 @@ run_training() {
   return "$rc"
 }
 
-# requeue_if_preempted RC: after a pre-emption, put the job back in the queue; otherwise exit with RC.
+# requeue_if_preempted RC: after a pre-emption, put the job back in the queue, unless the run finished anyway
+# (exit 0: the signal came as it ended); otherwise exit with RC.
 requeue_if_preempted() {
   local rc=$1
-  if [[ "$preempted" == 1 ]]; then
+  if [[ "$preempted" == 1 && "$rc" == 0 ]]; then
+    echo "[slurm] $(date +%T) the run finished as the pre-emption signal came; not requeued"
+  elif [[ "$preempted" == 1 ]]; then
     if [[ "$rc" == 75 ]]; then
       echo "[slurm] $(date +%T) run checkpointed at step $stopped_at (exit 75); requeueing job ${SLURM_JOB_ID:?}"
     else

@@ -20,6 +20,7 @@ mkdir -p logs
 export MAIN_PROCESS_IP=$(scontrol show hostnames "${SLURM_JOB_NODELIST:?}" | head -n 1)
 export MAIN_PROCESS_PORT=${MAIN_PROCESS_PORT:-29500}
 echo "[slurm] job ${SLURM_JOB_ID:-?} restart ${SLURM_RESTART_COUNT:-0}: ${SLURM_NNODES:-1} nodes, main $MAIN_PROCESS_IP"
-# srun passes SIGUSR2 on to each node's node_launch.sh, which hands it to that node's training processes.
+# srun passes SIGUSR2 on to every process of the step; node_launch.sh keeps its launcher alive (the signal ignored)
+# and hands it to that node's training processes, which checkpoint and stop.
 run_training process srun --kill-on-bad-exit=1 bash slurm/node_launch.sh --pretext "$pretext" "$@"
 requeue_if_preempted $?

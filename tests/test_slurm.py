@@ -26,7 +26,8 @@ deadline = time.time() + 300  # bounds a hang only: the test signals as soon as 
 while not got and time.time() < deadline and not os.environ.get("STUB_FINISH"):
     time.sleep(0.05)
 (log / "worker.exit").write_text("signal" if got else "done")
-if got:  # like train.py: checkpointed at step 7; exit 75, or 0 with the step in the stop file of slurm/lib.sh
+if got and not os.environ.get("STUB_FINISH_ON_SIGNAL"):  # like train.py: checkpointed at step 7; exit 75,
+    # or 0 with the step in the stop file of slurm/lib.sh
     stop_file = os.environ.get("MUSICSSL_STOP_FILE")
     if stop_file:
         pathlib.Path(stop_file).write_text("7\\n")
@@ -42,9 +43,10 @@ STUBS = {
     'call last):"; echo "subprocess.CalledProcessError: returned non-zero exit status $rc."; fi\nexit $rc\n',
     "scontrol": '#!/usr/bin/env bash\nif [[ "$1" == show ]]; then printf "node-a\\nnode-b\\n"; '
     'else echo "$@" >> "$STUB_LOG/scontrol.args"; fi\n',
-    # Like srun: start the task and pass SIGUSR2 on to it.
-    "srun": '#!/usr/bin/env bash\necho "$@" >> "$STUB_LOG/srun.args"\nshift\n"$@" &\npid=$!\n'
-    "trap 'kill -USR2 $pid' USR2\nwhile true; do wait $pid; rc=$?; kill -0 $pid 2>/dev/null || break; done\n"
+    # Like srun: start the task and pass SIGUSR2 on to every process of the step, as slurmstepd does (the task in
+    # a process group of its own: `set -m`), not only to the task.
+    "srun": '#!/usr/bin/env bash\nset -m\necho "$@" >> "$STUB_LOG/srun.args"\nshift\n"$@" &\npid=$!\n'
+    "trap 'kill -USR2 -- -$pid' USR2\nwhile true; do wait $pid; rc=$?; kill -0 $pid 2>/dev/null || break; done\n"
     "exit $rc\n",
 }
 
@@ -137,6 +139,17 @@ def test_finished_or_failed_job_is_not_requeued(cluster: tuple[Path, dict[str, s
     assert "checkpointed" not in output
     assert not (log / "scontrol.args").exists()
     assert "--num_processes 2" in (log / "accelerate.args").read_text()
+
+
+def test_a_run_that_finishes_as_the_signal_comes_is_not_requeued(cluster: tuple[Path, dict[str, str]]) -> None:
+    log, env = cluster
+    job = start("pretrain.sh", {**env, "STUB_FINISH_ON_SIGNAL": "1"}, "contrastive")
+    wait_for(log / "worker.started")
+    job.send_signal(signal.SIGUSR2)
+    output, _ = job.communicate(timeout=300)
+    assert job.returncode == 0, output
+    assert "the run finished as the pre-emption signal came; not requeued" in output
+    assert not (log / "scontrol.args").exists()
 
 
 def test_data_prep_array_parts_merge_into_one_set(cluster: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
