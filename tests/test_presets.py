@@ -8,7 +8,7 @@ from torch import nn
 
 from trainer.backbones import build_backbone
 from trainer.cli import parse_config
-from trainer.config import OptimConfig, TrainConfig
+from trainer.config import OptimConfig, TrainConfig, TrainPairsConfig
 from trainer.epochs import resolve_epochs
 from trainer.optim import build_optimizer, learning_rate_schedule, set_weight_decay, weight_decay_schedule
 from trainer.pretexts import build_pretext
@@ -175,3 +175,10 @@ def test_help_lists_no_setting_that_the_backbone_overrides(capsys: pytest.Captur
     text = capsys.readouterr().out
     assert "--pairs.min-gap-seconds" in text and "--augment.polarity-p" in text
     assert "crop-samples" not in text and "--augment.sample-rate" not in text
+
+
+def test_gaps_given_with_views_that_ignore_them_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"do not apply to --pairs\.views augmented_crop"):
+        TrainPairsConfig(views="augmented_crop", min_gap_seconds=1.0)
+    assert TrainPairsConfig(views="augmented_crop").max_gap_seconds == 16.0  # the defaults stand, unused
+    assert TrainPairsConfig(views="augmented_temporal", min_gap_seconds=1.0).min_gap_seconds == 1.0

@@ -41,6 +41,15 @@ class TrainPairsConfig(ReadPairsConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "views", ViewMode.parse(self.views))  # presets and callers may name it by value
+        gaps = ("min_gap_seconds", "max_gap_seconds")
+        if self.views is ViewMode.AUGMENTED_CROP and any(
+            getattr(self, name) != self.__dataclass_fields__[name].default for name in gaps
+        ):
+            raise ValueError(
+                "--pairs.min-gap-seconds and --pairs.max-gap-seconds do not apply to --pairs.views augmented_crop "
+                "(two independent crops, any distance apart): leave them out, or use temporal or augmented_temporal "
+                "views"
+            )
 
 
 @dataclass

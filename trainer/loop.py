@@ -27,7 +27,7 @@ from data_prep.locks import exclusive_folder
 from data_prep.progress import progress_bar
 from sharding.crops import CropLoader
 from sharding.location import load_index
-from sharding.pairs import pairs_to_float
+from sharding.pairs import PairsConfig, pairs_to_float
 from sharding.readers import open_pairs, training_tracks
 from trainer.accelerator import configure_deepspeed, make_accelerator
 from trainer.augment import AugmentationChain, make_views, pair_gaps
@@ -40,7 +40,7 @@ from trainer.checkpoints import (
     set_aside_unreadable,
 )
 from trainer.collapse import CollapseAlarm
-from trainer.config import TrainConfig, TrainPairsConfig
+from trainer.config import TrainConfig
 from trainer.diagnostics import collapse_metrics
 from trainer.distributed import broadcast_from_rank_zero, convert_sync_batchnorm
 from trainer.epochs import resolve_epochs
@@ -176,11 +176,13 @@ def view_chain(config: TrainConfig, backbone: torch.nn.Module) -> AugmentationCh
     return AugmentationChain(augment)
 
 
-def reader_pairs(config: TrainConfig, crop_samples: int) -> TrainPairsConfig:
-    """The pairs the reader cuts: the backbone's crop length and the gaps the configured views use."""
+def reader_pairs(config: TrainConfig, crop_samples: int) -> PairsConfig:
+    """The reader's settings (`sharding.pairs.PairsConfig`): the user's, with the backbone's crop length and the
+    gaps the configured views use."""
+    chosen = {field.name: getattr(config.pairs, field.name) for field in dataclasses.fields(PairsConfig)}
     gaps = pair_gaps(config.pairs.views, config.pairs.min_gap_seconds, config.pairs.max_gap_seconds)
-    return dataclasses.replace(
-        config.pairs, crop_samples=crop_samples, min_gap_seconds=gaps[0], max_gap_seconds=gaps[1]
+    return PairsConfig(
+        **chosen | {"crop_samples": crop_samples, "min_gap_seconds": gaps[0], "max_gap_seconds": gaps[1]}
     )
 
 
