@@ -200,8 +200,12 @@ def repair_set(directory: Path, normalisation: str | None = None) -> Repaired:
             old: ShardIndex | None = ShardIndex.load_local(directory)
         except (DamagedIndex, FileNotFoundError):
             old = None
-        first = None if old else first_track(directory)
-        normalisation = normalisation or (old.normalisation if old else first.normalisation)  # type: ignore[union-attr]
+        if old is not None:
+            sample_rate, stored = old.sample_rate, old.normalisation
+        else:
+            first = first_track(directory)
+            sample_rate, stored = first.sample_rate, first.normalisation
+        normalisation = normalisation or stored
         if normalisation is None:
             raise ValueError(
                 f"{directory / INDEX_NAME}: lost or damaged, and the set's tracks predate storing their levelling; "
@@ -209,7 +213,6 @@ def repair_set(directory: Path, normalisation: str | None = None) -> Repaired:
             )
         for partial in directory.glob(f"*{PARTIAL_SUFFIX}"):
             partial.unlink()
-        sample_rate = old.sample_rate if old else first.sample_rate  # type: ignore[union-attr]
         rebuilt = rebuild_index(directory, sample_rate, normalisation)
         rebuilt.index.save(directory)
         report = Report.open(directory, {info.name for info in rebuilt.index.shards})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -69,9 +69,9 @@ def finish(nodes: list[subprocess.Popen], output: Path, codes: tuple[int, ...] =
     return logs
 
 
-def wait_for(condition: object, what: str, seconds: float = 180) -> None:
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 180) -> None:
     deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
 
