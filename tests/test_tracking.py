@@ -158,3 +158,26 @@ def test_what_an_earlier_process_kept_is_sent_by_the_resumed_run_and_the_outbox_
     assert client.get_run(run_id).info.status == "RUNNING"  # the earlier process's end was not replayed
     resumed.end()
     assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_an_experiment_created_by_another_process_meanwhile_is_joined(tmp_path: Path) -> None:
+    """Array tasks starting together race to create the experiment: the loser joins the winner's."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Experiment
+
+    from trainer.tracking import get_or_create_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    other_process = MlflowClient(uri)
+
+    class LateClient(MlflowClient):
+        """Sees no experiment, then another process creates it before this one does."""
+
+        def get_experiment_by_name(self, name: str) -> Experiment | None:
+            found = super().get_experiment_by_name(name)
+            if found is None and not other_process.get_experiment_by_name(name):
+                other_process.create_experiment(name)
+            return found
+
+    joined = get_or_create_experiment(LateClient(uri), "cluster")
+    assert joined == other_process.get_experiment_by_name("cluster").experiment_id

@@ -105,9 +105,18 @@ def ending_run(client: MlflowClient, run_id: str) -> Iterator[None]:
 
 
 def get_or_create_experiment(client: MlflowClient, name: str) -> str:
-    """Id of the named experiment, created if missing."""
+    """Id of the named experiment, created if missing; joined if another process creates it meanwhile."""
+    from mlflow.exceptions import MlflowException  # mlflow is slow to import: only where it is used
+
     existing = client.get_experiment_by_name(name)
-    return existing.experiment_id if existing else client.create_experiment(name)
+    if existing:
+        return existing.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException as error:  # array tasks starting together race to create it
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
