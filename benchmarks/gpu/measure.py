@@ -1,10 +1,11 @@
-"""How benchmarks/gpu_suite.py measures: one optimiser step in plain PyTorch on fixed random pairs, and a whole
-`Trainer` run on shards with its data wait, GPU utilisation (nvidia-smi) and host synchronisations per step.
-"""
+"""How the GPU suite (benchmarks/gpu_suite.py) measures: one optimiser step in plain PyTorch on fixed random
+pairs, and a whole `Trainer` run on shards with its data wait, GPU utilisation (nvidia-smi) and host
+synchronisations per step."""
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import shutil
 import statistics
@@ -34,7 +35,16 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 GIB = 2**30
 SYNC_WARNING = "synchronizing CUDA operation"
 """What torch.cuda.set_sync_debug_mode("warn") says at every host synchronisation."""
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def release_memory(compiled: bool = False) -> None:
+    """Free what a finished measurement left: Python garbage, cached device memory, Dynamo's compiled code."""
+    if compiled:
+        torch._dynamo.reset()  # else every new backbone adds a cache entry until Dynamo's limit falls back to eager
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def synchronize(device: torch.device) -> None:
