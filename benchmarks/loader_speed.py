@@ -10,7 +10,7 @@ mp3 for the baseline), then measures in one run, on the same shards:
      catalogue and the bench set, the stream simulated on track-visit ids, with its `pair_shuffle` grid;
   4. RSS and PSS (/proc/<pid>/smaps_rollup) of the DataLoader worker processes;
   5. time to the first batch at start and after resuming at batch 500 of a 512-batch epoch;
-  6. random access over HTTP (`tests.range_server`, run in a child process) at several latencies per request,
+  6. random access over HTTP (`tests.support.range_server`, run in a child process) at several latencies per request,
      with `requests_in_flight` at its default and at 1, checked batch for batch against the local reads;
   7. scale, simulated: loading the track table of a 4,000,000-track index and slicing one epoch for 64 ranks x 8
      workers (checked disjoint and balanced);

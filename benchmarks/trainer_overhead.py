@@ -32,7 +32,7 @@ import tyro
 from benchmarks.harness import print_json, print_table
 from benchmarks.step_timing import training_parts
 from sharding.pairs import pairs_to_float
-from tests.shard_factory import write_shard_set
+from tests.support.shard_factory import write_shard_set
 from trainer.config import CheckpointConfig, ModelConfig, PretextName, TrainConfig, TrainPairsConfig
 from trainer.loop import ResumablePairs, train
 

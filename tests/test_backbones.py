@@ -2,17 +2,17 @@
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.support.paths import DATA
 from trainer.backbones import build_backbone
 from trainer.backbones.resnet import AttentionPool2d
 from trainer.frontend import DEEZER_FRONTEND, LogMelFrontend
 
-KEYS_FILE = Path(__file__).parent / "data" / "deezer_resnet_backbone_keys.json"
+KEYS_FILE = DATA / "deezer_resnet_backbone_keys.json"
 
 
 def _num_parameters(model: torch.nn.Module) -> int:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO as ROOT
+
 # loaded from its file: pytest does not put the repository root on sys.path (benchmarks is not installed)
 _spec = importlib.util.spec_from_file_location("benchmarks.harness", ROOT / "benchmarks" / "harness.py")
 assert _spec is not None and _spec.loader is not None

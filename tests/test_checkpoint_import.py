@@ -12,12 +12,13 @@ import pytest
 import torch
 import torchaudio
 
+from tests.support.paths import DATA
 from trainer.backbones import build_backbone
 from trainer.checkpoint_import import inspect_checkpoint, load_deezer_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore:At least one mel filterbank has all zero values")
 
-KEYS_FILE = Path(__file__).parent / "data" / "deezer_resnet_backbone_keys.json"
+KEYS_FILE = DATA / "deezer_resnet_backbone_keys.json"
 
 
 class _RunsCodeWhenLoaded:

@@ -11,8 +11,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from range_server import serve
-from shard_factory import ramp_position, ramp_track, write_shard, write_shard_set
 
 from sharding.crops import CropLoader, DataReadError, RandomAccessUnavailable
 from sharding.format import SHARD_PATTERN, TRACKS_NAME, ShardIndex, TrackMeta, encode_track
@@ -21,18 +19,15 @@ from sharding.readers import open_pairs
 from sharding.stream import PairLoader
 from sharding.tracks import build_track_table
 from sharding.windows import iter_tracks
+from tests.support import ramps
+from tests.support.ramps import RAMP_LENGTHS, RAMP_RATE
+from tests.support.range_server import serve
+from tests.support.shard_factory import ramp_position, ramp_track, write_shard, write_shard_set
 
-RATE = 100  # Hz: 4 s crops are 400 samples, gaps 400-1600
-LENGTHS = [1_000, 4_000, 2_500, 3_000, 1_800, 4_000, 2_200, 3_500, 900, 4_000, 2_000, 3_300]
+RATE, LENGTHS = RAMP_RATE, RAMP_LENGTHS  # the ramp set's
+ramp_set = ramps.ramp_set  # the fixture
 CONFIG = PairsConfig(pairs_per_track=2, num_workers=0, reader="random_access")
 BATCH = 4
-
-
-@pytest.fixture(scope="module")
-def ramp_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("ramps")
-    write_shard_set(directory, [ramp_track(t, n) for t, n in enumerate(LENGTHS)], RATE, tracks_per_shard=3)
-    return directory
 
 
 def crops(loader: CropLoader | PairLoader, epochs: int = 1) -> torch.Tensor:

@@ -4,10 +4,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_factory import FORMATS, TEST_RATE, chord, cut_in_half, scramble_middle, write_chord, write_garbage
 
 from data_prep.audio_files import write_audio
 from data_prep.decode import DecodeError, decode_file
+from tests.support.audio_factory import (
+    FORMATS,
+    TEST_RATE,
+    chord,
+    cut_in_half,
+    scramble_middle,
+    write_chord,
+    write_garbage,
+)
 
 SECONDS = 9.0
 

@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-from audio_factory import write_chord
 
 from data_prep.inputs import find_inputs
 from data_prep.report import REPORT_NAME
 from data_prep.track import PrepSettings
 from sharding.build import prepare_shards
+from tests.support.audio_factory import write_chord
 
 
 def test_a_utf8_manifest_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:

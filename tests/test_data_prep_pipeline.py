@@ -1,19 +1,16 @@
 """End-to-end data preparation: one report row per input with its reason, shards, resuming after a crash."""
 
 import csv
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from audio_factory import FORMATS, cut_in_half, scramble_middle, write_chord, write_garbage, write_silence
 
 import sharding.build
 from data_prep.__main__ import main
@@ -21,11 +18,9 @@ from data_prep.inputs import InputTrack
 from data_prep.report import COLUMNS, REPORT_NAME
 from data_prep.track import PrepSettings, TrackResult, prepare_track
 from sharding.build import prepare_shards
-from sharding.format import INDEX_NAME, ShardIndex, TrackMeta
-from sharding.verify import iter_samples, verify_set
-
-SETTINGS = PrepSettings(sample_rate=16000)
-SMALL_SHARDS = 400_000  # bytes: about one 9-12 s track per shard, so runs commit several shards
+from sharding.format import INDEX_NAME, ShardIndex
+from tests.support.audio_factory import FORMATS, cut_in_half, scramble_middle, write_chord, write_garbage, write_silence
+from tests.support.prep_outcomes import SETTINGS, SMALL_SHARDS, assert_consistent, read_report, shard_tracks
 
 
 def make_corpus(folder: Path) -> dict[str, str]:
@@ -75,39 +70,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, st
     (root / "audio").mkdir()
     expected = make_corpus(root / "audio")
     return write_manifest(root, sorted(expected)), expected
-
-
-def read_report(out: Path) -> list[dict[str, str]]:
-    with (out / REPORT_NAME).open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def shard_tracks(out: Path) -> list[TrackMeta]:
-    """Metadata of every track in the indexed shards."""
-    index = ShardIndex.load_local(out)
-    metas = []
-    for info in index.shards:
-        with tarfile.open(out / info.name) as tar:
-            metas += [TrackMeta(**json.loads(s["json"])) for s in iter_samples(tar)]
-    return metas
-
-
-def assert_consistent(out: Path, expected: dict[str, str]) -> list[dict[str, str]]:
-    """Every input has exactly one row with its reason; ok rows and shard contents match one to one."""
-    rows = read_report(out)
-    by_name = {Path(r["path"]).name: r for r in rows}
-    assert sorted(Path(r["path"]).name for r in rows) == sorted(expected)  # one row each, nothing else
-    for name, reason in expected.items():
-        assert by_name[name]["reason"].startswith(reason), (name, by_name[name])
-        assert by_name[name]["status"] == ("ok" if not reason else by_name[name]["status"])
-    sources = [m.source for m in shard_tracks(out)]
-    assert len(sources) == len(set(sources))  # no track stored twice
-    assert sorted(sources) == sorted(r["path"] for r in rows if r["status"] == "ok")
-    index = ShardIndex.load_local(out)
-    assert {r["shard"] for r in rows if r["status"] == "ok"} == {s.name for s in index.shards}
-    assert not list(out.glob("*.partial"))
-    assert verify_set(out)[1] == []
-    return rows
 
 
 def recording_prepare(calls: list[str], crash_after: int | None = None) -> Callable[..., TrackResult]:

@@ -13,8 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from audio_factory import write_chord
-from test_data_prep_pipeline import SETTINGS, SMALL_SHARDS, assert_consistent, read_report, shard_tracks
 
 from data_prep.__main__ import main
 from data_prep.report import REPORT_NAME
@@ -22,8 +20,11 @@ from sharding.build import prepare_shards
 from sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex
 from sharding.recover import repair_set
 from sharding.verify import iter_samples
+from tests.support.audio_factory import write_chord
+from tests.support.paths import FAULTY_DATA_PREP
+from tests.support.prep_outcomes import SETTINGS, SMALL_SHARDS, assert_consistent, read_report, shard_tracks
 
-FAULTY = Path(__file__).with_name("faulty_data_prep.py")
+FAULTY = FAULTY_DATA_PREP
 GOOD = 6
 
 

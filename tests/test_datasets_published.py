@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
-from test_datasets_mtat import make_mtat
-
 from data_prep.datasets import ADAPTERS, build_manifest
 from data_prep.datasets.published import PublishedSplits, published_splits, split_size_differences
+from tests.support.mtat_factory import make_mtat
 
 
 def test_table_1_sizes_are_held_for_adapters_that_exist() -> None:

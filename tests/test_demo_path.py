@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from downstream.tracking import PREDICTIONS_ARTIFACT, load_evaluations
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.paths import REPO
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> str:

@@ -14,10 +14,10 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from test_pretexts import synthetic_pairs, tiny_pretext
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from tests.support.tiny_pretexts import synthetic_pairs, tiny_pretext
 from trainer import distributed
 from trainer.distributed import (
     all_reduce_mean,

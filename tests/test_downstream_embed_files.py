@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from audio_factory import write_chord, write_garbage
-from labelled_shard_factory import tiny_backbone
 
 from data_prep.decode import decode_file
 from data_prep.entry import UserError
 from downstream.embed_files import main
 from downstream.extract_task import embed_windows, track_windows
+from tests.support.audio_factory import write_chord, write_garbage
+from tests.support.labelled_shard_factory import tiny_backbone
 from trainer.export import export_backbone
 
 

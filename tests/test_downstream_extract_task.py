@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from labelled_shard_factory import LabelledTrack, balanced_tracks, tiny_backbone, write_labelled_set
 from torch import nn
 
 from downstream.extract_task import (
@@ -16,6 +15,7 @@ from downstream.extract_task import (
     read_vocabulary,
     weights_hash,
 )
+from tests.support.labelled_shard_factory import LabelledTrack, balanced_tracks, tiny_backbone, write_labelled_set
 
 SPLIT_OF_LENGTH = {0.4: "train", 1.0: "train", 2.5: "valid", 3.2: "test"}
 

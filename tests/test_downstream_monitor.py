@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from labelled_shard_factory import balanced_tracks, tiny_backbone, write_labelled_set
 
 from downstream.monitor import QuickProbeHook
+from tests.support.labelled_shard_factory import balanced_tracks, tiny_backbone, write_labelled_set
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from labelled_shard_factory import balanced_tracks, tiny_backbone, write_labelled_set
 
 from downstream.cli import infer_pretext, main
 from downstream.tracking import load_evaluations
+from tests.support.labelled_shard_factory import balanced_tracks, tiny_backbone, write_labelled_set
+from tests.support.paths import REPO
 from trainer.export import export_backbone
 
-REPO = Path(__file__).resolve().parents[1]
 FAST_PROBES = ["--epochs", "2", "--steps", "3", "--bootstrap-resamples", "5", "--device", "cpu"]
 
 

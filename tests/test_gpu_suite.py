@@ -7,12 +7,12 @@ import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO as ROOT
+
 SUITE = "benchmarks.gpu_suite"  # run from ROOT, as docs/benchmarks.md runs it
 SECTIONS = {"step", "memory", "samplecnn", "loader", "sync", "deepspeed"}
 PRETEXTS = {"contrastive", "byol", "clustering", "barlow_twins", "vicreg"}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import hosts
 import pytest
-from hosts import Hosts, two_hosts  # noqa: F401 (the fixture)
+
+from tests.support import hosts
+from tests.support.hosts import Hosts, two_hosts  # noqa: F401 (the fixture)
 
 LISTEN = (
     "import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "

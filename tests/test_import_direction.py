@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO as ROOT
+
 CHAIN = ("data_prep", "sharding", "trainer", "downstream")
 ENTRY_POINTS = {"__main__.py", "train.py", "evaluate.py"}
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shard_factory import write_shard_set
 
 from sharding.format import INDEX_NAME, ShardIndex
 from sharding.location import iter_tar_members, load_index, resolve, shard_urls
 from sharding.windows import iter_tracks
+from tests.support.shard_factory import write_shard_set
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audio_factory import write_chord
-
 from data_prep.track import PrepSettings
 from sharding.build import prepare_shards
 from sharding.windows import iter_tracks
+from tests.support.audio_factory import write_chord
 
 
 def test_two_workers_write_tracks_in_input_order(tmp_path: Path) -> None:

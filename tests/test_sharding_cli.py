@@ -4,9 +4,9 @@ import re
 from pathlib import Path
 
 import pytest
-from shard_factory import ramp_track, write_shard_set
 
 from sharding.__main__ import main
+from tests.support.shard_factory import ramp_track, write_shard_set
 
 RATE = 100  # Hz: 4 s crops are 400 samples, a pair needs 800
 SHORT, LONG = 600, 3_000

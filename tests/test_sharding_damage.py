@@ -5,13 +5,13 @@ import csv
 from pathlib import Path
 
 import pytest
-from test_sharding_verify import build_set, member_offset
 
 from data_prep.report import REPORT_NAME
 from sharding.__main__ import main
 from sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex
 from sharding.tracks import StaleTrackTable, load_track_table
 from sharding.verify import verify_set
+from tests.support.tagged_set import build_set, member_offset
 
 
 def test_an_index_holding_a_list_is_one_line_naming_the_file_and_the_fix(

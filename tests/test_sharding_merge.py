@@ -5,7 +5,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from shard_factory import ramp_track, write_shard_set
 
 from data_prep.locks import exclusive_folder
 from data_prep.report import COLUMNS, REPORT_NAME
@@ -16,6 +15,7 @@ from sharding.location import load_index, shard_urls
 from sharding.pairs import PairsConfig
 from sharding.stream import PairLoader
 from sharding.windows import iter_tracks
+from tests.support.shard_factory import ramp_track, write_shard_set
 
 RATE = 100  # Hz: 4 s crops are 400 samples, a pair needs 800
 PART_TRACKS = (3, 2, 4)  # tracks per part, two per shard

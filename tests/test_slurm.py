@@ -10,11 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from audio_factory import write_chord
 
 from sharding.format import ShardIndex
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.audio_factory import write_chord
+from tests.support.paths import REPO
 
 WORKER = """
 import os, signal, sys, time, pathlib

@@ -7,15 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from shard_factory import ramp_position, ramp_track, track_sample, write_shard, write_shard_set
 
 from sharding.format import SHARD_PATTERN
 from sharding.pairs import PairsConfig
 from sharding.readers import open_pairs
 from sharding.stream import PairLoader
+from tests.support import ramps
+from tests.support.ramps import RAMP_LENGTHS, RAMP_RATE
+from tests.support.shard_factory import ramp_position, ramp_track, track_sample, write_shard, write_shard_set
 
-RATE = 100  # Hz: 4 s crops are 400 samples, gaps 400-1600
-LENGTHS = [1_000, 4_000, 2_500, 3_000, 1_800, 4_000, 2_200, 3_500, 900, 4_000, 2_000, 3_300]
+RATE, LENGTHS = RAMP_RATE, RAMP_LENGTHS  # the ramp set's
+ramp_set = ramps.ramp_set  # the fixture
 SHORT = 600  # too short for a 400-sample crop plus a 400-sample gap
 CONFIG = PairsConfig(pairs_per_track=4, track_shuffle=4, pair_shuffle=16, num_workers=0, reader="stream")
 BATCH = 8
@@ -25,13 +27,6 @@ def stream(
     location: Path | str, config: PairsConfig = CONFIG, rank: int = 0, world_size: int = 1, **kwargs: int
 ) -> PairLoader:
     return PairLoader(location, config, BATCH, rank, world_size, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def ramp_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("ramps")
-    write_shard_set(directory, [ramp_track(t, n) for t, n in enumerate(LENGTHS)], RATE, tracks_per_shard=3)
-    return directory
 
 
 def batches(loader: object) -> list[torch.Tensor]:

@@ -16,15 +16,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-import test_launchers
-from test_launchers import REPO, TINY_RUN, free_port, launch_command, launcher_env
 
+from tests.support import launching, tiny_run
+from tests.support.launching import TINY_RUN, free_port, launch_command, launcher_env
+from tests.support.paths import REPO
 from trainer.checkpoints import checkpoint_name
 from trainer.cli import parse_config
 from trainer.tracking import OUTBOX_NAME, flatten
 
-shards = test_launchers.shards  # the tiny runs' shard set fixture
-STEPS = test_launchers.STEPS
+shards = tiny_run.shards  # the tiny runs' shard set fixture
+STEPS = launching.STEPS
 LOGGED_RUN = [flag for flag in TINY_RUN if flag != "--no-mlflow"]
 
 

@@ -8,13 +8,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from shard_factory import ramp_track, write_shard_set
 
 from sharding import tracks
 from sharding.__main__ import main
 from sharding.format import TRACKS_NAME, ShardIndex
 from sharding.tracks import StaleTrackTable, build_track_table, load_track_table
 from sharding.verify import verify_set
+from tests.support.shard_factory import ramp_track, write_shard_set
 
 RATE = 100
 LENGTHS = [1_500, 3_000, 700, 2_000, 2_500]

@@ -19,67 +19,24 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from shard_factory import write_shard_set
 
 from data_prep.entry import run_command
 from data_prep.locks import FolderInUseError
 from sharding.crops import CropLoader
 from sharding.format import TRACKS_NAME
+from tests.support import tiny_run
+from tests.support.paths import REPO
+from tests.support.tiny_run import SAMPLE_RATE, WritesAFile, tiny_config
 from trainer.checkpoints import latest_checkpoint, list_checkpoints
 from trainer.cli import parse_config
-from trainer.config import CheckpointConfig, ModelConfig, OptimConfig, TrainConfig, TrainPairsConfig
+from trainer.config import CheckpointConfig, ModelConfig, OptimConfig, TrainConfig
 from trainer.epochs import resolve_epochs
 from trainer.export import export_provenance, load_backbone
 from trainer.loop import EXIT_PREEMPTED, Trainer, train
 from trainer.presets import available_presets
 from trainer.pretexts import PretextOutput
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE_RATE = 16000
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Eight 6-second tracks of a few partials each, so pairs of one track share structure."""
-    rng = np.random.default_rng(0)
-    t = np.arange(6 * SAMPLE_RATE) / SAMPLE_RATE
-    tracks = []
-    for _ in range(8):
-        freqs = rng.uniform(100, 2000, size=3)
-        wave = sum(np.sin(2 * np.pi * f * t) for f in freqs) / 3 + 0.05 * rng.standard_normal(t.size)
-        tracks.append((wave * 20000).astype(np.int16))
-    directory = tmp_path_factory.mktemp("shards")
-    write_shard_set(directory, tracks, SAMPLE_RATE, tracks_per_shard=4)
-    return str(directory)
-
-
-def tiny_config(output_dir: Path, data: str, **overrides: object) -> TrainConfig:
-    """A run of a few steps of a narrow ResNet on 1-second crops."""
-    config = TrainConfig(
-        pretext="contrastive",
-        study="test",
-        output_dir=str(output_dir),
-        epochs=2,
-        steps_per_epoch=3,
-        batch_size=8,
-        log_every=1,
-        diagnostics_every=2,
-        mlflow=False,
-        data=data,
-        pairs=TrainPairsConfig(
-            crop_seconds=1.0,
-            min_gap_seconds=1.0,
-            max_gap_seconds=3.0,
-            pairs_per_track=2,
-            track_shuffle=4,
-            pair_shuffle=16,
-            num_workers=0,
-        ),
-        model=ModelConfig(width=8),
-        optim=OptimConfig(base_lr=1e-3, warmup_steps=1),
-        checkpoint=CheckpointConfig(every_steps=2, keep_last=2),
-    )
-    return replace(config, **overrides)
+shards = tiny_run.shards  # the tiny runs' shard set fixture
 
 
 def test_tiny_run_trains_checkpoints_and_exports(tmp_path: Path, shards: str) -> None:
@@ -300,16 +257,6 @@ def test_mlflow_run_has_params_tags_metrics_artifacts_and_continues_on_resume(
     assert {"backbone.safetensors", "config.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     provenance = export_provenance(tmp_path / "run" / "backbone.safetensors")
     assert provenance == {"pretext": "contrastive", "run_id": run.info.run_id}
-
-
-class WritesAFile:
-    """Unpickling this creates `path`: what a crafted pickle in a run folder could do."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self) -> tuple[object, tuple[str, str]]:
-        return open, (str(self.path), "w")
 
 
 def test_resuming_runs_no_code_from_files_in_the_run_folder(tmp_path: Path, shards: str) -> None:

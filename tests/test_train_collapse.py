@@ -15,10 +15,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import test_train
 import torch
-from test_train import tiny_config
 
+from tests.support import tiny_run
+from tests.support.paths import REPO
+from tests.support.tiny_run import tiny_config
 from trainer.backbones.resnet import PaperResNet
 from trainer.checkpoints import list_checkpoints
 from trainer.cli import parse_config
@@ -26,7 +27,7 @@ from trainer.collapse import REMEDIES
 from trainer.config import OptimConfig, TrainConfig
 from trainer.loop import EXIT_COLLAPSED, train
 
-shards = test_train.shards  # the tiny runs' shard set fixture
+shards = tiny_run.shards  # the tiny runs' shard set fixture
 SMALL_CLUSTERING = {"clustering": replace(TrainConfig().clustering, num_prototypes=64)}
 
 
@@ -125,7 +126,7 @@ def test_two_process_run_stops_on_collapse_on_every_rank(tmp_path: Path, shards:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # no variable needed: gloo without a GPU
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        str(test_train.REPO / "train.py"),
+        str(REPO / "train.py"),
         "--pretext", "contrastive", "--study", "test", "--output-dir", str(output), "--no-mlflow",
         "--epochs", "1", "--steps-per-epoch", "4", "--batch-size", "8", "--diagnostics-every", "2",
         "--data", shards, "--pairs.crop-seconds", "1", "--pairs.min-gap-seconds", "1",

@@ -16,17 +16,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
-import test_launchers
 import torch
-from hosts import Hosts, two_hosts  # noqa: F401 (the fixture)
 
+from tests.support import launching, tiny_run
+from tests.support.hosts import Hosts, two_hosts  # noqa: F401 (the fixture)
+from tests.support.paths import REPO
 from trainer.accelerator import TIMEOUT_VARIABLE, PeerWatch, collective_timeout
 from trainer.checkpoints import checkpoint_name, list_checkpoints
 
-REPO = test_launchers.REPO
-STEPS = test_launchers.STEPS
-shards = test_launchers.shards  # fixtures
-one_process = test_launchers.one_process
+STEPS = launching.STEPS
+shards = tiny_run.shards  # fixtures
+one_process = launching.one_process
 MAIN = "10.77.0.1"
 TIMEOUT_S = 30  # the collective timeout of these runs (MUSICSSL_COLLECTIVE_TIMEOUT)
 
@@ -37,7 +37,7 @@ def start_nodes(
     """`bash slurm/node_launch.sh` on each host with what Slurm sets on a 2-node job of 1 GPU per node."""
     nodes = []
     for rank in range(len(hosts.names)):
-        env = test_launchers.launcher_env("slurm", 1, output)
+        env = launching.launcher_env("slurm", 1, output)
         env |= {"SLURM_NNODES": str(len(hosts.names)), "SLURM_NODEID": str(rank), "SLURM_GPUS_ON_NODE": "1"}
         env |= {"MAIN_PROCESS_IP": MAIN, "MAIN_PROCESS_PORT": str(port), TIMEOUT_VARIABLE: str(TIMEOUT_S)}
         env["MUSICSSL_STOP_FILE"] = str(output.parent / f".{output.name}.stopped-{rank}")
@@ -46,7 +46,7 @@ def start_nodes(
         command = [
             "bash",
             "slurm/node_launch.sh",
-            *test_launchers.TINY_RUN,
+            *launching.TINY_RUN,
             "--data",
             data,
             "--output-dir",
@@ -91,11 +91,11 @@ def test_two_hosts_train_the_model_of_one_process(
     for rank, log in enumerate(logs):
         assert f"node {rank}: main process at {MAIN}, gloo on eth0" in log
         assert "Accelerate counts" not in log
-    two = test_launchers.student_at(output, STEPS)
-    test_launchers.assert_same_weights(two, one_process, "2 hosts x 1 process vs 1 process")
+    two = launching.student_at(output, STEPS)
+    launching.assert_same_weights(two, one_process, "2 hosts x 1 process vs 1 process")
     one_host = tmp_path / "one_host"
-    test_launchers.run_training("slurm", one_host, shards)  # 1 node x 2 processes
-    test_launchers.assert_same_weights(two, test_launchers.student_at(one_host, STEPS), "2 hosts vs 1 host x 2")
+    launching.run_training("slurm", one_host, shards)  # 1 node x 2 processes
+    launching.assert_same_weights(two, launching.student_at(one_host, STEPS), "2 hosts vs 1 host x 2")
 
 
 @pytest.mark.distributed
@@ -123,7 +123,7 @@ def test_usr2_to_every_node_checkpoints_all_ranks_at_one_step_and_the_rerun_resu
 
     logs = finish(start_nodes(two_hosts, output, shards, 29501), output)
     assert f"resuming from {output / 'checkpoints' / checkpoint_name(4)} at step 4" in "".join(logs)
-    test_launchers.assert_same_weights(test_launchers.student_at(output, STEPS), one_process, "resumed on 2 hosts")
+    launching.assert_same_weights(launching.student_at(output, STEPS), one_process, "resumed on 2 hosts")
 
 
 @pytest.mark.distributed
@@ -159,7 +159,7 @@ def test_a_host_that_disappears_stops_the_other_within_the_timeout_and_the_rerun
     two_hosts.set_link(1, up=True)
     logs = finish(start_nodes(two_hosts, output, shards, 29501), output)
     assert f"resuming from {output / 'checkpoints' / checkpoint_name(3)} at step 3" in "".join(logs)
-    test_launchers.assert_same_weights(test_launchers.student_at(output, STEPS), one_process, "rerun on 2 hosts")
+    launching.assert_same_weights(launching.student_at(output, STEPS), one_process, "rerun on 2 hosts")
 
 
 def test_the_collective_timeout_is_ten_minutes_unless_set() -> None:

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shard_factory import track_sample, write_shard, write_shard_set
 
 from data_prep.pcm import pcm_to_float
 from sharding.windows import iter_tracks, iter_windows
+from tests.support.shard_factory import track_sample, write_shard, write_shard_set
 
 
 def test_windows_cover_the_track_in_order_and_drop_the_short_tail() -> None:

@@ -19,7 +19,7 @@ from sharding.crops import CropLoader
 from sharding.pairs import PairsConfig, sample_pair_starts
 from sharding.readers import PairReader
 from sharding.stream import PairLoader
-from tests.shard_factory import write_shard_set
+from tests.support.shard_factory import write_shard_set
 
 RATE = 16_000
 SOURCE_RATE = 44_100

@@ -20,7 +20,7 @@ from benchmarks.loader.common import (
 )
 from sharding.crops import CropLoader
 from sharding.pairs import PairsConfig
-from tests.range_server import serve
+from tests.support.range_server import serve
 
 
 @dataclass

@@ -185,8 +185,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, "tests")
-from shard_factory import write_shard_set  # noqa: E402
+from tests.support.shard_factory import write_shard_set
 
 rng = np.random.default_rng(0)
 rate = 16000

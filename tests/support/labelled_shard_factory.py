@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from shard_factory import write_shard
 from torch import nn
 
 from data_prep.pcm import float_to_pcm
 from sharding.format import SHARD_PATTERN, ShardIndex, TrackMeta, encode_track
+from tests.support.shard_factory import write_shard
 from trainer.export import BackboneRecipe
 
 RATE = 16000
