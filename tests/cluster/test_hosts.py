@@ -1,4 +1,4 @@
-"""tests/hosts.py: network-namespace hosts reach each other, and only each other, and leave nothing behind."""
+"""tests/support/hosts.py: network-namespace hosts reach each other, and only each other, and leave nothing behind."""
 
 from __future__ import annotations
 

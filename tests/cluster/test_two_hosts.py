@@ -1,10 +1,10 @@
 """Two hosts, for real: the multi-node launch path (`slurm/node_launch.sh` with Slurm's variables) on two network
-namespace hosts (tests/hosts.py), 1 process each, trains the model of 1 process; pre-emption checkpoints every
-rank at one step and resumes there; a host that disappears stops the other within the collective timeout, and
-the rerun resumes from the last complete checkpoint.
+namespace hosts (tests/support/hosts.py), 1 process each, trains the model of 1 process; pre-emption checkpoints
+every rank at one step and resumes there; a host that disappears stops the other within the collective timeout,
+and the rerun resumes from the last complete checkpoint.
 
-As in tests/test_launchers.py the runs load `tests/launched` (BatchNorm switched off, hooks), and the hosts share
-this machine's file system, as nodes share one on a cluster.
+As in tests/cluster/test_launchers.py the runs load `tests/launched` (BatchNorm switched off, hooks), and the hosts
+share this machine's file system, as nodes share one on a cluster.
 """
 
 from __future__ import annotations

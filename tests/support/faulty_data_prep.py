@@ -1,7 +1,7 @@
 """Run `python -m data_prep ARGS` with a fault at a named point, for tests: the process kills itself (SIGKILL) or
 pauses (creates a marker file, then waits to be killed) at the HIT-th time it reaches POINT.
 
-    python tests/faulty_data_prep.py POINT HIT kill|pause MARKER ARGS...
+    python tests/support/faulty_data_prep.py POINT HIT kill|pause MARKER ARGS...
 
 Points, in the order one shard passes them: `track` (before a file is decoded), `renamed` (the shard renamed from
 .partial, not yet hashed, reported or indexed), `report` / `reported` (before / after report rows are appended),

@@ -1,7 +1,7 @@
 """Tests for trainer.collapse: each signal fires on a collapsed reading, healthy readings stay quiet, once per run.
 
 The readings are constructed; the healthy one is what a random width-8 ResNet reads on the test shards
-(D = 1024, batch 8). The alarm in real training runs is tested in tests/test_train_collapse.py.
+(D = 1024, batch 8). The alarm in real training runs is tested in tests/trainer/test_train_collapse.py.
 """
 
 from __future__ import annotations

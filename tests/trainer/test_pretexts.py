@@ -1,6 +1,6 @@
 """Tests for trainer.pretexts: registry, the Pretext contract, EMA teachers, DINO state, and that losses fall.
 
-The tiny backbone and configs, which tests/test_distributed.py uses too, are in tests/support/tiny_pretexts.py.
+The tiny backbone and configs, which tests/trainer/test_distributed.py uses too, are in tests/support/tiny_pretexts.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The collapse alarm in real tiny runs: a run made to collapse warns, logs and stops; a healthy one stays quiet.
 
-Runs of tests/test_train.py's tiny configuration (6 steps of a width-8 ResNet, diagnostics every 2 steps):
+Runs of tests/support/tiny_run.py's tiny configuration (6 steps of a width-8 ResNet, diagnostics every 2 steps):
 an absurd learning rate (1e3) collapses the effective rank from 11.5 to 2.8 by step 4, below 0.6 of its
 peak, and a backbone with a constant output is collapsed from the first reading on.
 """
