@@ -3,7 +3,6 @@ it imports nothing the GPU machine lacks beyond its carried wheels, and those wh
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks import gpu_wheels
 from tests.support.paths import REPO as ROOT
 
 SUITE = "benchmarks.gpu_suite"  # run from ROOT, as docs/benchmarks.md runs it
@@ -106,11 +106,6 @@ def test_the_suite_imports_neither_pyav_nor_mlflow() -> None:
 
 
 def test_every_carried_wheel_has_a_locked_version_for_python_3_12() -> None:
-    # loaded from its file: pytest does not put the repository root on sys.path (benchmarks is not installed)
-    spec = importlib.util.spec_from_file_location("benchmarks.gpu_wheels", ROOT / "benchmarks" / "gpu_wheels.py")
-    assert spec is not None and spec.loader is not None
-    gpu_wheels = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_wheels)
     pins = gpu_wheels.locked_pins(gpu_wheels.LOCK.read_text(), gpu_wheels.LOCKED)
     assert [pin.split("==")[0] for pin in pins] == list(gpu_wheels.LOCKED)
     assert all(pin.split("==")[1][0].isdigit() for pin in pins)

@@ -3,7 +3,6 @@ as `python -m benchmarks.loader_speed` and its `--json` keeps the keys docs/benc
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,13 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import harness
 from tests.support.paths import REPO as ROOT
-
-# loaded from its file: pytest does not put the repository root on sys.path (benchmarks is not installed)
-_spec = importlib.util.spec_from_file_location("benchmarks.harness", ROOT / "benchmarks" / "harness.py")
-assert _spec is not None and _spec.loader is not None
-harness = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(harness)
 
 TINY_LOADER_SETTINGS = {
     "tracks": 2, "tracks-per-shard": 1, "batch-size": 8, "measured-pairs": 16, "pairs-per-track": 1, "workers": 1,
