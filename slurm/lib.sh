@@ -31,11 +31,11 @@ run_forwarding_signals() {
   "$@" &
   local pid=$!
   trap 'echo "[slurm] $(date +%T) pre-emption signal: asking training to checkpoint"; preempted=1; forward_usr2 '"$target $pid"'' USR2 TERM
-  local rc=0
-  while true; do
-    wait "$pid" && rc=0 || rc=$?
-    kill -0 "$pid" 2>/dev/null || break  # wait returned because of a trapped signal: keep waiting
+  while kill -0 "$pid" 2>/dev/null; do
+    wait "$pid"  # returns early (128 + the signal) when a trapped signal comes: keep waiting while it runs
   done
+  local rc=0
+  wait "$pid" || rc=$?  # its own exit status, which bash keeps for a child already waited for
   trap - USR2 TERM
   return "$rc"
 }

@@ -19,12 +19,15 @@ WORKER = """
 import os, signal, sys, time, pathlib
 log = pathlib.Path(os.environ["STUB_LOG"])
 got = []
-signal.signal(signal.SIGUSR2, lambda *args: got.append(1))
+previous = signal.signal(signal.SIGUSR2, lambda *args: got.append(1))
 (log / "worker.started").touch()
 deadline = time.time() + 300  # bounds a hang only: the test signals as soon as it sees worker.started
 while not got and time.time() < deadline and not os.environ.get("STUB_FINISH"):
     time.sleep(0.05)
 (log / "worker.exit").write_text("signal" if got else "done")
+# like train.py (trainer/preemption.py): the handler found at start goes back before exiting; under
+# node_launch.sh that is "ignore", so a second USR2 (srun signals the whole step) cannot kill the exit
+signal.signal(signal.SIGUSR2, previous)
 if got and not os.environ.get("STUB_FINISH_ON_SIGNAL"):  # like train.py: checkpointed at step 7; exit 75,
     # or 0 with the step in the stop file of slurm/lib.sh
     stop_file = os.environ.get("MUSICSSL_STOP_FILE")
@@ -45,8 +48,7 @@ STUBS = {
     # Like srun: start the task and pass SIGUSR2 on to every process of the step, as slurmstepd does (the task in
     # a process group of its own: `set -m`), not only to the task.
     "srun": '#!/usr/bin/env bash\nset -m\necho "$@" >> "$STUB_LOG/srun.args"\nshift\n"$@" &\npid=$!\n'
-    "trap 'kill -USR2 -- -$pid' USR2\nwhile true; do wait $pid; rc=$?; kill -0 $pid 2>/dev/null || break; done\n"
-    "exit $rc\n",
+    "trap 'kill -USR2 -- -$pid' USR2\nwhile kill -0 $pid 2>/dev/null; do wait $pid; done\nwait $pid\n",
 }
 
 
@@ -206,3 +208,30 @@ def test_sweep_array_task_pretrains_its_run_then_evaluates_it(cluster: tuple[Pat
         assert evaluated.read_text().split() == [
             "-m", "downstream.sweeps", "evaluate", "thesis-batch-size", "4", "--data", "shards/mtat"
         ]  # fmt: skip
+
+
+FORWARD_THEN_GONE = """
+source slurm/lib.sh
+forward_usr2() {  # the real forwarding; then the process is gone before the wait goes on, as when it exits at once
+  kill -s USR2 "$2"
+  for _ in $(seq 500); do kill -0 "$2" 2>/dev/null || break; sleep 0.01; done
+}
+run_forwarding_signals process bash -c 'trap "exit 7" USR2; touch "$0"; while :; do sleep 0.05; done' "$1"
+echo "rc=$?"
+"""
+
+
+def test_a_process_that_ends_as_its_signal_is_forwarded_reports_its_own_exit_status(tmp_path: Path) -> None:
+    """The wait that the signal interrupted returns 140; the run's status is the process's own (here 7)."""
+    ready = tmp_path / "ready"
+    job = subprocess.Popen(
+        ["bash", "-c", FORWARD_THEN_GONE, "harness", str(ready)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_for(ready)
+    job.send_signal(signal.SIGUSR2)
+    output, _ = job.communicate(timeout=60)
+    assert output.strip().endswith("rc=7"), output
