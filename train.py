@@ -10,6 +10,7 @@ from torch import nn
 
 from data_prep.entry import run_command
 from downstream.monitor import QuickProbeHook
+from sharding.shard_set import ShardSet
 from trainer.cli import parse_config
 from trainer.demo_data import DEMO_DATA, ensure_demo_shards
 from trainer.loop import EXIT_COLLAPSED, EXIT_PREEMPTED, NO_DATA, HookFactory, backbone_recipe, train
@@ -42,7 +43,10 @@ def main(args: list[str]) -> int:
 
         def probe(backbone: nn.Module) -> QuickProbeHook:
             return QuickProbeHook(
-                config.monitor.data, backbone.num_samples, backbone.sample_rate, config.monitor.every_steps
+                ShardSet.open(config.monitor.data),
+                backbone.num_samples,
+                backbone.sample_rate,
+                config.monitor.every_steps,
             )
 
         factories.append(probe)

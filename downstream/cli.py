@@ -42,6 +42,7 @@ from downstream.tracking import (
     log_evaluation,
     parse_params,
 )
+from sharding.shard_set import ShardSet
 from trainer.demo_data import DEMO_DATA
 from trainer.export import PRETEXT_KEY, RUN_ID_KEY, BackboneRecipe, export_provenance, load_backbone
 from trainer.pretexts import PRETEXTS
@@ -182,7 +183,7 @@ def evaluate(args: EvaluateArgs, demo_shards: DemoShards | None = None) -> list[
     name = args.task or task_name(os.fspath(data))
     vocabulary = read_vocabulary(args.tags) if args.tags is not None else None
     settings = ExtractionSettings(args.batch_size, args.device, args.bf16, args.cache_dir)
-    task = extract_task(backbone, recipe, data, name, vocabulary, settings)
+    task = extract_task(backbone, recipe, ShardSet.open(data), name, vocabulary, settings)
     provenance = {} if args.random_init else export_provenance(args.backbone)
     pretext = args.pretext or (RANDOM_PRETEXT if args.random_init else pretext_of(args.backbone, provenance))
     context = EvaluationContext(

@@ -36,7 +36,7 @@ from data_prep.progress import progress_bar
 from downstream.labelled_embeddings import LabelledEmbeddings, TaskEmbeddings
 from downstream.tag_check import check_asked_tags, check_scorable
 from sharding.format import ShardIndex, TrackMeta
-from sharding.location import load_index
+from sharding.shard_set import ShardSet
 from sharding.windows import iter_tracks, iter_windows
 from trainer.export import BackboneRecipe
 
@@ -142,13 +142,13 @@ def track_windows(wave: np.ndarray, window: int, max_windows: int | None = None)
 
 
 def labelled_windows(
-    location: str | os.PathLike[str], window: int, max_windows: int | None = None
+    shards: ShardSet, window: int, max_windows: int | None = None
 ) -> Iterator[tuple[np.ndarray, TrackMeta]]:
     """(windows (n, window), metadata) of every track of a labelled set; a track with no split is refused."""
-    for wave, meta in iter_tracks(location):
+    for wave, meta in iter_tracks(shards):
         if meta.split not in SPLITS:
             raise ValueError(
-                f"{os.fspath(location)}: track {meta.track_id!r} has split {meta.split!r}, evaluation needs "
+                f"{shards.location}: track {meta.track_id!r} has split {meta.split!r}, evaluation needs "
                 f"one of {SPLITS} for every track; fill the manifest's split column and re-run data_prep"
             )
         yield track_windows(wave, window, max_windows), meta
@@ -280,14 +280,15 @@ def load_task(path: Path, name: str) -> TaskEmbeddings | None:
 def extract_task(
     backbone: nn.Module,
     recipe: BackboneRecipe,
-    location: str | os.PathLike[str],
+    shards: ShardSet,
     name: str,
     vocabulary: Sequence[str] | None = None,
     settings: ExtractionSettings | None = None,
 ) -> TaskEmbeddings:
     """Window embeddings of every track of a labelled shard set, per split, from the cache when present."""
     settings = settings or ExtractionSettings()
-    index = load_index(location, backbone.sample_rate)
+    shards.require_sample_rate(backbone.sample_rate)
+    index = shards.index
     cache_path = None
     if settings.cache_dir is not None:
         weights, data = weights_hash(backbone, recipe), shard_set_identity(index)
@@ -301,7 +302,7 @@ def extract_task(
     metas: list[TrackMeta] = []
 
     def windows_of_tracks() -> Iterator[np.ndarray]:
-        for windows, meta in labelled_windows(location, backbone.num_samples):
+        for windows, meta in labelled_windows(shards, backbone.num_samples):
             metas.append(meta)
             yield windows
 

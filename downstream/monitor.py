@@ -3,7 +3,7 @@
 The trainer does not import `downstream` (packages import only to their left), so the entry point builds the
 hook and hands it to the training loop, which calls it on rank 0 with the unwrapped backbone:
 
-    hook = QuickProbeHook("demo_data/shards", window=backbone.num_samples,
+    hook = QuickProbeHook(ShardSet.open("demo_data/shards"), window=backbone.num_samples,
                           sample_rate=backbone.sample_rate, every_steps=500)
     if hook.due(step):
         metrics = hook(step, backbone)   # {"probe/knn_roc_auc": ..., "probe/knn_pr_auc": ...}
@@ -16,7 +16,6 @@ the probes' (no validation, no bootstrap).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,7 +30,7 @@ from downstream.extract_task import (
 )
 from downstream.labelled_embeddings import LabelledEmbeddings
 from downstream.quick_eval import QuickMethod, quick_evaluate
-from sharding.location import load_index
+from sharding.shard_set import ShardSet
 
 METRIC_PREFIX = "probe"
 
@@ -41,7 +40,7 @@ class QuickProbeHook:
 
     def __init__(
         self,
-        location: str | os.PathLike[str],
+        shards: ShardSet,
         window: int,
         sample_rate: int,
         every_steps: int,
@@ -57,8 +56,8 @@ class QuickProbeHook:
                 "every_steps, windows_per_track and batch_size must be >= 1, got "
                 f"{every_steps}, {windows_per_track}, {batch_size}"
             )
-        load_index(location, sample_rate)
-        tracks = list(labelled_windows(location, window, windows_per_track))
+        shards.require_sample_rate(sample_rate)
+        tracks = list(labelled_windows(shards, window, windows_per_track))
         self._windows = [windows for windows, _ in tracks]
         tag_lists = [meta.tags for _, meta in tracks]
         self.tag_names = vocabulary_for(tag_lists, vocabulary)
@@ -66,7 +65,7 @@ class QuickProbeHook:
         self._is_reference = np.array([meta.split == "train" for _, meta in tracks])
         if self._is_reference.all() or not self._is_reference.any():
             raise ValueError(
-                f"{os.fspath(location)}: the quick probe needs train tracks (references) and valid or test "
+                f"{shards.location}: the quick probe needs train tracks (references) and valid or test "
                 "tracks (queries); fill the manifest's split column and re-run data_prep"
             )
         self.window = window

@@ -20,6 +20,7 @@ from sharding.merge import merge_parts
 from sharding.pairs import PairsConfig, pairs_to_float
 from sharding.readers import open_pairs
 from sharding.recover import repair_set
+from sharding.shard_set import ShardSet
 from sharding.stats import TOP_TAGS, inspect_set
 from sharding.tracks import build_track_table
 from sharding.verify import verify_set
@@ -35,7 +36,7 @@ class Verify:
 
     def run(self) -> int:
         """Exit 1 and name every broken shard/member, else 0."""
-        index, problems = verify_set(self.location, progress=True)
+        index, problems = verify_set(ShardSet.open(self.location), progress=True)
         for problem in problems:
             print(f"BROKEN {problem}", file=sys.stderr)
         if problems:
@@ -54,7 +55,7 @@ class Inspect:
     """How many of the commonest tags to list."""
 
     def run(self) -> int:
-        print("\n".join(inspect_set(self.location, progress=True).lines(self.top_tags)))
+        print("\n".join(inspect_set(ShardSet.open(self.location), progress=True).lines(self.top_tags)))
         return 0
 
 
@@ -98,7 +99,7 @@ class Stream:
     pairs: PairsConfig = field(default_factory=lambda: PairsConfig(num_workers=min(4, os.cpu_count() or 1)))
 
     def run(self) -> int:
-        loader = open_pairs(self.location, self.pairs, self.batch_size, 0, 1, self.seed, self.batches)
+        loader = open_pairs(ShardSet.open(self.location), self.pairs, self.batch_size, 0, 1, self.seed, self.batches)
         reader = "random access" if isinstance(loader, CropLoader) else "sequential stream"
         print(
             f"{self.location}: {reader}, {loader.sample_rate} Hz, crops of {loader.crop_samples} samples, "

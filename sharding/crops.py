@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import sys
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -22,7 +21,6 @@ import numpy as np
 import torch
 
 from sharding.epochs import CROP_STAGE, REPLACEMENT_STAGE, EpochPlan, TrackOrder
-from sharding.location import load_index, shard_urls
 from sharding.pairs import (
     LoaderStats,
     PairsConfig,
@@ -32,7 +30,8 @@ from sharding.pairs import (
     sample_pair_starts,
 )
 from sharding.ranges import RangeRequest, RangeSource, range_source, serves_ranges
-from sharding.tracks import StaleTrackTable, TrackTable, load_track_table
+from sharding.shard_set import ShardSet
+from sharding.tracks import StaleTrackTable, TrackTable
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +251,7 @@ class CropLoader:
 
     def __init__(
         self,
-        location: str | os.PathLike[str],
+        shards: ShardSet,
         config: PairsConfig,
         batch_size: int,
         rank: int,
@@ -264,16 +263,15 @@ class CropLoader:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside [0, world_size={world_size})")
         check_loader_arguments(batch_size, seed, batches_per_epoch)
-        self.location, self.config = os.fspath(location), config
+        self.location, self.config = shards.location, config
         self.rank, self.world_size = rank, world_size
-        index = load_index(location)
-        urls = shard_urls(location, index)
+        index, urls = shards.index, shards.urls
         source = range_source(urls[0], config.requests_in_flight)
         reason = "it is a pipe: command" if source is None else serves_ranges(source, urls[0])
         if reason is not None:
             raise RandomAccessUnavailable(f"{self.location}: byte ranges cannot be read ({reason})")
         try:
-            table = load_track_table(location, index)
+            table = shards.track_table()
         except StaleTrackTable as err:
             raise RandomAccessUnavailable(str(err)) from err
         self.sample_rate = index.sample_rate

@@ -73,9 +73,9 @@ def read_set_file(location: str | os.PathLike[str], name: str) -> bytes:
     return data
 
 
-def load_index(location: str | os.PathLike[str], sample_rate: int | None = None) -> ShardIndex:
-    """Read the set's index.json through the same opener the shards use; with `sample_rate` (a model's), a set
-    at another rate is refused, saying how to rebuild it."""
+def load_index(location: str | os.PathLike[str]) -> ShardIndex:
+    """Read the set's index.json through the same opener the shards use (`sharding.shard_set.ShardSet.open` is
+    how the rest of the code opens a set)."""
     try:
         text = read_set_file(location, INDEX_NAME)
     except FileNotFoundError as err:
@@ -83,13 +83,7 @@ def load_index(location: str | os.PathLike[str], sample_rate: int | None = None)
             f"{os.fspath(location)}: no readable shard index: {err}; check the location, or build the set with "
             "`python -m data_prep`"
         ) from err
-    index = ShardIndex.from_json(text.decode(), origin=resolve(location, INDEX_NAME))
-    if sample_rate is not None and index.sample_rate != sample_rate:
-        raise ValueError(
-            f"{os.fspath(location)}: shards are at {index.sample_rate} Hz but the backbone expects {sample_rate} Hz; "
-            f"re-run `python -m data_prep ... --sample-rate {sample_rate}`"
-        )
-    return index
+    return ShardIndex.from_json(text.decode(), origin=resolve(location, INDEX_NAME))
 
 
 def shard_urls(location: str | os.PathLike[str], index: ShardIndex) -> list[str]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 
 from sharding.crops import CropLoader, RandomAccessUnavailable, pair_tracks
 from sharding.format import TRACKS_NAME
-from sharding.location import is_object_store, load_index
+from sharding.location import is_object_store
 from sharding.pairs import PairsConfig, distributed_position
+from sharding.shard_set import ShardSet
 from sharding.stream import PairLoader
-from sharding.tracks import StaleTrackTable, load_track_table
+from sharding.tracks import StaleTrackTable
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ PairReader = CropLoader | PairLoader
 
 
 def open_pairs(
-    location: str | os.PathLike[str],
+    shards: ShardSet,
     config: PairsConfig,
     batch_size: int,
     rank: int | None = None,
@@ -27,7 +27,7 @@ def open_pairs(
     batches_per_epoch: int | None = None,
     reuse_buffers: bool = False,
 ) -> PairReader:
-    """The reader of `config.reader` for the set at `location`; rank and world size default to the launcher's.
+    """The reader of `config.reader` for the set `shards`; rank and world size default to the launcher's.
 
     `auto` reads by random access and falls back to the stream (with a warning naming the reason) where the set
     has no track table or its location cannot serve byte ranges; `random_access` raises instead.
@@ -41,29 +41,28 @@ def open_pairs(
     arguments["batches_per_epoch"] = batches_per_epoch
     if config.reader != "stream":
         try:
-            return CropLoader(location, config, **arguments, reuse_buffers=reuse_buffers)
+            return CropLoader(shards, config, **arguments, reuse_buffers=reuse_buffers)
         except RandomAccessUnavailable as err:
             if config.reader == "random_access":
                 raise
             logger.warning("reading pairs as a sequential stream (whole tracks), not by random access: %s", err)
-    if is_object_store(location):
+    if is_object_store(shards.location):
         raise ValueError(
-            f"{os.fspath(location)}: the sequential stream cannot read an object store URL; fix random access "
+            f"{shards.location}: the sequential stream cannot read an object store URL; fix random access "
             "(see the warning above) or name the set with a `pipe:` template, e.g. "
             "`pipe:aws s3 cp s3://bucket/set/{} -`"
         )
-    return PairLoader(location, config, **arguments)
+    return PairLoader(shards, config, **arguments)
 
 
-def training_tracks(location: str | os.PathLike[str], config: PairsConfig) -> int:
+def training_tracks(shards: ShardSet, config: PairsConfig) -> int:
     """How many tracks one pass over the set visits (those of `config.split` long enough for a pair), counted
     from the track table, which either reader can then stream or read; a set without one is an error."""
-    index = load_index(location)
     try:
-        table = load_track_table(location, index)
+        table = shards.track_table()
     except StaleTrackTable as err:
         raise ValueError(
             f"an epoch of one pass needs the number of training tracks, which {TRACKS_NAME} holds: {err}; "
             "or give the epoch a fixed length (--steps-per-epoch N)"
         ) from err
-    return len(pair_tracks(table, config, index.sample_rate)[1])
+    return len(pair_tracks(table, config, shards.sample_rate)[1])

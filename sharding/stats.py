@@ -7,7 +7,6 @@ skipped without reading where the shard is a seekable local file).
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 from collections import Counter
 from collections.abc import Iterator
@@ -18,7 +17,8 @@ from webdataset.gopen import gopen
 
 from sharding.format import INDEX_NAME, META_KEY, ShardIndex, TrackMeta, repair_hint
 from sharding.location import resolve
-from sharding.verify import iter_samples, read_index, shard_progress
+from sharding.shard_set import ShardSet
+from sharding.verify import iter_samples, shard_progress
 
 SECONDS_PER_HOUR = 3600.0
 TOP_TAGS = 20
@@ -59,20 +59,20 @@ class SetStats:
         return out
 
 
-def inspect_set(location: str | os.PathLike[str], progress: bool = False) -> SetStats:
-    """Gather the statistics of the set at `location` (a folder or anything sharding.location accepts)."""
-    index = read_index(location)
-    stats = SetStats(index)
-    for meta in iter_metadata(location, index, progress):
+def inspect_set(shards: ShardSet, progress: bool = False) -> SetStats:
+    """Gather the statistics of the set (a folder or anything sharding.location accepts)."""
+    stats = SetStats(shards.index)
+    for meta in iter_metadata(shards, progress):
         stats.durations_s.append(meta.duration_s)
         stats.tags.update(meta.tags)
         stats.splits[meta.split or NO_SPLIT] += 1
     return stats
 
 
-def iter_metadata(location: str | os.PathLike[str], index: ShardIndex, progress: bool = False) -> Iterator[TrackMeta]:
+def iter_metadata(shards: ShardSet, progress: bool = False) -> Iterator[TrackMeta]:
     """The TrackMeta of every track in the shards the index lists."""
-    for info in shard_progress(index, "reading metadata", progress):
+    location = shards.location
+    for info in shard_progress(shards.index, "reading metadata", progress):
         shard = resolve(location, info.name)
         try:
             with gopen(shard, "rb") as stream:
@@ -82,7 +82,7 @@ def iter_metadata(location: str | os.PathLike[str], index: ShardIndex, progress:
         except (tarfile.TarError, EOFError, KeyError, TypeError, ValueError) as err:
             raise ValueError(
                 f"{shard}: unreadable ({type(err).__name__}: {err}); find what is damaged with "
-                f"`python -m sharding verify {os.fspath(location)}`, then "
-                f"{repair_hint(os.fspath(location) + '/' + INDEX_NAME)}"
+                f"`python -m sharding verify {location}`, then "
+                f"{repair_hint(location + '/' + INDEX_NAME)}"
             ) from err
         yield from metas

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import logging
 import multiprocessing
-import os
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import torch
 import webdataset as wds
 
 from sharding.format import TrackMeta, decode_track
-from sharding.location import load_index, shard_urls, tar_samples
+from sharding.location import tar_samples
 from sharding.pairs import (
     LoaderStats,
     PairsConfig,
@@ -34,6 +33,7 @@ from sharding.pairs import (
     empty_batch,
     sample_pair_starts,
 )
+from sharding.shard_set import ShardSet
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class PairLoader:
 
     def __init__(
         self,
-        location: str | os.PathLike[str],
+        shards: ShardSet,
         config: PairsConfig,
         batch_size: int,
         rank: int,
@@ -171,10 +171,10 @@ class PairLoader:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside [0, world_size={world_size})")
         check_loader_arguments(batch_size, seed, batches_per_epoch)
-        self.location = os.fspath(location)
+        self.location = shards.location
         self.config = config
         self.rank, self.world_size = rank, world_size
-        index = load_index(location)
+        index = shards.index
         self.sample_rate = index.sample_rate
         self.crop_samples = config.crop_length(index.sample_rate)
         self.batches_per_epoch = batches_per_epoch or max(
@@ -183,9 +183,7 @@ class PairLoader:
         self.seeds = StreamSeed(seed, rank)
         context = multiprocessing.get_context(config.start_method)
         self.counters = SharedCounters(self.location, context)
-        self.shards = wds.ResampledShards(
-            shard_urls(location, index), worker_seed=self.seeds.shard_seed, deterministic=True
-        )
+        self.shards = wds.ResampledShards(shards.urls, worker_seed=self.seeds.shard_seed, deterministic=True)
         pipeline = wds.DataPipeline(
             self.shards,
             functools.partial(tar_samples, handler=functools.partial(skip_corrupt, self.counters)),

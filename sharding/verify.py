@@ -20,8 +20,9 @@ from webdataset.gopen import gopen
 from data_prep.pcm import PCM_SHA1_KEY, pcm_sha1
 from data_prep.progress import progress_bar
 from sharding.format import AUDIO_KEY, TRACKS_NAME, ShardIndex, ShardInfo, decode_track
-from sharding.location import load_index, resolve
-from sharding.tracks import StaleTrackTable, load_track_table
+from sharding.location import resolve
+from sharding.shard_set import ShardSet
+from sharding.tracks import StaleTrackTable
 
 DURATION_TOLERANCE_S = 0.01  # index durations are sums of per-track values rounded to milliseconds
 
@@ -57,11 +58,6 @@ class HashingReader:
         """Read what the tar reader left (end-of-archive padding) so the hash covers the whole file."""
         while self.read(1 << 20):
             pass
-
-
-def read_index(location: str | os.PathLike[str]) -> ShardIndex:
-    """The set's index: the one place verify and inspect read it (local folder or URL, see location)."""
-    return load_index(location)
 
 
 def iter_samples(tar: tarfile.TarFile, wanted: set[str] | None = None) -> Iterator[dict[str, Any]]:
@@ -136,16 +132,16 @@ def verify_shard(
     return problems
 
 
-def verify_set(location: str | os.PathLike[str], progress: bool = False) -> tuple[ShardIndex, list[Problem]]:
+def verify_set(shards: ShardSet, progress: bool = False) -> tuple[ShardIndex, list[Problem]]:
     """The index and every problem in every shard it lists and in the track table (a bar in bytes when `progress`).
 
     A set without a track table is sound (it can only be streamed); a table that does not match the index is not.
     """
-    index = read_index(location)
+    index = shards.index
     problems = []
     audio_at: list[list[tuple[int, int]] | None] = [None] * len(index.shards)
     try:
-        table = load_track_table(location, index)
+        table = shards.track_table()
     except StaleTrackTable as err:
         if not isinstance(err.__cause__, FileNotFoundError):
             problems.append(Problem(TRACKS_NAME, None, str(err)))
@@ -156,7 +152,7 @@ def verify_set(location: str | os.PathLike[str], progress: bool = False) -> tupl
             found[shard].append((offset, 2 * samples))
         audio_at = list(found)
     for info, expected in zip(shard_progress(index, "verifying", progress), audio_at, strict=True):
-        problems += verify_shard(location, info, index.sample_rate, expected)
+        problems += verify_shard(shards.location, info, index.sample_rate, expected)
     return index, problems
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -10,7 +9,8 @@ from webdataset.handlers import reraise_exception
 
 from data_prep.pcm import pcm_to_float
 from sharding.format import TrackMeta, decode_track
-from sharding.location import load_index, shard_urls, tar_samples
+from sharding.location import tar_samples
+from sharding.shard_set import ShardSet
 
 
 def iter_windows(wave: np.ndarray, window: int, hop: int | None = None) -> Iterator[np.ndarray]:
@@ -32,14 +32,13 @@ def iter_windows(wave: np.ndarray, window: int, hop: int | None = None) -> Itera
         yield wave[..., start : start + window]
 
 
-def iter_tracks(location: str | os.PathLike[str]) -> Iterator[tuple[np.ndarray, TrackMeta]]:
+def iter_tracks(shards: ShardSet) -> Iterator[tuple[np.ndarray, TrackMeta]]:
     """(float32 waveform, metadata) of every track of the set once, in index order.
 
     Evaluation must see every track, so a corrupt member or a shard holding fewer tracks than the index says
     raises instead of being skipped.
     """
-    index = load_index(location)
-    for url, info in zip(shard_urls(location, index), index.shards, strict=True):
+    for url, info in zip(shards.urls, shards.index.shards, strict=True):
         count = 0
         for sample in tar_samples([{"url": url}], handler=reraise_exception):
             try:

@@ -26,9 +26,9 @@ from tqdm import tqdm
 from data_prep.locks import exclusive_folder
 from data_prep.progress import progress_bar
 from sharding.crops import CropLoader
-from sharding.location import load_index
 from sharding.pairs import PairsConfig, pairs_to_float
 from sharding.readers import open_pairs, training_tracks
+from sharding.shard_set import ShardSet
 from trainer.accelerator import configure_deepspeed, make_accelerator
 from trainer.augment import AugmentationChain, make_views, pair_gaps
 from trainer.checkpoints import (
@@ -190,12 +190,12 @@ class ResumablePairs:
     """Micro-batches of pairs of one rank, from any data position (epoch, micro-batch) on, across epochs."""
 
     def __init__(
-        self, location: str, config: TrainConfig, crop_samples: int, micro_batch: int, rank: int, world: int
+        self, shards: ShardSet, config: TrainConfig, crop_samples: int, micro_batch: int, rank: int, world: int
     ) -> None:
         self.batches_per_epoch = config.steps_per_epoch * config.grad_accum
         pairs = reader_pairs(config, crop_samples)
         self.reader = open_pairs(  # the loop converts each batch at once, so the reader may reuse their memory
-            location, pairs, micro_batch, rank, world, config.seed, self.batches_per_epoch, reuse_buffers=True
+            shards, pairs, micro_batch, rank, world, config.seed, self.batches_per_epoch, reuse_buffers=True
         )
 
     def position_at(self, step: int, grad_accum: int) -> list[int]:
@@ -235,12 +235,12 @@ class Trainer:
         self.checkpoint_dir = self.output_dir / "checkpoints"
         self.recipe = backbone_recipe(config)
         backbone = self.recipe.build()
-        location = config.data
-        if location is None:
+        if config.data is None:
             raise ValueError(NO_DATA)
-        load_index(location, backbone.sample_rate)
+        shards = ShardSet.open(config.data)  # once per process: every reader below takes this value
+        shards.require_sample_rate(backbone.sample_rate)
         pairs = reader_pairs(config, backbone.num_samples)
-        config = self.config = resolve_epochs(config, lambda: training_tracks(location, pairs), accelerator.print)
+        config = self.config = resolve_epochs(config, lambda: training_tracks(shards, pairs), accelerator.print)
 
         pretext = build_pretext(config.pretext, backbone, config.pretext_config)
         if accelerator.num_processes > 1 and accelerator.device.type == "cuda":
@@ -292,7 +292,7 @@ class Trainer:
             self.state.mlflow_run_id = self.tracker.run_id
 
             rank, world = accelerator.process_index, accelerator.num_processes
-            self.pairs = ResumablePairs(location, config, backbone.num_samples, micro_batch, rank, world)
+            self.pairs = ResumablePairs(shards, config, backbone.num_samples, micro_batch, rank, world)
             if self.state.data_position is None:
                 self.state.data_position = self.pairs.position_at(self.state.step, config.grad_accum)
             self.batches = self.pairs.from_position(self.state.data_position)

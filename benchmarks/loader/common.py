@@ -18,6 +18,7 @@ from benchmarks.harness import timed
 from sharding.crops import CropLoader
 from sharding.pairs import PairsConfig, sample_pair_starts
 from sharding.readers import PairReader
+from sharding.shard_set import ShardSet
 from sharding.stream import PairLoader
 from tests.support.shard_factory import write_shard_set
 
@@ -131,9 +132,10 @@ def open_reader(
     """A random-access (CropLoader, reusing its batch buffers as the trainer does unless told otherwise) or
     stream (PairLoader) reader of rank 0 of 1, seed 0."""
     pairs, settings = PairsConfig(**config), {"seed": 0, "batches_per_epoch": batches_per_epoch}
+    shards = ShardSet.open(location)
     if kind == "random access":
-        return CropLoader(location, pairs, batch_size, 0, 1, **settings, reuse_buffers=reuse_buffers)
-    return PairLoader(location, pairs, batch_size, 0, 1, **settings)
+        return CropLoader(shards, pairs, batch_size, 0, 1, **settings, reuse_buffers=reuse_buffers)
+    return PairLoader(shards, pairs, batch_size, 0, 1, **settings)
 
 
 def child_pids() -> set[int]:

@@ -182,6 +182,7 @@ import sys, time
 from pathlib import Path
 from data_prep.__main__ import main
 from sharding.writer import ShardSetWriter
+from sharding.shard_set import ShardSet
 add, marker = ShardSetWriter.add, Path(sys.argv[1])
 def add_then_pause(self, *args, **kwargs):
     add(self, *args, **kwargs)

@@ -15,6 +15,7 @@ from downstream.extract_task import (
     read_vocabulary,
     weights_hash,
 )
+from sharding.shard_set import ShardSet
 from tests.support.labelled_shard_factory import LabelledTrack, balanced_tracks, tiny_backbone, write_labelled_set
 
 SPLIT_OF_LENGTH = {0.4: "train", 1.0: "train", 2.5: "valid", 3.2: "test"}
@@ -49,7 +50,7 @@ def test_every_track_gets_one_embedding_per_full_window(tmp_path: Path) -> None:
     ]
     data = write_labelled_set(tmp_path / "set", tracks, tracks_per_shard=3)
     backbone, recipe = tiny_backbone()
-    task = extract_task(backbone, recipe, data, "toy", settings=settings(None))
+    task = extract_task(backbone, recipe, ShardSet.open(data), "toy", settings=settings(None))
     assert task.tag_names == ("high", "low", "pulse")
     assert np.diff(task.train.offsets).tolist() == [1, 1, 1]  # a 0.4 s track gets one padded window
     assert np.diff(task.valid.offsets).tolist() == [2, 2]
@@ -75,10 +76,10 @@ def test_second_run_hits_the_cache_and_new_weights_miss_it(tmp_path: Path) -> No
     inner, recipe = tiny_backbone()
     backbone = CountingBackbone(inner)
     cache = tmp_path / "cache"
-    first = extract_task(backbone, recipe, data, "toy", settings=settings(cache))
+    first = extract_task(backbone, recipe, ShardSet.open(data), "toy", settings=settings(cache))
     assert backbone.windows_seen == 16
     assert len(list(cache.glob("*.npz"))) == 1
-    second = extract_task(backbone, recipe, data, "renamed", settings=settings(cache))
+    second = extract_task(backbone, recipe, ShardSet.open(data), "renamed", settings=settings(cache))
     assert backbone.windows_seen == 16  # nothing embedded again
     assert second.name == "renamed" and second.tag_names == first.tag_names
     np.testing.assert_array_equal(second.test.chunks, first.test.chunks)
@@ -86,7 +87,7 @@ def test_second_run_hits_the_cache_and_new_weights_miss_it(tmp_path: Path) -> No
 
     with torch.no_grad():
         next(inner.parameters()).add_(0.01)
-    changed = extract_task(backbone, recipe, data, "toy", settings=settings(cache))
+    changed = extract_task(backbone, recipe, ShardSet.open(data), "toy", settings=settings(cache))
     assert backbone.windows_seen == 32
     assert len(list(cache.glob("*.npz"))) == 2
     assert not np.allclose(changed.test.chunks, first.test.chunks)
@@ -98,8 +99,8 @@ def test_a_given_vocabulary_fixes_the_target_order_and_gets_its_own_cache_entry(
     vocabulary = read_vocabulary(tmp_path / "tags.txt")
     backbone, recipe = tiny_backbone()
     cache = tmp_path / "cache"
-    extract_task(backbone, recipe, data, "toy", settings=settings(cache))
-    task = extract_task(backbone, recipe, data, "toy", vocabulary, settings=settings(cache))
+    extract_task(backbone, recipe, ShardSet.open(data), "toy", settings=settings(cache))
+    task = extract_task(backbone, recipe, ShardSet.open(data), "toy", vocabulary, settings=settings(cache))
     assert task.tag_names == ("pulse", "low")
     np.testing.assert_array_equal(task.train.targets, [[0, 1], [1, 0], [0, 0], [1, 1]])
     assert len(list(cache.glob("*.npz"))) == 2
@@ -124,7 +125,7 @@ def test_wrong_sample_rate_says_how_to_rebuild_the_shards(tmp_path: Path) -> Non
     backbone, recipe = tiny_backbone()
     backbone.sample_rate = 22050
     with pytest.raises(ValueError, match="--sample-rate 22050"):
-        extract_task(backbone, recipe, data, "toy", settings=settings(None))
+        extract_task(backbone, recipe, ShardSet.open(data), "toy", settings=settings(None))
 
 
 def test_tracks_without_a_split_are_refused_with_the_track_named(tmp_path: Path) -> None:
@@ -132,7 +133,7 @@ def test_tracks_without_a_split_are_refused_with_the_track_named(tmp_path: Path)
     data = write_labelled_set(tmp_path / "set", tracks)
     backbone, recipe = tiny_backbone()
     with pytest.raises(ValueError, match="track 't004' has split None"):
-        extract_task(backbone, recipe, data, "toy", settings=settings(None))
+        extract_task(backbone, recipe, ShardSet.open(data), "toy", settings=settings(None))
 
 
 def test_duplicate_tags_in_the_vocabulary_file_are_refused(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from downstream.monitor import QuickProbeHook
+from sharding.shard_set import ShardSet
 from tests.support.labelled_shard_factory import balanced_tracks, tiny_backbone, write_labelled_set
 
 
@@ -19,7 +20,7 @@ def labelled_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_hook_returns_knn_scores_in_range_and_restores_every_module_mode(labelled_set: Path) -> None:
     backbone, _ = tiny_backbone()
     hook = QuickProbeHook(
-        labelled_set, window=backbone.num_samples, sample_rate=backbone.sample_rate, every_steps=5, k=3
+        ShardSet.open(labelled_set), window=backbone.num_samples, sample_rate=backbone.sample_rate, every_steps=5, k=3
     )
     backbone.train()
     backbone.spec.eval()  # a frozen part stays in eval mode
@@ -35,14 +36,16 @@ def test_hook_returns_knn_scores_in_range_and_restores_every_module_mode(labelle
 
 def test_hook_reads_at_most_windows_per_track_and_runs_on_schedule(labelled_set: Path) -> None:
     backbone, _ = tiny_backbone()
-    hook = QuickProbeHook(labelled_set, backbone.num_samples, backbone.sample_rate, 5, windows_per_track=2)
+    hook = QuickProbeHook(
+        ShardSet.open(labelled_set), backbone.num_samples, backbone.sample_rate, 5, windows_per_track=2
+    )
     assert [len(windows) for windows in hook._windows] == [2] * 16
     assert [step for step in range(16) if hook.due(step)] == [5, 10, 15]
 
 
 def test_hook_refuses_a_backbone_of_another_window_length(labelled_set: Path) -> None:
     backbone, _ = tiny_backbone()
-    hook = QuickProbeHook(labelled_set, backbone.num_samples // 2, backbone.sample_rate, every_steps=1)
+    hook = QuickProbeHook(ShardSet.open(labelled_set), backbone.num_samples // 2, backbone.sample_rate, every_steps=1)
     with pytest.raises(ValueError, match=r"window=backbone\.num_samples"):
         hook(1, backbone)
 
@@ -50,4 +53,4 @@ def test_hook_refuses_a_backbone_of_another_window_length(labelled_set: Path) ->
 def test_hook_needs_query_tracks(tmp_path: Path) -> None:
     data = write_labelled_set(tmp_path / "set", balanced_tracks({"train": 4}))
     with pytest.raises(ValueError, match="valid or test"):
-        QuickProbeHook(data, window=16000, sample_rate=16000, every_steps=1)
+        QuickProbeHook(ShardSet.open(data), window=16000, sample_rate=16000, every_steps=1)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from data_prep.track import PrepSettings
 from sharding.build import prepare_shards
+from sharding.shard_set import ShardSet
 from sharding.windows import iter_tracks
 from tests.support.audio_factory import write_chord
 
@@ -17,5 +18,5 @@ def test_two_workers_write_tracks_in_input_order(tmp_path: Path) -> None:
     orders = []
     for run in ("a", "b"):
         prepare_shards(music, tmp_path / run, PrepSettings(), workers=2, progress=False)
-        orders.append([meta.track_id for _, meta in iter_tracks(tmp_path / run)])
+        orders.append([meta.track_id for _, meta in iter_tracks(ShardSet.open(tmp_path / run))])
     assert orders[0] == orders[1] == [f"song{number}" for number in range(6)]

@@ -16,6 +16,7 @@ from sharding.crops import CropLoader, DataReadError, RandomAccessUnavailable
 from sharding.format import SHARD_PATTERN, TRACKS_NAME, ShardIndex, TrackMeta, encode_track
 from sharding.pairs import PairsConfig
 from sharding.readers import open_pairs
+from sharding.shard_set import ShardSet
 from sharding.stream import PairLoader
 from sharding.tracks import build_track_table
 from sharding.windows import iter_tracks
@@ -39,8 +40,8 @@ def anchor_tracks(batches: torch.Tensor) -> list[int]:
 
 
 def test_crops_are_the_decoded_samples_and_pairs_keep_their_gaps(ramp_set: Path) -> None:
-    decoded = [np.rint(wave * 32768).astype(np.int16) for wave, _ in iter_tracks(ramp_set)]
-    batches = crops(CropLoader(ramp_set, CONFIG, BATCH, 0, 1), epochs=2)
+    decoded = [np.rint(wave * 32768).astype(np.int16) for wave, _ in iter_tracks(ShardSet.open(ramp_set))]
+    batches = crops(CropLoader(ShardSet.open(ramp_set), CONFIG, BATCH, 0, 1), epochs=2)
     assert batches.dtype == torch.int16 and batches.shape[1:] == (BATCH, 2, 400)
     for anchor, positive in batches.reshape(-1, 2, 400).numpy():
         (track, start), (other, other_start) = ramp_position(anchor), ramp_position(positive)
@@ -51,7 +52,7 @@ def test_crops_are_the_decoded_samples_and_pairs_keep_their_gaps(ramp_set: Path)
 
 def test_every_track_pair_item_once_per_epoch_over_two_ranks_and_two_workers(ramp_set: Path) -> None:
     config = replace(CONFIG, num_workers=2)
-    per_rank = [CropLoader(ramp_set, config, BATCH, rank, 2) for rank in (0, 1)]
+    per_rank = [CropLoader(ShardSet.open(ramp_set), config, BATCH, rank, 2) for rank in (0, 1)]
     for epoch in range(2):
         batches = [crops(loader) for loader in per_rank]
         assert [len(b) for b in batches] == [len(LENGTHS) * 2 // (BATCH * 2)] * 2
@@ -59,26 +60,31 @@ def test_every_track_pair_item_once_per_epoch_over_two_ranks_and_two_workers(ram
 
 
 def test_same_seed_same_batches_whatever_the_workers_and_another_seed_differs(ramp_set: Path) -> None:
-    reference = crops(CropLoader(ramp_set, CONFIG, BATCH, 0, 1), epochs=2)
+    reference = crops(CropLoader(ShardSet.open(ramp_set), CONFIG, BATCH, 0, 1), epochs=2)
     for workers in (1, 2):
-        again = crops(CropLoader(ramp_set, replace(CONFIG, num_workers=workers), BATCH, 0, 1), epochs=2)
+        again = crops(CropLoader(ShardSet.open(ramp_set), replace(CONFIG, num_workers=workers), BATCH, 0, 1), epochs=2)
         assert torch.equal(again, reference)
-    assert not torch.equal(crops(CropLoader(ramp_set, CONFIG, BATCH, 0, 1, seed=1), epochs=2), reference)
+    assert not torch.equal(crops(CropLoader(ShardSet.open(ramp_set), CONFIG, BATCH, 0, 1, seed=1), epochs=2), reference)
 
 
 @pytest.mark.parametrize("world", [2, 4])
 def test_a_steps_global_batch_is_the_same_on_any_number_of_ranks(ramp_set: Path, world: int) -> None:
     """The ranks' batches side by side are the one-rank batch, crops included: a run resumes on another count."""
-    one_rank = crops(CropLoader(ramp_set, CONFIG, 2 * BATCH, 0, 1), epochs=2)
-    per_rank = [crops(CropLoader(ramp_set, CONFIG, 2 * BATCH // world, rank, world), epochs=2) for rank in range(world)]
+    one_rank = crops(CropLoader(ShardSet.open(ramp_set), CONFIG, 2 * BATCH, 0, 1), epochs=2)
+    per_rank = [
+        crops(CropLoader(ShardSet.open(ramp_set), CONFIG, 2 * BATCH // world, rank, world), epochs=2)
+        for rank in range(world)
+    ]
     assert torch.equal(torch.cat(per_rank, dim=1), one_rank)
 
 
 def test_resume_mid_epoch_equals_uninterrupted_and_reads_nothing_before(ramp_set: Path) -> None:
-    whole = CropLoader(ramp_set, replace(CONFIG, num_workers=2), BATCH, 0, 1, batches_per_epoch=5)
+    whole = CropLoader(ShardSet.open(ramp_set), replace(CONFIG, num_workers=2), BATCH, 0, 1, batches_per_epoch=5)
     stream = whole.iter_from(0, 0)
     uninterrupted = [next(stream) for _ in range(12)]
-    resumed_loader = CropLoader(ramp_set, replace(CONFIG, num_workers=2), BATCH, 0, 1, batches_per_epoch=5)
+    resumed_loader = CropLoader(
+        ShardSet.open(ramp_set), replace(CONFIG, num_workers=2), BATCH, 0, 1, batches_per_epoch=5
+    )
     resumed = resumed_loader.iter_from(1, 2)  # batch 7 of the run
     tail = [next(resumed) for _ in range(5)]
     assert all(torch.equal(a, b) for a, b in zip(tail, uninterrupted[7:], strict=True))
@@ -96,7 +102,7 @@ def test_split_selects_tracks_and_tracks_without_one_count_as_training(tmp_path:
     ShardIndex(sample_rate=RATE, normalisation="none", shards=[shard]).save(tmp_path)
     build_track_table(tmp_path)
     for split, expected in (("train", {0, 2, 4}), ("test", {1, 2, 5}), (None, set(range(6)))):
-        loader = CropLoader(tmp_path, replace(CONFIG, split=split, pairs_per_track=4), 2, 0, 1)
+        loader = CropLoader(ShardSet.open(tmp_path), replace(CONFIG, split=split, pairs_per_track=4), 2, 0, 1)
         assert set(anchor_tracks(crops(loader, epochs=3))) == expected, split
 
 
@@ -116,7 +122,7 @@ def test_a_truncated_shard_and_a_corrupted_offset_cost_only_their_tracks(tmp_pat
     shard.write_bytes(shard.read_bytes()[: 6_000 + 3 * 512])  # tracks 7 and 8 lie past the cut
     damage(tmp_path, track=1, offset=10**9)
     damage(tmp_path, track=4, offset=513)
-    loader = CropLoader(tmp_path, replace(CONFIG, max_failed_share=1.0, pairs_per_track=4), 3, 0, 1)
+    loader = CropLoader(ShardSet.open(tmp_path), replace(CONFIG, max_failed_share=1.0, pairs_per_track=4), 3, 0, 1)
     batches = crops(loader, epochs=2)
     assert len(batches) == 2 * 9 * 4 // 3  # the batch count does not change
     assert set(anchor_tracks(batches)) == {0, 2, 3, 5, 6}
@@ -131,14 +137,14 @@ def test_too_many_failed_reads_stop_with_the_shards_and_the_verify_command(tmp_p
     shard.write_bytes(shard.read_bytes()[:1_000])
     config = replace(CONFIG, failure_window=20, max_failed_share=0.05)
     with pytest.raises(DataReadError, match=r"shard-000001\.tar.*python -m sharding verify"):
-        crops(CropLoader(tmp_path, config, 3, 0, 1, batches_per_epoch=50))
+        crops(CropLoader(ShardSet.open(tmp_path), config, 3, 0, 1, batches_per_epoch=50))
 
 
 def test_http_ranges_give_the_same_batches_as_local_files(ramp_set: Path) -> None:
-    local = crops(CropLoader(ramp_set, CONFIG, BATCH, 0, 1))
+    local = crops(CropLoader(ShardSet.open(ramp_set), CONFIG, BATCH, 0, 1))
     with serve(ramp_set) as server:
         for workers in (0, 2):
-            remote = CropLoader(server.url, replace(CONFIG, num_workers=workers), BATCH, 0, 1)
+            remote = CropLoader(ShardSet.open(server.url), replace(CONFIG, num_workers=workers), BATCH, 0, 1)
             assert torch.equal(crops(remote), local)
         assert server.requests >= 2 * len(local) * BATCH
 
@@ -148,23 +154,23 @@ def test_without_ranges_or_a_track_table_auto_falls_back_to_the_stream(
 ) -> None:
     auto = replace(CONFIG, reader="auto")
     with serve(ramp_set, ranges=False) as server, caplog.at_level(logging.WARNING):
-        assert isinstance(open_pairs(server.url, auto, BATCH, 0, 1), PairLoader)
+        assert isinstance(open_pairs(ShardSet.open(server.url), auto, BATCH, 0, 1), PairLoader)
         with pytest.raises(RandomAccessUnavailable, match="no Range support"):
-            open_pairs(server.url, CONFIG, BATCH, 0, 1)
+            open_pairs(ShardSet.open(server.url), CONFIG, BATCH, 0, 1)
     assert "sequential stream" in caplog.text and "no Range support" in caplog.text
     write_shard_set(tmp_path, [ramp_track(t, 3_000) for t in range(3)], RATE)
     (tmp_path / TRACKS_NAME).unlink()
-    assert isinstance(open_pairs(tmp_path, auto, BATCH, 0, 1), PairLoader)
-    assert isinstance(open_pairs(f"pipe:cat {tmp_path}/{{}}", auto, BATCH, 0, 1), PairLoader)
+    assert isinstance(open_pairs(ShardSet.open(tmp_path), auto, BATCH, 0, 1), PairLoader)
+    assert isinstance(open_pairs(ShardSet.open(f"pipe:cat {tmp_path}/{{}}"), auto, BATCH, 0, 1), PairLoader)
     with pytest.raises(RandomAccessUnavailable, match=f"python -m sharding index {tmp_path}"):
-        open_pairs(tmp_path, CONFIG, BATCH, 0, 1)
+        open_pairs(ShardSet.open(tmp_path), CONFIG, BATCH, 0, 1)
 
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_reused_buffers_hold_the_same_batches_for_a_consumer_that_drops_each(ramp_set: Path, workers: int) -> None:
     config = replace(CONFIG, num_workers=workers)
-    fresh = crops(CropLoader(ramp_set, config, BATCH, 0, 1, batches_per_epoch=9), epochs=2)
-    reused = CropLoader(ramp_set, config, BATCH, 0, 1, batches_per_epoch=9, reuse_buffers=True)
+    fresh = crops(CropLoader(ShardSet.open(ramp_set), config, BATCH, 0, 1, batches_per_epoch=9), epochs=2)
+    reused = CropLoader(ShardSet.open(ramp_set), config, BATCH, 0, 1, batches_per_epoch=9, reuse_buffers=True)
     copies = torch.stack([batch.clone() for _ in range(2) for batch in reused])
     assert torch.equal(copies, fresh)
     assert reused.dataset.ring == (4 if workers else 2)

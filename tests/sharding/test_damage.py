@@ -9,6 +9,7 @@ import pytest
 from data_prep.report import REPORT_NAME
 from sharding.__main__ import main
 from sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex
+from sharding.shard_set import ShardSet
 from sharding.tracks import StaleTrackTable, load_track_table
 from sharding.verify import verify_set
 from tests.support.tagged_set import build_set, member_offset
@@ -46,7 +47,7 @@ def test_a_corrupt_track_table_is_rebuilt_by_index_and_named_by_its_readers(
     with pytest.raises(StaleTrackTable, match=rf"{tmp_path / TRACKS_NAME}: .*python -m sharding index {tmp_path}"):
         load_track_table(tmp_path, index)
     assert main(["index", str(tmp_path)]) == 0
-    assert len(load_track_table(tmp_path, index)) == 6 and verify_set(tmp_path)[1] == []
+    assert len(load_track_table(tmp_path, index)) == 6 and verify_set(ShardSet.open(tmp_path))[1] == []
 
 
 def test_repair_rebuilds_index_report_and_table_and_drops_a_damaged_track(
@@ -64,6 +65,9 @@ def test_repair_rebuilds_index_report_and_table_and_drops_a_damaged_track(
     assert main(["repair", str(tmp_path), "--normalise", "peak"]) == 0
     out = capsys.readouterr().out
     assert f"lost {shard.name}: t3: audio bytes differ" in out and "5 tracks in 3 shards" in out
-    assert verify_set(tmp_path)[1] == [] and len(load_track_table(tmp_path, ShardIndex.load_local(tmp_path))) == 5
+    assert (
+        verify_set(ShardSet.open(tmp_path))[1] == []
+        and len(load_track_table(tmp_path, ShardIndex.load_local(tmp_path))) == 5
+    )
     with (tmp_path / REPORT_NAME).open() as f:
         assert sorted(row["track_id"] for row in csv.DictReader(f)) == ["t0", "t1", "t2", "t4", "t5"]

@@ -15,6 +15,7 @@ import pytest
 
 from sharding.format import INDEX_NAME, ShardIndex
 from sharding.location import iter_tar_members, load_index, resolve, shard_urls
+from sharding.shard_set import ShardSet
 from sharding.windows import iter_tracks
 from tests.support.shard_factory import write_shard_set
 
@@ -64,8 +65,8 @@ def test_pipe_template_reads_the_index_and_every_track(shard_set: Path) -> None:
     location = f"pipe:cat {shard_set}/{{}}"
     assert load_index(location) == load_index(shard_set)
     assert shard_urls(location, load_index(location))[0] == f"pipe:cat {shard_set}/shard-000000.tar"
-    through_pipe = [(meta.track_id, wave.tolist()) for wave, meta in iter_tracks(location)]
-    from_folder = [(meta.track_id, wave.tolist()) for wave, meta in iter_tracks(shard_set)]
+    through_pipe = [(meta.track_id, wave.tolist()) for wave, meta in iter_tracks(ShardSet.open(location))]
+    from_folder = [(meta.track_id, wave.tolist()) for wave, meta in iter_tracks(ShardSet.open(shard_set))]
     assert through_pipe == from_folder
     assert len(through_pipe) == 5
 
@@ -73,7 +74,7 @@ def test_pipe_template_reads_the_index_and_every_track(shard_set: Path) -> None:
 @pytest.mark.skipif(shutil.which("curl") is None, reason="webdataset opens http URLs with curl")
 def test_http_base_url_reads_the_index_and_every_track(shard_set: Path, http_base: str) -> None:
     assert load_index(http_base) == load_index(shard_set)
-    assert [meta.track_id for _, meta in iter_tracks(http_base)] == [f"track{i:06d}" for i in range(5)]
+    assert [meta.track_id for _, meta in iter_tracks(ShardSet.open(http_base))] == [f"track{i:06d}" for i in range(5)]
 
 
 @pytest.mark.parametrize("template", ["{folder}/missing", "pipe:cat {folder}/missing/{{}}"])

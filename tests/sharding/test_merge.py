@@ -13,6 +13,7 @@ from sharding.crops import CropLoader
 from sharding.format import INDEX_NAME, ShardIndex
 from sharding.location import load_index, shard_urls
 from sharding.pairs import PairsConfig
+from sharding.shard_set import ShardSet
 from sharding.stream import PairLoader
 from sharding.windows import iter_tracks
 from tests.support.shard_factory import ramp_track, write_shard_set
@@ -72,9 +73,16 @@ def test_merged_set_is_read_by_every_reader(parts: Path, capsys: pytest.CaptureF
     assert main(["inspect", str(parts)]) == 0
     out = capsys.readouterr().out
     assert f"ok: 5 shards, {sum(PART_TRACKS)} tracks verified" in out and f"tracks: {sum(PART_TRACKS)}," in out
-    assert len(list(iter_tracks(parts))) == len(list(iter_tracks(f"pipe:cat {parts}/{{}}"))) == sum(PART_TRACKS)
+    assert (
+        len(list(iter_tracks(ShardSet.open(parts))))
+        == len(list(iter_tracks(ShardSet.open(f"pipe:cat {parts}/{{}}"))))
+        == sum(PART_TRACKS)
+    )
     config = PairsConfig(track_shuffle=2, pair_shuffle=8, num_workers=0)
-    for loader in (CropLoader(parts, config, 4, 0, 1), PairLoader(parts, config, 4, 0, 1)):
+    for loader in (
+        CropLoader(ShardSet.open(parts), config, 4, 0, 1),
+        PairLoader(ShardSet.open(parts), config, 4, 0, 1),
+    ):
         assert [tuple(b.shape) for b in loader] == [(4, 2, 400)] * len(loader)
         assert loader.stats.corrupt_skipped == 0 and loader.stats.tracks > 0
 

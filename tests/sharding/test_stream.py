@@ -11,6 +11,7 @@ import torch
 from sharding.format import SHARD_PATTERN
 from sharding.pairs import PairsConfig
 from sharding.readers import open_pairs
+from sharding.shard_set import ShardSet
 from sharding.stream import PairLoader
 from tests.support import ramps
 from tests.support.ramps import RAMP_LENGTHS, RAMP_RATE
@@ -26,7 +27,7 @@ BATCH = 8
 def stream(
     location: Path | str, config: PairsConfig = CONFIG, rank: int = 0, world_size: int = 1, **kwargs: int
 ) -> PairLoader:
-    return PairLoader(location, config, BATCH, rank, world_size, **kwargs)
+    return PairLoader(ShardSet.open(location), config, BATCH, rank, world_size, **kwargs)
 
 
 def batches(loader: object) -> list[torch.Tensor]:
@@ -84,7 +85,7 @@ def test_rank_and_world_size_default_to_the_launcher_environment(
 ) -> None:
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "3")
-    loader = open_pairs(ramp_set, CONFIG, BATCH)
+    loader = open_pairs(ShardSet.open(ramp_set), CONFIG, BATCH)
     assert isinstance(loader, PairLoader)
     assert (loader.rank, loader.world_size) == (1, 3)
     assert loader.batches_per_epoch == max(1, len(LENGTHS) * 4 // (8 * 3))

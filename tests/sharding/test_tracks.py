@@ -12,6 +12,8 @@ import pytest
 from sharding import tracks
 from sharding.__main__ import main
 from sharding.format import TRACKS_NAME, ShardIndex
+from sharding.location import read_set_file
+from sharding.shard_set import ShardSet
 from sharding.tracks import StaleTrackTable, build_track_table, load_track_table
 from sharding.verify import verify_set
 from tests.support.shard_factory import ramp_track, write_shard_set
@@ -75,7 +77,7 @@ def test_a_rewritten_shard_makes_the_table_stale_until_indexed_again(ramp_set: P
 
 
 def test_verify_checks_the_tables_offsets(ramp_set: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert verify_set(ramp_set)[1] == []
+    assert verify_set(ShardSet.open(ramp_set))[1] == []
     table = pq.read_table(ramp_set / TRACKS_NAME)
     offsets = table.column("pcm_offset").to_numpy().copy()
     offsets[3] += 512
@@ -88,4 +90,20 @@ def test_verify_checks_the_tables_offsets(ramp_set: Path, capsys: pytest.Capture
 
 def test_a_set_without_a_table_verifies_and_streams(ramp_set: Path) -> None:
     (ramp_set / TRACKS_NAME).unlink()
-    assert verify_set(ramp_set)[1] == []
+    assert verify_set(ShardSet.open(ramp_set))[1] == []
+
+
+def test_a_shard_set_reads_its_track_table_once_and_a_missing_one_fails_alike_every_time(
+    ramp_set: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = []
+    monkeypatch.setattr(tracks, "read_set_file", lambda *args: reads.append(args) or read_set_file(*args))
+    shards = ShardSet.open(ramp_set)
+    assert shards.track_table() is shards.track_table() and len(reads) == 1
+    (ramp_set / TRACKS_NAME).unlink()
+    bare = ShardSet.open(ramp_set)
+    for _ in range(2):
+        with pytest.raises(StaleTrackTable, match="python -m sharding index") as raised:
+            bare.track_table()
+        assert isinstance(raised.value.__cause__, FileNotFoundError)
+    assert len(reads) == 2

@@ -5,13 +5,14 @@ from pathlib import Path
 import pytest
 
 from sharding.__main__ import main
+from sharding.shard_set import ShardSet
 from sharding.verify import verify_set
 from tests.support.tagged_set import build_set, member_offset
 
 
 def test_a_sound_set_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     index = build_set(tmp_path)
-    assert len(index.shards) == 3 and verify_set(tmp_path)[1] == []
+    assert len(index.shards) == 3 and verify_set(ShardSet.open(tmp_path))[1] == []
     assert main(["verify", str(tmp_path)]) == 0
     assert "ok: 3 shards, 6 tracks verified" in capsys.readouterr().out
 
@@ -38,7 +39,7 @@ def test_wrong_counts_and_undecodable_members_are_named(tmp_path: Path) -> None:
     start = member_offset(shard, "t5.json")
     data[start : start + 1] = b"["  # metadata no longer parses
     shard.write_bytes(bytes(data))
-    problems = [str(p) for p in verify_set(tmp_path)[1]]
+    problems = [str(p) for p in verify_set(ShardSet.open(tmp_path))[1]]
     assert f"{index.shards[0].name}: 3 tracks, index says 4" in problems
     assert any(p.startswith(f"{shard.name}: sample t5: missing or unreadable member") for p in problems)
 
@@ -48,7 +49,7 @@ def test_a_cut_or_missing_shard_is_reported(tmp_path: Path) -> None:
     first, second = (tmp_path / s.name for s in index.shards[:2])
     first.write_bytes(first.read_bytes()[:12000])  # inside the second track
     second.unlink()
-    problems = [str(p) for p in verify_set(tmp_path)[1]]
+    problems = [str(p) for p in verify_set(ShardSet.open(tmp_path))[1]]
     assert any(p.startswith(f"{first.name}: unreadable after 1 complete track(s) (last t0): ") for p in problems)
     assert any(p.startswith(f"{second.name}: unreadable after 0 complete track(s): ") for p in problems)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from data_prep.pcm import pcm_to_float
+from sharding.shard_set import ShardSet
 from sharding.windows import iter_tracks, iter_windows
 from tests.support.shard_factory import track_sample, write_shard, write_shard_set
 
@@ -43,7 +44,7 @@ def test_every_track_is_read_once_in_index_order(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     tracks = [rng.integers(-32768, 32767, size=80 + i, dtype=np.int16) for i in range(7)]
     write_shard_set(tmp_path, tracks, sample_rate=100, tracks_per_shard=3)
-    read = list(iter_tracks(tmp_path))
+    read = list(iter_tracks(ShardSet.open(tmp_path)))
     assert [meta.track_id for _, meta in read] == [f"track{i:06d}" for i in range(7)]
     for (wave, meta), pcm in zip(read, tracks, strict=True):
         assert wave.dtype == np.float32
@@ -58,7 +59,7 @@ def test_corrupt_member_stops_evaluation_naming_the_shard(tmp_path: Path) -> Non
     index.shards.append(write_shard(tmp_path / "shard-000001.tar", [corrupt], 100))
     index.save(tmp_path)
     with pytest.raises(ValueError, match=r"shard-000001\.tar"):
-        list(iter_tracks(tmp_path))
+        list(iter_tracks(ShardSet.open(tmp_path)))
 
 
 def test_shard_missing_tracks_against_the_index_is_reported(tmp_path: Path) -> None:
@@ -66,4 +67,4 @@ def test_shard_missing_tracks_against_the_index_is_reported(tmp_path: Path) -> N
     index.shards[0].samples = 3
     index.save(tmp_path)
     with pytest.raises(ValueError, match="holds 2 tracks, the index says 3"):
-        list(iter_tracks(tmp_path))
+        list(iter_tracks(ShardSet.open(tmp_path)))

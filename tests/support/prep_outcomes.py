@@ -9,6 +9,7 @@ from pathlib import Path
 from data_prep.report import REPORT_NAME
 from data_prep.track import PrepSettings
 from sharding.format import ShardIndex, TrackMeta
+from sharding.shard_set import ShardSet
 from sharding.verify import iter_samples, verify_set
 
 SETTINGS = PrepSettings(sample_rate=16000)
@@ -44,5 +45,5 @@ def assert_consistent(out: Path, expected: dict[str, str]) -> list[dict[str, str
     index = ShardIndex.load_local(out)
     assert {r["shard"] for r in rows if r["status"] == "ok"} == {s.name for s in index.shards}
     assert not list(out.glob("*.partial"))
-    assert verify_set(out)[1] == []
+    assert verify_set(ShardSet.open(out))[1] == []
     return rows

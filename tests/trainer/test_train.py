@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,10 +21,13 @@ import numpy as np
 import pytest
 import torch
 
+import sharding.location
+import sharding.tracks
 from data_prep.entry import run_command
 from data_prep.locks import FolderInUseError
 from sharding.crops import CropLoader
-from sharding.format import TRACKS_NAME
+from sharding.format import INDEX_NAME, TRACKS_NAME
+from sharding.location import read_set_file
 from tests.support import tiny_run
 from tests.support.paths import REPO
 from tests.support.tiny_run import SAMPLE_RATE, WritesAFile, tiny_config
@@ -97,6 +101,24 @@ def test_an_epoch_of_one_pass_is_counted_from_the_data_and_checkpoints_stay_at_i
     assert resumed.state.data_position == [1, 1]  # step 3 of 2-step epochs
     assert resumed.run().step == 8
     assert [step for step, _ in list_checkpoints(tmp_path / "run" / "checkpoints")] == [2, 6, 8]  # epochs 1, 3, end
+
+
+@pytest.mark.parametrize("steps_per_epoch", [3, "pass"])
+def test_a_training_start_reads_the_index_and_the_track_table_once(
+    tmp_path: Path, shards: str, steps_per_epoch: int | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The set is opened once per process: one read of index.json and one of tracks.parquet, counted where every
+    small set file is read (`read_set_file`), through a start and a first step."""
+    reads: Counter[str] = Counter()
+
+    def counted(location: str | os.PathLike[str], name: str) -> bytes:
+        reads[name] += 1
+        return read_set_file(location, name)
+
+    for module in (sharding.location, sharding.tracks):
+        monkeypatch.setattr(module, "read_set_file", counted)
+    Trainer(tiny_config(tmp_path / "run", shards, steps_per_epoch=steps_per_epoch)).run(stop_after_steps=1)
+    assert reads == {INDEX_NAME: 1, TRACKS_NAME: 1}
 
 
 def test_an_epoch_of_one_pass_needs_the_track_table(tmp_path: Path, shards: str) -> None:
