@@ -1,4 +1,4 @@
-"""Pair reader speed: random access (`sharding.crops`) against the sequential stream (`sharding.stream`).
+"""Pair reader speed: random access (`sharding.read.random_access`) against the stream (`sharding.read.stream`).
 
 Builds a temporary shard set of 3-5 minute synthetic tracks at 16 kHz (and a few of them as 44.1 kHz stereo
 mp3 for the baseline), then measures in one run, on the same shards:

@@ -1,7 +1,7 @@
 """Overhead of the training loop (`trainer.loop.train`) over a bare PyTorch loop on the same model and data.
 
 Both loops build the same backbone, pretext and optimiser from one `TrainConfig` and draw the same batches
-(`trainer.loop.ResumablePairs`, i.e. `sharding.readers.open_pairs` with the same `TrainPairsConfig`) from a
+(`trainer.loop.ResumablePairs`, i.e. `sharding.read.chooser.open_pairs` with the same `TrainPairsConfig`) from a
 small synthetic shard set. The bare loop is forward, backward, optimiser step: no Accelerate, checkpoints, logging or
 progress bar. The trainer runs with checkpoints far apart (only the final one) and MLflow off, or on (sqlite
 in a temporary folder, default `log_every`). Both loops stamp the clock after every step (the trainer
@@ -31,7 +31,7 @@ import tyro
 
 from benchmarks.harness import print_json, print_table
 from benchmarks.step_timing import training_parts
-from sharding.pairs import pairs_to_float
+from sharding.read.batches import pairs_to_float
 from tests.support.shard_factory import write_shard_set
 from trainer.config import CheckpointConfig, ModelConfig, PretextName, TrainConfig, TrainPairsConfig
 from trainer.loop import ResumablePairs, train

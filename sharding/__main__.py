@@ -15,10 +15,11 @@ import tyro
 from data_prep.levels import Normalisation
 from data_prep.locks import exclusive_folder
 from data_prep.subcommands import run_subcommand
-from sharding.crops import CropLoader
 from sharding.merge import merge_parts
-from sharding.pairs import PairsConfig, pairs_to_float
-from sharding.readers import open_pairs
+from sharding.read.batches import pairs_to_float
+from sharding.read.chooser import open_pairs
+from sharding.read.config import PairsConfig
+from sharding.read.random_access import RandomAccessReader
 from sharding.recover import repair_set
 from sharding.shard_set import ShardSet
 from sharding.stats import TOP_TAGS, inspect_set
@@ -100,7 +101,7 @@ class Stream:
 
     def run(self) -> int:
         loader = open_pairs(ShardSet.open(self.location), self.pairs, self.batch_size, 0, 1, self.seed, self.batches)
-        reader = "random access" if isinstance(loader, CropLoader) else "sequential stream"
+        reader = "random access" if isinstance(loader, RandomAccessReader) else "sequential stream"
         print(
             f"{self.location}: {reader}, {loader.sample_rate} Hz, crops of {loader.crop_samples} samples, "
             f"{self.pairs.pairs_per_track} pair(s) per track, {self.pairs.num_workers} loader worker(s)"

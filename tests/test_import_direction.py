@@ -16,15 +16,20 @@ CHAIN = ("data_prep", "sharding", "trainer", "downstream")
 ENTRY_POINTS = {"__main__.py", "train.py", "evaluate.py"}
 
 
-def imported_packages(path: Path) -> set[str]:
-    """Top-level names of every absolute import in a module, wherever it sits (lazy imports included)."""
+def imported_modules(path: Path) -> set[str]:
+    """Dotted names of every absolute import in a module, wherever it sits (lazy imports included)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
-            names |= {alias.name.partition(".")[0] for alias in node.names}
+            names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.partition(".")[0])
+            names.add(node.module)
     return names
+
+
+def imported_packages(path: Path) -> set[str]:
+    """Top-level names of every absolute import in a module."""
+    return {name.partition(".")[0] for name in imported_modules(path)}
 
 
 def modules(package: str) -> list[Path]:
@@ -43,6 +48,19 @@ def test_no_package_imports_one_to_its_right(position: int) -> None:
         if imported_packages(path) & right
     }
     assert not wrong, f"imports against the data flow (move the code right, or wire it in an entry point): {wrong}"
+
+
+def test_the_read_side_is_the_right_end_of_sharding() -> None:
+    """`sharding/read/` (pairs for training) builds on the rest of sharding (format, location, shard_set, tracks);
+    the rest never imports it, so writing, verifying and evaluating a set do not depend on the training readers."""
+    read = ROOT / "sharding" / "read"
+    assert sorted(read.glob("*.py")), "sharding/read/ holds no modules; is this test out of date?"
+    wrong = {
+        str(path.relative_to(ROOT)): sorted(n for n in imported_modules(path) if n.startswith("sharding.read"))
+        for path in modules("sharding")
+        if read not in path.parents and any(n.startswith("sharding.read") for n in imported_modules(path))
+    }
+    assert not wrong, f"only sharding/read/ and entry points may import the read side: {wrong}"
 
 
 def top_level_names(path: Path) -> set[str]:

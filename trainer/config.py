@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from sharding.pairs import PairsConfig as ReadPairsConfig
+from sharding.read.config import PairsConfig as ReadPairsConfig
 from trainer.augment import AugmentConfig, ViewMode
 from trainer.collapse import CollapseConfig
 from trainer.pretexts import PRETEXTS
@@ -24,7 +24,7 @@ PretextSections.__doc__ = """One settings section per registered pretext, named 
 
 @dataclass(frozen=True)
 class TrainPairsConfig(ReadPairsConfig):
-    """How anchor/positive pairs are cut and read (`sharding.pairs.PairsConfig`), and how they become views. The
+    """How anchor/positive pairs are cut and read (`sharding.read.config.PairsConfig`), and how they become views. The
     crop length is the backbone's, set when the reader is built, so it is no flag here."""
 
     crop_samples: tyro.conf.Suppress[int | None] = None

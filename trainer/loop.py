@@ -25,9 +25,10 @@ from tqdm import tqdm
 
 from data_prep.locks import exclusive_folder
 from data_prep.progress import progress_bar
-from sharding.crops import CropLoader
-from sharding.pairs import PairsConfig, pairs_to_float
-from sharding.readers import open_pairs, training_tracks
+from sharding.read.batches import pairs_to_float
+from sharding.read.chooser import open_pairs, training_tracks
+from sharding.read.config import PairsConfig
+from sharding.read.random_access import RandomAccessReader
 from sharding.shard_set import ShardSet
 from trainer.accelerator import configure_deepspeed, make_accelerator
 from trainer.augment import AugmentationChain, make_views, pair_gaps
@@ -177,7 +178,7 @@ def view_chain(config: TrainConfig, backbone: torch.nn.Module) -> AugmentationCh
 
 
 def reader_pairs(config: TrainConfig, crop_samples: int) -> PairsConfig:
-    """The reader's settings (`sharding.pairs.PairsConfig`): the user's, with the backbone's crop length and the
+    """The reader's settings (`sharding.read.config.PairsConfig`): the user's, with the backbone's crop length and the
     gaps the configured views use."""
     chosen = {field.name: getattr(config.pairs, field.name) for field in dataclasses.fields(PairsConfig)}
     gaps = pair_gaps(config.pairs.views, config.pairs.min_gap_seconds, config.pairs.max_gap_seconds)
@@ -351,7 +352,7 @@ class Trainer:
         """One line on a resume on another number of processes: what carries over and what does not."""
         if self.count_changed is None:
             return
-        if isinstance(self.pairs.reader, CropLoader):
+        if isinstance(self.pairs.reader, RandomAccessReader):
             batches = "the global batches continue unchanged"
         else:
             batches = (

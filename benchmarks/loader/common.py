@@ -15,11 +15,12 @@ import psutil
 import torch
 
 from benchmarks.harness import timed
-from sharding.crops import CropLoader
-from sharding.pairs import PairsConfig, sample_pair_starts
-from sharding.readers import PairReader
+from sharding.read.batches import sample_pair_starts
+from sharding.read.config import PairsConfig
+from sharding.read.random_access import RandomAccessReader
+from sharding.read.reader import PairReader
+from sharding.read.stream import StreamReader
 from sharding.shard_set import ShardSet
-from sharding.stream import PairLoader
 from tests.support.shard_factory import write_shard_set
 
 RATE = 16_000
@@ -129,13 +130,13 @@ def open_reader(
     reuse_buffers: bool = True,
     **config: object,
 ) -> PairReader:
-    """A random-access (CropLoader, reusing its batch buffers as the trainer does unless told otherwise) or
-    stream (PairLoader) reader of rank 0 of 1, seed 0."""
+    """A random-access (RandomAccessReader, reusing its batch buffers as the trainer does unless told otherwise) or
+    stream (StreamReader) reader of rank 0 of 1, seed 0."""
     pairs, settings = PairsConfig(**config), {"seed": 0, "batches_per_epoch": batches_per_epoch}
     shards = ShardSet.open(location)
     if kind == "random access":
-        return CropLoader(shards, pairs, batch_size, 0, 1, **settings, reuse_buffers=reuse_buffers)
-    return PairLoader(shards, pairs, batch_size, 0, 1, **settings)
+        return RandomAccessReader(shards, pairs, batch_size, 0, 1, **settings, reuse_buffers=reuse_buffers)
+    return StreamReader(shards, pairs, batch_size, 0, 1, **settings)
 
 
 def child_pids() -> set[int]:

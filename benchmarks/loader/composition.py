@@ -14,8 +14,8 @@ from benchmarks.loader.common import (
     RATE,
     Args,
 )
-from sharding.epochs import EpochPlan, TrackOrder
-from sharding.pairs import PairsConfig
+from sharding.read.config import PairsConfig
+from sharding.read.epoch_plan import EpochPlan, TrackOrder
 
 
 @dataclass

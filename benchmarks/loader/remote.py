@@ -18,8 +18,8 @@ from benchmarks.loader.common import (
     measure,
     open_reader,
 )
-from sharding.crops import CropLoader
-from sharding.pairs import PairsConfig
+from sharding.read.config import PairsConfig
+from sharding.read.random_access import RandomAccessReader
 from tests.support.range_server import serve
 
 
@@ -56,7 +56,7 @@ def http_set(root: Path, latency_s: float) -> Iterator[str]:
         server.join()
 
 
-def batches_equal(first: CropLoader, second: CropLoader, batches: int = 3) -> bool:
+def batches_equal(first: RandomAccessReader, second: RandomAccessReader, batches: int = 3) -> bool:
     """Whether two random-access readers give the same first batches."""
     return all(torch.equal(first.dataset.read_batch(0, b), second.dataset.read_batch(0, b)) for b in range(batches))
 
@@ -69,7 +69,7 @@ def http_rows(shards: Path, args: Args) -> tuple[list[HttpRow], bool]:
             if latency_ms == 0:
                 local = open_reader("random access", shards, args.batch_size, num_workers=0)
                 remote = open_reader("random access", url, args.batch_size, num_workers=0)
-                assert isinstance(local, CropLoader) and isinstance(remote, CropLoader)
+                assert isinstance(local, RandomAccessReader) and isinstance(remote, RandomAccessReader)
                 matches = batches_equal(local, remote)
             for in_flight, workers in itertools.product((PairsConfig.requests_in_flight, 1), args.http_workers):
                 batch = args.batch_size if in_flight > 1 else args.http_sequential_batch_size

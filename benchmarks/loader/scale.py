@@ -21,9 +21,9 @@ from benchmarks.loader.common import (
     RATE,
     Args,
 )
-from sharding.epochs import EpochPlan, TrackOrder
 from sharding.format import SHARD_PATTERN, TRACKS_NAME, ShardIndex, ShardInfo
-from sharding.pairs import PairsConfig
+from sharding.read.config import PairsConfig
+from sharding.read.epoch_plan import EpochPlan, TrackOrder
 from sharding.tracks import SCHEMA, SHARDS_KEY, load_track_table
 
 T = TypeVar("T")

@@ -22,8 +22,8 @@ from benchmarks.loader.common import (
     setting_name,
     time_first,
 )
-from sharding.crops import CropLoader
-from sharding.pairs import PairsConfig
+from sharding.read.config import PairsConfig
+from sharding.read.random_access import RandomAccessReader
 
 
 @dataclass
@@ -82,7 +82,7 @@ def resume_rows(shards: Path, args: Args, stream_rate: float) -> list[Resume]:
         batches = loader.iter_from(0, args.resume_batch)
         batch, seconds = time_first(batches)
         batches.close()
-        assert isinstance(loader, CropLoader)
+        assert isinstance(loader, RandomAccessReader)
         matches = torch.equal(batch, loader.dataset.read_batch(0, args.resume_batch))
         rows.append(Resume("random access", setting_name(workers), args.batch_size, seconds, matches=matches))
     small = args.stream_resume_batch_size

@@ -9,12 +9,12 @@ import pytest
 from data_prep.locks import exclusive_folder
 from data_prep.report import COLUMNS, REPORT_NAME
 from sharding.__main__ import main
-from sharding.crops import CropLoader
 from sharding.format import INDEX_NAME, ShardIndex
 from sharding.location import load_index, shard_urls
-from sharding.pairs import PairsConfig
+from sharding.read.config import PairsConfig
+from sharding.read.random_access import RandomAccessReader
+from sharding.read.stream import StreamReader
 from sharding.shard_set import ShardSet
-from sharding.stream import PairLoader
 from sharding.windows import iter_tracks
 from tests.support.shard_factory import ramp_track, write_shard_set
 
@@ -80,8 +80,8 @@ def test_merged_set_is_read_by_every_reader(parts: Path, capsys: pytest.CaptureF
     )
     config = PairsConfig(track_shuffle=2, pair_shuffle=8, num_workers=0)
     for loader in (
-        CropLoader(ShardSet.open(parts), config, 4, 0, 1),
-        PairLoader(ShardSet.open(parts), config, 4, 0, 1),
+        RandomAccessReader(ShardSet.open(parts), config, 4, 0, 1),
+        StreamReader(ShardSet.open(parts), config, 4, 0, 1),
     ):
         assert [tuple(b.shape) for b in loader] == [(4, 2, 400)] * len(loader)
         assert loader.stats.corrupt_skipped == 0 and loader.stats.tracks > 0

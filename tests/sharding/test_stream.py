@@ -1,5 +1,5 @@
-"""End-to-end tests of the sequential stream (sharding.stream.PairLoader) on ramp tracks, whose values reveal where
-crops lie."""
+"""End-to-end tests of the sequential stream (sharding.read.stream.StreamReader) on ramp tracks, whose values
+reveal where crops lie."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from sharding.format import SHARD_PATTERN
-from sharding.pairs import PairsConfig
-from sharding.readers import open_pairs
+from sharding.read.chooser import open_pairs
+from sharding.read.config import PairsConfig
+from sharding.read.stream import StreamReader
 from sharding.shard_set import ShardSet
-from sharding.stream import PairLoader
 from tests.support import ramps
 from tests.support.ramps import RAMP_LENGTHS, RAMP_RATE
 from tests.support.shard_factory import ramp_position, ramp_track, track_sample, write_shard, write_shard_set
@@ -26,8 +26,8 @@ BATCH = 8
 
 def stream(
     location: Path | str, config: PairsConfig = CONFIG, rank: int = 0, world_size: int = 1, **kwargs: int
-) -> PairLoader:
-    return PairLoader(ShardSet.open(location), config, BATCH, rank, world_size, **kwargs)
+) -> StreamReader:
+    return StreamReader(ShardSet.open(location), config, BATCH, rank, world_size, **kwargs)
 
 
 def batches(loader: object) -> list[torch.Tensor]:
@@ -86,7 +86,7 @@ def test_rank_and_world_size_default_to_the_launcher_environment(
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "3")
     loader = open_pairs(ShardSet.open(ramp_set), CONFIG, BATCH)
-    assert isinstance(loader, PairLoader)
+    assert isinstance(loader, StreamReader)
     assert (loader.rank, loader.world_size) == (1, 3)
     assert loader.batches_per_epoch == max(1, len(LENGTHS) * 4 // (8 * 3))
     with pytest.raises(ValueError, match="rank 3 is outside"):

@@ -1,9 +1,12 @@
-"""Tests for sharding.pairs.sample_pair_starts and PairsConfig: bounds over many draws, bad input."""
+"""Tests for sharding.read.batches.sample_pair_starts and sharding.read.config.PairsConfig: bounds over many draws,
+bad input."""
 
 import numpy as np
 import pytest
 
-from sharding.pairs import PairsConfig, check_loader_arguments, sample_pair_starts
+from sharding.read.batches import sample_pair_starts
+from sharding.read.config import PairsConfig
+from sharding.read.reader import check_loader_arguments
 
 
 @pytest.mark.parametrize(

@@ -25,9 +25,9 @@ import sharding.location
 import sharding.tracks
 from data_prep.entry import run_command
 from data_prep.locks import FolderInUseError
-from sharding.crops import CropLoader
 from sharding.format import INDEX_NAME, TRACKS_NAME
 from sharding.location import read_set_file
+from sharding.read.random_access import RandomAccessReader
 from tests.support import tiny_run
 from tests.support.paths import REPO
 from tests.support.tiny_run import SAMPLE_RATE, WritesAFile, tiny_config
@@ -76,7 +76,7 @@ def test_resume_starts_at_the_saved_data_position_without_rereading(tmp_path: Pa
     Trainer(config).run(stop_after_steps=4)
     resumed = Trainer(config)
     assert resumed.state.data_position == [1, 1]  # step 4 of 3-step epochs: epoch 1, batch 1
-    assert isinstance(resumed.pairs.reader, CropLoader)
+    assert isinstance(resumed.pairs.reader, RandomAccessReader)
     assert resumed.run().step == 6
     assert resumed.pairs.reader.stats.pairs == 2 * config.batch_size  # two steps read, none replayed
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sharding.pairs import sample_pair_starts
+from sharding.read.batches import sample_pair_starts
 from trainer.augment import AugmentationChain, AugmentConfig, ViewMode, make_views, pair_gaps
 
 CROP = 16384

@@ -1,9 +1,9 @@
 """The random-access pair reader: reads exactly the bytes of each pair's two crops, nothing else.
 
-Every batch is a pure function of (seed, epoch, batch, rank) (`sharding.epochs`): the tracks come from the epoch's
-permutation, the crop starts from a generator seeded by the global batch's position (each rank draws those of the
-whole global batch and keeps its slice: a step's pairs do not depend on the number of ranks), and the bytes from the
-offsets of the track table (`sharding.tracks`), read with pread or range requests (`sharding.ranges`) straight into
+Every batch is a pure function of (seed, epoch, batch, rank) (`sharding.read.epoch_plan`): the tracks come from the
+epoch's permutation, the crop starts from a generator seeded by the global batch's position (each rank draws those of
+the whole global batch and keeps its slice: a step's pairs do not depend on the number of ranks), and the bytes from
+the offsets of the track table (`sharding.tracks`), read with pread or range requests (`sharding.ranges`) straight into
 the batch. A read that fails or comes back short is retried, then its pair is replaced by another track and counted; a
 damaged member costs that member only. When more than `max_failed_share` of a worker's last `failure_window` reads
 failed, the worker stops training with an error naming the shards.
@@ -12,7 +12,6 @@ failed, the worker stops training with an error naming the shards.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import sys
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -20,16 +19,12 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from sharding.epochs import CROP_STAGE, REPLACEMENT_STAGE, EpochPlan, TrackOrder
-from sharding.pairs import (
-    LoaderStats,
-    PairsConfig,
-    SharedCounters,
-    check_loader_arguments,
-    empty_batch,
-    sample_pair_starts,
-)
 from sharding.ranges import RangeRequest, RangeSource, range_source, serves_ranges
+from sharding.read.batches import empty_batch, sample_pair_starts
+from sharding.read.config import PairsConfig
+from sharding.read.counters import SharedCounters
+from sharding.read.epoch_plan import CROP_STAGE, REPLACEMENT_STAGE, EpochPlan, TrackOrder
+from sharding.read.reader import PairReader
 from sharding.shard_set import ShardSet
 from sharding.tracks import StaleTrackTable, TrackTable
 
@@ -89,7 +84,7 @@ class FailureAlarm:
             )
 
 
-class CropDataset(torch.utils.data.IterableDataset):
+class RandomAccessDataset(torch.utils.data.IterableDataset):
     """The batches of one epoch of one rank from a start batch; worker w of W reads batches b % W == w."""
 
     def __init__(
@@ -241,9 +236,9 @@ class CropDataset(torch.utils.data.IterableDataset):
         return {**self.__dict__, **fresh}
 
 
-class CropLoader:
-    """Random-access pairs: iterable of (B, 2, S) int16 CPU batches, exactly `batches_per_epoch` per epoch on
-    every rank; `iter_from(epoch, batch)` starts anywhere without reading what comes before.
+class RandomAccessReader(PairReader):
+    """Random-access pairs: reads only the bytes of each pair's two crops; `iter_from(epoch, batch)` starts
+    anywhere without reading what comes before.
 
     `reuse_buffers`: fill a small ring of batch tensors per worker instead of a new one per batch, 3-4x faster;
     a batch is then valid only until the consumer asks for the next one (the trainer converts each at once).
@@ -260,12 +255,8 @@ class CropLoader:
         batches_per_epoch: int | None = None,
         reuse_buffers: bool = False,
     ) -> None:
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is outside [0, world_size={world_size})")
-        check_loader_arguments(batch_size, seed, batches_per_epoch)
-        self.location, self.config = shards.location, config
-        self.rank, self.world_size = rank, world_size
-        index, urls = shards.index, shards.urls
+        super().__init__(shards, config, batch_size, rank, world_size, seed, batches_per_epoch)
+        urls = shards.urls
         source = range_source(urls[0], config.requests_in_flight)
         reason = "it is a pipe: command" if source is None else serves_ranges(source, urls[0])
         if reason is not None:
@@ -274,10 +265,8 @@ class CropLoader:
             table = shards.track_table()
         except StaleTrackTable as err:
             raise RandomAccessUnavailable(str(err)) from err
-        self.sample_rate = index.sample_rate
-        self.crop_samples = config.crop_length(index.sample_rate)
-        gaps = config.gap_bounds(index.sample_rate)
-        selected, usable = pair_tracks(table, config, index.sample_rate)
+        gaps = config.gap_bounds(self.sample_rate)
+        selected, usable = pair_tracks(table, config, self.sample_rate)
         self.short_tracks = len(selected) - len(usable)
         if self.short_tracks:
             logger.warning(
@@ -291,12 +280,10 @@ class CropLoader:
             )
         self.plan = EpochPlan(len(usable), config.pairs_per_track, batch_size, world_size, seed, batches_per_epoch)
         self.batches_per_epoch = self.plan.batches_per_epoch
-        self.context = multiprocessing.get_context(config.start_method)
-        self.counters = SharedCounters(self.location, self.context)
         self.counters.add(short_skipped=self.short_tracks)
         tracks = (table.shard[usable], table.pcm_offset[usable], table.num_samples[usable])
-        shard_bytes = np.array([info.bytes for info in index.shards], dtype=np.int64)
-        self.dataset = CropDataset(
+        shard_bytes = np.array([info.bytes for info in shards.index.shards], dtype=np.int64)
+        self.dataset = RandomAccessDataset(
             self.location,
             urls,
             shard_bytes,
@@ -309,34 +296,9 @@ class CropLoader:
             self.counters,
             reuse_buffers,
         )
-        self.epoch = 0
 
-    @property
-    def stats(self) -> LoaderStats:
-        """Totals over all workers and epochs so far."""
-        return self.counters.snapshot()
-
-    def __len__(self) -> int:
-        return self.batches_per_epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch the next iteration reads."""
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        """One epoch, then the next call reads the next one."""
-        try:
-            yield from self._epoch(self.epoch, 0)
-        finally:
-            self.epoch += 1
-
-    def iter_from(self, epoch: int, batch: int) -> Iterator[torch.Tensor]:
-        """Batches from batch `batch` of epoch `epoch` on, across epochs, without end."""
-        while True:
-            yield from self._epoch(epoch, batch)
-            epoch, batch = epoch + 1, 0
-
-    def _epoch(self, epoch: int, start: int) -> Iterator[torch.Tensor]:
+    def read_epoch(self, epoch: int, start: int) -> Iterator[torch.Tensor]:
+        """The batches of epoch `epoch` from batch `start` on, from a fresh DataLoader over the dataset."""
         self.dataset.epoch, self.dataset.start_batch = epoch, start  # workers copy the dataset when they start
         loader = torch.utils.data.DataLoader(
             self.dataset,

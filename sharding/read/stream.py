@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import multiprocessing
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,14 +24,10 @@ import webdataset as wds
 
 from sharding.format import TrackMeta, decode_track
 from sharding.location import tar_samples
-from sharding.pairs import (
-    LoaderStats,
-    PairsConfig,
-    SharedCounters,
-    check_loader_arguments,
-    empty_batch,
-    sample_pair_starts,
-)
+from sharding.read.batches import empty_batch, sample_pair_starts
+from sharding.read.config import PairsConfig
+from sharding.read.counters import LoaderStats, SharedCounters
+from sharding.read.reader import PairReader
 from sharding.shard_set import ShardSet
 
 logger = logging.getLogger(__name__)
@@ -154,9 +149,9 @@ class CollatePairs:
         return out
 
 
-class PairLoader:
-    """The sequential stream: iterable of (B, 2, S) int16 CPU batches (`pairs_to_float` converts them);
-    exactly `batches_per_epoch` per iteration on every rank."""
+class StreamReader(PairReader):
+    """The sequential stream: decodes whole tracks of resampled shards; it cannot seek, so `iter_from` streams the
+    epoch again up to its batch."""
 
     def __init__(
         self,
@@ -168,30 +163,20 @@ class PairLoader:
         seed: int = 0,
         batches_per_epoch: int | None = None,
     ) -> None:
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is outside [0, world_size={world_size})")
-        check_loader_arguments(batch_size, seed, batches_per_epoch)
-        self.location = shards.location
-        self.config = config
-        self.rank, self.world_size = rank, world_size
-        index = shards.index
-        self.sample_rate = index.sample_rate
-        self.crop_samples = config.crop_length(index.sample_rate)
+        super().__init__(shards, config, batch_size, rank, world_size, seed, batches_per_epoch)
         self.batches_per_epoch = batches_per_epoch or max(
-            1, index.num_tracks * config.pairs_per_track // (batch_size * world_size)
+            1, shards.index.num_tracks * config.pairs_per_track // (batch_size * world_size)
         )
         self.seeds = StreamSeed(seed, rank)
-        context = multiprocessing.get_context(config.start_method)
-        self.counters = SharedCounters(self.location, context)
-        self.shards = wds.ResampledShards(shards.urls, worker_seed=self.seeds.shard_seed, deterministic=True)
+        self.resampled = wds.ResampledShards(shards.urls, worker_seed=self.seeds.shard_seed, deterministic=True)
         pipeline = wds.DataPipeline(
-            self.shards,
+            self.resampled,
             functools.partial(tar_samples, handler=functools.partial(skip_corrupt, self.counters)),
             DecodeTracks(self.counters, config.split),
             Shuffle(config.track_shuffle, self.seeds, stage=1),
             CutPairs(
                 self.crop_samples,
-                config.gap_bounds(index.sample_rate),
+                config.gap_bounds(self.sample_rate),
                 config.pairs_per_track,
                 self.seeds,
                 self.counters,
@@ -204,51 +189,24 @@ class PairLoader:
             batch_size=None,
             num_workers=config.num_workers,
             persistent_workers=False,
-            multiprocessing_context=context if config.num_workers else None,
+            multiprocessing_context=self.context if config.num_workers else None,
         ).with_epoch(self.batches_per_epoch)
 
-    @property
-    def epoch(self) -> int:
-        """The epoch the next iteration streams (it seeds every worker)."""
-        return self.seeds.epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch the next iteration streams, e.g. when resuming from a checkpoint."""
-        self.seeds.epoch = epoch
-
-    @property
-    def stats(self) -> LoaderStats:
-        """Totals over all workers and epochs so far."""
-        return self.counters.snapshot()
-
-    def __len__(self) -> int:
-        return self.batches_per_epoch
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        before = self.stats
+    def read_epoch(self, epoch: int, start: int) -> Iterator[torch.Tensor]:
+        """The batches of epoch `epoch` from batch `start` on: those before it are streamed again and dropped."""
+        self.seeds.epoch = epoch  # seeds every worker
         # ResampledShards mixes its own iteration count into its seed, but only in the process that iterates
         # it: reset it so that, with or without workers, the epoch comes from `self.seeds` alone.
-        self.shards.epoch = -1
+        self.resampled.epoch = -1
+        before = self.stats
         try:
-            yield from self.loader
-        finally:
-            self.log_skipped(before)
-            self.seeds.epoch += 1
-
-    def iter_from(self, epoch: int, batch: int) -> Iterator[torch.Tensor]:
-        """Batches from batch `batch` of epoch `epoch` on, across epochs, without end.
-
-        A stream cannot seek: the batches of the epoch before `batch` are streamed again and dropped.
-        """
-        self.set_epoch(epoch)
-        skip = batch
-        while True:
-            for number, pairs in enumerate(self):
-                if number >= skip:
+            for number, pairs in enumerate(self.loader):
+                if number >= start:
                     yield pairs
-            skip = 0
+        finally:
+            self.log_skipped(before, epoch)
 
-    def log_skipped(self, before: LoaderStats) -> None:
+    def log_skipped(self, before: LoaderStats, epoch: int) -> None:
         """Log what this epoch skipped, so lost data shows in the training log."""
         after = self.stats
         skipped = after.corrupt_skipped - before.corrupt_skipped, after.short_skipped - before.short_skipped
@@ -257,7 +215,7 @@ class PairLoader:
                 "%s epoch %d rank %d: skipped %d unreadable members and %d tracks too short for a pair "
                 "(totals %d and %d)",
                 self.location,
-                self.epoch,
+                epoch,
                 self.rank,
                 *skipped,
                 after.corrupt_skipped,

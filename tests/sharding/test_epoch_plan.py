@@ -1,11 +1,11 @@
-"""sharding.epochs: every item once per epoch, equal disjoint slices for every rank and worker, seeded order."""
+"""sharding.read.epoch_plan: every item once per epoch, equal disjoint slices per rank and worker, seeded order."""
 
 from collections import Counter
 
 import numpy as np
 import pytest
 
-from sharding.epochs import EpochPlan, TrackOrder
+from sharding.read.epoch_plan import EpochPlan, TrackOrder
 
 
 def epoch_tracks(plan: EpochPlan, epoch: int, workers: int) -> dict[tuple[int, int], list[np.ndarray]]:

@@ -6,8 +6,8 @@ of one step side by side, so every rank gets the same number of batches by const
 in a step's global batch unless that batch straddles two passes or the set has fewer tracks than the batch, and
 the k pairs of a track (k = pairs_per_track) fall in k different passes, spread over the epoch. The global batch of a
 step does not depend on how many ranks share it, so a run checkpointed on N processes resumes on M with the same
-global batches (the crop starts too are drawn for the whole global batch: `sharding.crops`). Loader worker w
-of W takes the batches b with b % W == w, which a DataLoader hands out in order. Nothing is buffered, and any
+global batches (the crop starts too are drawn for the whole global batch: `sharding.read.random_access`). Loader
+worker w of W takes the batches b with b % W == w, which a DataLoader hands out in order. Nothing is buffered, and any
 (epoch, batch) can be started from directly: a resumed run reads nothing it already trained on.
 """
 

@@ -1,20 +1,30 @@
-"""Open the pair reader a location allows: random access where it can, else the sequential stream, saying why."""
+"""Open the pair reader a set allows: random access where it can, else the sequential stream, saying why; and count
+the tracks one pass over the set visits."""
 
 from __future__ import annotations
 
 import logging
+import os
 
-from sharding.crops import CropLoader, RandomAccessUnavailable, pair_tracks
+import torch
+
 from sharding.format import TRACKS_NAME
 from sharding.location import is_object_store
-from sharding.pairs import PairsConfig, distributed_position
+from sharding.read.config import PairsConfig
+from sharding.read.random_access import RandomAccessReader, RandomAccessUnavailable, pair_tracks
+from sharding.read.reader import PairReader
+from sharding.read.stream import StreamReader
 from sharding.shard_set import ShardSet
-from sharding.stream import PairLoader
 from sharding.tracks import StaleTrackTable
 
 logger = logging.getLogger(__name__)
 
-PairReader = CropLoader | PairLoader
+
+def distributed_position() -> tuple[int, int]:
+    """(rank, world_size) from torch.distributed when initialised, else RANK/WORLD_SIZE, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
 def open_pairs(
@@ -31,7 +41,7 @@ def open_pairs(
 
     `auto` reads by random access and falls back to the stream (with a warning naming the reason) where the set
     has no track table or its location cannot serve byte ranges; `random_access` raises instead.
-    `reuse_buffers` (random access only): see `CropLoader`; only for a consumer that drops each batch before
+    `reuse_buffers` (random access only): see `RandomAccessReader`; only for a consumer that drops each batch before
     asking for the next.
     """
     default_rank, default_world = distributed_position()
@@ -41,7 +51,7 @@ def open_pairs(
     arguments["batches_per_epoch"] = batches_per_epoch
     if config.reader != "stream":
         try:
-            return CropLoader(shards, config, **arguments, reuse_buffers=reuse_buffers)
+            return RandomAccessReader(shards, config, **arguments, reuse_buffers=reuse_buffers)
         except RandomAccessUnavailable as err:
             if config.reader == "random_access":
                 raise
@@ -52,7 +62,7 @@ def open_pairs(
             "(see the warning above) or name the set with a `pipe:` template, e.g. "
             "`pipe:aws s3 cp s3://bucket/set/{} -`"
         )
-    return PairLoader(shards, config, **arguments)
+    return StreamReader(shards, config, **arguments)
 
 
 def training_tracks(shards: ShardSet, config: PairsConfig) -> int:
