@@ -32,9 +32,10 @@ import tyro
 from benchmarks.harness import print_json, print_table
 from benchmarks.step_timing import training_parts
 from sharding.read.batches import pairs_to_float
+from sharding.shard_set import ShardSet
 from tests.support.shard_factory import write_shard_set
 from trainer.config import CheckpointConfig, ModelConfig, PretextName, TrainConfig, TrainPairsConfig
-from trainer.loop import ResumablePairs, train
+from trainer.loop import ResumablePairs, reader_pairs, train
 
 RATE = 16_000
 
@@ -150,7 +151,9 @@ def bare_loop(config: TrainConfig, clock: StepClock) -> None:
     """The same steps as `train(config)` in plain PyTorch: forward, backward, optimiser step."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # Accelerate's choice
     pretext, optimizer = training_parts(config, device)
-    batches = ResumablePairs(config.data, config, pretext.student.backbone.num_samples, config.batch_size, 0, 1)
+    assert config.data is not None
+    pairs = reader_pairs(config, pretext.student.backbone.num_samples)
+    batches = ResumablePairs(ShardSet.open(config.data), pairs, config, config.batch_size, 0, 1)
     pretext.student.train()
     for step, views in zip(range(config.total_steps), batches.from_position([0, 0]), strict=False):
         pretext.compute_loss(pairs_to_float(views.to(device, non_blocking=True)), pretext.student).loss.backward()

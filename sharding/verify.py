@@ -9,7 +9,6 @@ track table (tracks.parquet) gives for its audio members, which random access re
 from __future__ import annotations
 
 import hashlib
-import os
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -82,9 +81,7 @@ def iter_samples(tar: tarfile.TarFile, wanted: set[str] | None = None) -> Iterat
         yield sample
 
 
-def verify_shard(
-    location: str | os.PathLike[str], info: ShardInfo, sample_rate: int, audio_at: list[tuple[int, int]] | None = None
-) -> list[Problem]:
+def verify_shard(shards: ShardSet, info: ShardInfo, audio_at: list[tuple[int, int]] | None = None) -> list[Problem]:
     """Every problem found in one shard (an empty list for a sound one).
 
     `audio_at`: the (byte offset, size) of each track's audio in tar order, as the track table gives them.
@@ -93,7 +90,7 @@ def verify_shard(
     count, duration_s, last_key = 0, 0.0, None
     found_at: list[tuple[int, int]] = []
     try:
-        with gopen(resolve(location, info.name), "rb") as stream:
+        with gopen(resolve(shards.location, info.name), "rb") as stream:
             reader = HashingReader(stream)
             with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
                 for sample in iter_samples(tar):
@@ -101,7 +98,7 @@ def verify_shard(
                     count += 1
                     if AUDIO_KEY in sample["__offsets__"]:
                         found_at.append(sample["__offsets__"][AUDIO_KEY])
-                    sample_problems, sample_duration_s = check_sample(info.name, sample, sample_rate)
+                    sample_problems, sample_duration_s = check_sample(info.name, sample, shards.sample_rate)
                     problems += sample_problems
                     duration_s += sample_duration_s
             reader.drain()
@@ -126,7 +123,7 @@ def verify_shard(
                 info.name,
                 None,
                 f"{TRACKS_NAME} gives other audio offsets than the tar holds (from track {wrong} on); rebuild it "
-                f"with `python -m sharding index {os.fspath(location)}`",
+                f"with `python -m sharding index {shards.location}`",
             )
         )
     return problems
@@ -152,7 +149,7 @@ def verify_set(shards: ShardSet, progress: bool = False) -> tuple[ShardIndex, li
             found[shard].append((offset, 2 * samples))
         audio_at = list(found)
     for info, expected in zip(shard_progress(index, "verifying", progress), audio_at, strict=True):
-        problems += verify_shard(shards.location, info, index.sample_rate, expected)
+        problems += verify_shard(shards, info, expected)
     return index, problems
 
 

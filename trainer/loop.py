@@ -191,10 +191,10 @@ class ResumablePairs:
     """Micro-batches of pairs of one rank, from any data position (epoch, micro-batch) on, across epochs."""
 
     def __init__(
-        self, shards: ShardSet, config: TrainConfig, crop_samples: int, micro_batch: int, rank: int, world: int
+        self, shards: ShardSet, pairs: PairsConfig, config: TrainConfig, micro_batch: int, rank: int, world: int
     ) -> None:
+        """`pairs`: the reader's settings (`reader_pairs`); `config` gives the epoch's length and the seed."""
         self.batches_per_epoch = config.steps_per_epoch * config.grad_accum
-        pairs = reader_pairs(config, crop_samples)
         self.reader = open_pairs(  # the loop converts each batch at once, so the reader may reuse their memory
             shards, pairs, micro_batch, rank, world, config.seed, self.batches_per_epoch, reuse_buffers=True
         )
@@ -293,7 +293,7 @@ class Trainer:
             self.state.mlflow_run_id = self.tracker.run_id
 
             rank, world = accelerator.process_index, accelerator.num_processes
-            self.pairs = ResumablePairs(shards, config, backbone.num_samples, micro_batch, rank, world)
+            self.pairs = ResumablePairs(shards, pairs, config, micro_batch, rank, world)
             if self.state.data_position is None:
                 self.state.data_position = self.pairs.position_at(self.state.step, config.grad_accum)
             self.batches = self.pairs.from_position(self.state.data_position)
