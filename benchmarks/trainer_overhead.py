@@ -34,7 +34,8 @@ from benchmarks.step_timing import training_parts
 from sharding.read.batches import pairs_to_float
 from sharding.shard_set import ShardSet
 from tests.support.shard_factory import write_shard_set
-from trainer.config import CheckpointConfig, ModelConfig, PretextName, TrainConfig, TrainPairsConfig
+from trainer.backbones.resnet import ResNetConfig
+from trainer.config import CheckpointConfig, PretextName, TrainConfig, TrainPairsConfig
 from trainer.loop import ResumablePairs, reader_pairs, train
 
 RATE = 16_000
@@ -125,7 +126,7 @@ def base_config(args: Args, data: str) -> TrainConfig:
             track_shuffle=16,
             pair_shuffle=256,
         ),
-        model=ModelConfig(width=args.width),
+        resnet=ResNetConfig(width=args.width),
         checkpoint=CheckpointConfig(every_steps=10**9),
     )
 

@@ -30,7 +30,7 @@ from downstream.cli import EvaluateArgs, evaluate, format_table
 from trainer.checkpoints import checkpoint_name, list_checkpoints
 from trainer.cli import parse_config
 from trainer.config import TrainConfig
-from trainer.loop import CONFIG_NAME
+from trainer.loop import CONFIG_NAME, backbone_recipe
 from trainer.presets import apply_overrides
 
 if sys.version_info >= (3, 11):
@@ -182,6 +182,7 @@ def evaluations(sweep: Sweep, index: int, data: str, tags: Path | None = None) -
         backbones = [(str(epoch_checkpoint(output_dir, epoch)), epoch) for epoch in sweep.evaluate_epochs]
     else:
         backbones = [(str(output_dir / "backbone.safetensors"), config.epochs)]
+    representation = backbone_recipe(config).build().embed_dim  # the mlp probe's hidden width (thesis 3.3.3)
     return [
         EvaluateArgs(
             backbone=backbone,
@@ -189,7 +190,7 @@ def evaluations(sweep: Sweep, index: int, data: str, tags: Path | None = None) -
             task=sweep.task,
             tags=tags,
             protocol=sweep.protocol,
-            hidden_dim=config.model.embed_dim if probe == "mlp" else None,
+            hidden_dim=representation if probe == "mlp" else None,
             pretext=config.pretext,
             param=tuple(f"{key}={value}" for key, value in (params | {"pretrain_epochs": epochs}).items()),
         )

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, make_dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import tyro
 
 from sharding.read.config import PairsConfig as ReadPairsConfig
 from trainer.augment import AugmentConfig, ViewMode
+from trainer.backbones import BACKBONES
 from trainer.collapse import CollapseConfig
 from trainer.pretexts import PRETEXTS
 
-PretextName = Literal[tuple(PRETEXTS)]  # the registry's names, as tyro choices
-PretextSections = make_dataclass(
-    "PretextSections",
-    [(name, cls.Config, field(default_factory=cls.Config)) for name, cls in PRETEXTS.items()],
-    namespace={"__module__": __name__},
-)
-PretextSections.__doc__ = """One settings section per registered pretext, named after it (`--vicreg.eps`,
-`[vicreg]` in a preset): a new pretext's settings need no line here."""
+
+def settings_sections(name: str, registry: Mapping[str, Any]) -> type:
+    """A dataclass with one settings section per registered class, named after it and holding its `Config`
+    (`--vicreg.eps` and `[vicreg]` in a preset, `--resnet.width` and `[resnet]`): a new pretext's or backbone's
+    settings need no line here."""
+    fields = [(key, cls.Config, field(default_factory=cls.Config)) for key, cls in registry.items()]
+    return make_dataclass(name, fields, namespace={"__module__": __name__})
+
+
+PretextName = Literal[tuple(PRETEXTS)]  # the registries' names, as tyro choices
+BackboneName = Literal[tuple(BACKBONES)]
+PretextSections = settings_sections("PretextSections", PRETEXTS)
+BackboneSections = settings_sections("BackboneSections", BACKBONES)
 
 
 @dataclass(frozen=True)
@@ -50,22 +57,6 @@ class TrainPairsConfig(ReadPairsConfig):
                 "(two independent crops, any distance apart): leave them out, or use temporal or augmented_temporal "
                 "views"
             )
-
-
-@dataclass
-class ModelConfig:
-    """The backbone whose embeddings are the product."""
-
-    backbone: Literal["resnet", "samplecnn"] = "resnet"
-    """resnet: the paper's log-mel ResNet (16 kHz); samplecnn: the thesis' waveform SampleCNN (22.05 kHz)."""
-    f_max: float = 8000.0
-    """ResNet mel upper frequency in Hz (11025 reproduces the published models)."""
-    width: int = 16
-    """ResNet width (16 = the paper)."""
-    layers: tuple[int, int, int, int] = (3, 4, 6, 3)
-    """ResNet bottleneck blocks per stage ((3, 4, 6, 3) = the paper)."""
-    embed_dim: int = 512
-    """SampleCNN representation size (32-512 in the thesis sweeps)."""
 
 
 @dataclass
@@ -127,10 +118,12 @@ class MonitorConfig:
 
 
 @dataclass
-class TrainConfig(PretextSections):
+class TrainConfig(BackboneSections, PretextSections):
     """A pre-training run: `train.py --preset paper --pretext vicreg` then any flag to override the preset."""
 
     pretext: PretextName = "contrastive"
+    backbone: BackboneName = "resnet"
+    """The network whose embeddings are the product; its settings are its section (`--resnet.width`, `[resnet]`)."""
     data: str | None = None
     """Shard set: a folder, an http(s) base URL or a `{}` template (`pipe:` commands too); `demo`: the built-in
     demo corpus, built under ./demo_data on first use (the demo preset sets it). Required."""
@@ -160,7 +153,6 @@ class TrainConfig(PretextSections):
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
     mlflow: bool = True
     pairs: TrainPairsConfig = field(default_factory=TrainPairsConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
@@ -180,6 +172,10 @@ class TrainConfig(PretextSections):
     @property
     def pretext_config(self) -> object:
         return getattr(self, self.pretext)
+
+    @property
+    def backbone_config(self) -> object:
+        return getattr(self, self.backbone)
 
     def resolved_output_dir(self) -> str:
         return self.output_dir.format(study=self.study, pretext=self.pretext)

@@ -32,6 +32,7 @@ from sharding.read.random_access import RandomAccessReader
 from sharding.shard_set import ShardSet
 from trainer.accelerator import configure_deepspeed, make_accelerator
 from trainer.augment import AugmentationChain, make_views, pair_gaps
+from trainer.backbones import BACKBONES
 from trainer.checkpoints import (
     CheckpointPolicy,
     check_resumable,
@@ -160,13 +161,9 @@ def optimizer_for(config: TrainConfig, student: torch.nn.Module) -> torch.optim.
 
 
 def backbone_recipe(config: TrainConfig) -> BackboneRecipe:
-    """How to build the configured backbone (the ResNet's input length is the crop length)."""
-    model = config.model
-    if model.backbone == "resnet":
-        kwargs = {"f_max": model.f_max, "width": model.width, "layers": list(model.layers)}
-        kwargs["duration_s"] = config.pairs.crop_seconds
-        return BackboneRecipe("resnet", kwargs)
-    return BackboneRecipe("samplecnn", {"embed_dim": model.embed_dim})
+    """How to build the configured backbone, from its settings section and the crop length."""
+    kwargs = BACKBONES[config.backbone].recipe_kwargs(config.backbone_config, config.pairs.crop_seconds)
+    return BackboneRecipe(config.backbone, kwargs)
 
 
 def view_chain(config: TrainConfig, backbone: torch.nn.Module) -> AugmentationChain | None:
@@ -210,7 +207,13 @@ class ResumablePairs:
 
 def check_same_run(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
     """Refuse to resume a checkpoint of another method or model; report other changed settings."""
-    essentials = {"pretext": (), "model": (), "batch_size": (), "crop_seconds": ("pairs",)}
+    if "model" in saved:
+        raise ValueError(
+            f"{where} was written before the backbone settings left [model] for [resnet] / [samplecnn]: resume it "
+            "with the train.py that wrote it, or start afresh with another --output-dir"
+        )
+    backbone = current["backbone"]
+    essentials = {"pretext": (), "backbone": (), backbone: (), "batch_size": (), "crop_seconds": ("pairs",)}
     for key, parents in essentials.items():
         before, now = saved, current
         for parent in parents:

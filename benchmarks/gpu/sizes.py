@@ -92,7 +92,7 @@ FULL = Sizes(
 TINY_PAIRS = ("--pairs.pair-shuffle", "8", "--pairs.track-shuffle", "2")
 SMOKE = Sizes(
     paper_flags=(
-        *("--model.width", "4", "--batch-size", "4", "--pairs.num-workers", "0", *TINY_PAIRS),
+        *("--resnet.width", "4", "--batch-size", "4", "--pairs.num-workers", "0", *TINY_PAIRS),
         *("--pairs.crop-seconds", "1", "--pairs.min-gap-seconds", "1", "--pairs.max-gap-seconds", "2"),
     ),
     precision="fp32",  # bf16 convolutions are emulated, 10x slower, on most CPUs; the memory section runs both

@@ -200,7 +200,7 @@ RUN=$T/run-out
 TRAIN_FLAGS=(
   --study two-node --no-mlflow --seed 3 --epochs 1 --steps-per-epoch "$STEPS" --batch-size 8
   --pairs.crop-seconds 1 --pairs.min-gap-seconds 1 --pairs.max-gap-seconds 3 --pairs.num-workers 0
-  --model.width 8 --optim.warmup-steps 1 --checkpoint.every-steps 10 --log-every 50
+  --resnet.width 8 --optim.warmup-steps 1 --checkpoint.every-steps 10 --log-every 50
   --data "$T/shards" --output-dir "$RUN"
 )
 # Environment of the job (sbatch exports the submitting environment): the venv's accelerate, the repository on

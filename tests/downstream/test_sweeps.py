@@ -36,7 +36,7 @@ def test_each_thesis_sweep_runs_the_settings_of_its_table(name: str) -> None:
     else:
         runs = {(c.pretext, run.value) for c, run in zip(configs, sweep.runs, strict=True)}
     assert runs == published_settings(THESIS_TABLES[name], sweep.param)
-    assert {c.model.backbone for c in configs} == {"samplecnn"} and sweep.task == "mtat"
+    assert {c.backbone for c in configs} == {"samplecnn"} and sweep.task == "mtat"
     assert {c.epochs for c in configs} == ({8000} if name == "thesis-epochs" else {1000})
 
 
@@ -45,7 +45,7 @@ def test_swept_settings_reach_the_configs() -> None:
     assert [batch.config(i).batch_size for i in range(9)] == [64, 128, 256, 512, 768, 1024, 1280, 1536, 1792]
     size = load_sweep("thesis-representation")
     clmr = [size.config(i) for i in range(10) if size.runs[i].preset == "thesis-clmr"]
-    assert [(c.model.embed_dim, c.contrastive.projector_widths) for c in clmr] == [
+    assert [(c.samplecnn.embed_dim, c.contrastive.projector_widths) for c in clmr] == [
         (d, (d, 128)) for d in (32, 64, 128, 256, 512)
     ]  # Spijkervet/SimCLR: the hidden layer as wide as the representation
     projectors = load_sweep("thesis-projectors")

@@ -29,7 +29,7 @@ TINY_RUN = [
     "--pretext", "contrastive", "--study", "test", "--no-mlflow", "--seed", "3",
     "--epochs", "2", "--steps-per-epoch", str(STEPS // 2), "--batch-size", "8", "--pairs.crop-seconds", "1",
     "--pairs.min-gap-seconds", "1", "--pairs.max-gap-seconds", "3", "--pairs.num-workers", "0",
-    "--model.width", "8", "--optim.warmup-steps", "1", "--checkpoint.every-steps", "3", "--log-every", "1",
+    "--resnet.width", "8", "--optim.warmup-steps", "1", "--checkpoint.every-steps", "3", "--log-every", "1",
 ]  # fmt: skip
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]

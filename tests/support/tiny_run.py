@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tests.support.shard_factory import write_shard_set
-from trainer.config import CheckpointConfig, ModelConfig, OptimConfig, TrainConfig, TrainPairsConfig
+from trainer.backbones.resnet import ResNetConfig
+from trainer.config import CheckpointConfig, OptimConfig, TrainConfig, TrainPairsConfig
 
 SAMPLE_RATE = 16000
 
@@ -52,7 +53,7 @@ def tiny_config(output_dir: Path, data: str, **overrides: object) -> TrainConfig
             pair_shuffle=16,
             num_workers=0,
         ),
-        model=ModelConfig(width=8),
+        resnet=ResNetConfig(width=8),
         optim=OptimConfig(base_lr=1e-3, warmup_steps=1),
         checkpoint=CheckpointConfig(every_steps=2, keep_last=2),
     )

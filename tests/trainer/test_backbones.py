@@ -1,4 +1,5 @@
-"""Tests for the backbones and the log-mel front end: sizes, shapes, deezer names, f_max and bf16 autocast."""
+"""Tests for the backbones and the log-mel front end: registry and contract, sizes, shapes, deezer names, f_max and
+bf16 autocast."""
 
 import json
 import math
@@ -8,15 +9,48 @@ import torch
 import torch.nn.functional as F
 
 from tests.support.paths import DATA
-from trainer.backbones import build_backbone
+from trainer.backbones import BACKBONES, build_backbone
 from trainer.backbones.resnet import AttentionPool2d
+from trainer.cli import parse_config
+from trainer.export import BackboneRecipe
 from trainer.frontend import DEEZER_FRONTEND, LogMelFrontend
+from trainer.loop import backbone_recipe
 
 KEYS_FILE = DATA / "deezer_resnet_backbone_keys.json"
 
 
 def _num_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def test_registry_holds_the_two_backbones_with_their_defaults() -> None:
+    assert set(BACKBONES) == {"resnet", "samplecnn"}
+    assert all(cls.name == name for name, cls in BACKBONES.items())
+    resnet = BACKBONES["resnet"].Config()
+    assert (resnet.f_max, resnet.width, resnet.layers) == (8000.0, 16, (3, 4, 6, 3))
+    assert BACKBONES["samplecnn"].Config().embed_dim == 512
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_every_backbone_keeps_the_contract_as_train_py_builds_it(name: str) -> None:
+    """Chosen by flag with its section's defaults and 1 s crops: int attributes, (N, embed_dim) out, the recipe
+    an export records rebuilds it."""
+    config, _ = parse_config(["--backbone", name, "--pairs.crop-seconds", "1"])
+    recipe = backbone_recipe(config)
+    model = BackboneRecipe.from_json(recipe.to_json()).build().eval()
+    assert type(model) is BACKBONES[name] and recipe.name == name
+    assert all(isinstance(getattr(model, key), int) for key in ("embed_dim", "sample_rate", "num_samples"))
+    with torch.no_grad():
+        assert model(torch.randn(2, model.num_samples)).shape == (2, model.embed_dim)
+
+
+def test_section_flags_reach_the_recipe() -> None:
+    resnet, _ = parse_config(
+        ["--resnet.width", "8", "--resnet.layers", "1", "1", "1", "1", "--pairs.crop-seconds", "2"]
+    )
+    assert backbone_recipe(resnet).kwargs == {"f_max": 8000.0, "width": 8, "layers": (1, 1, 1, 1), "duration_s": 2.0}
+    samplecnn, _ = parse_config(["--backbone", "samplecnn", "--samplecnn.embed-dim", "32"])
+    assert backbone_recipe(samplecnn) == BackboneRecipe("samplecnn", {"embed_dim": 32})
 
 
 def test_resnet_size_shape_and_contract() -> None:

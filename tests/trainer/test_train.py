@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import pickle
@@ -13,7 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,10 @@ from tests.support.paths import REPO
 from tests.support.tiny_run import SAMPLE_RATE, WritesAFile, tiny_config
 from trainer.checkpoints import latest_checkpoint, list_checkpoints
 from trainer.cli import parse_config
-from trainer.config import CheckpointConfig, ModelConfig, OptimConfig, TrainConfig
+from trainer.config import CheckpointConfig, OptimConfig, TrainConfig
 from trainer.epochs import resolve_epochs
 from trainer.export import export_provenance, load_backbone
-from trainer.loop import EXIT_PREEMPTED, Trainer, train
+from trainer.loop import EXIT_PREEMPTED, Trainer, check_same_run, train
 from trainer.presets import available_presets
 from trainer.pretexts import PretextOutput
 
@@ -69,6 +70,16 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path: Path, shard
     assert second.step == 6 and not second.preempted
     resumed = first.losses + second.losses
     np.testing.assert_allclose(resumed, whole.losses, rtol=0, atol=1e-6)
+
+
+def test_a_checkpoint_of_another_backbone_setting_or_of_the_old_model_section_is_not_resumed(tmp_path: Path) -> None:
+    current = json.loads(json.dumps(asdict(TrainConfig())))
+    narrower = {**current, "resnet": {**current["resnet"], "width": 8}}
+    with pytest.raises(ValueError, match=r"written with resnet=\{.*'width': 8.*another --output-dir"):
+        check_same_run(narrower, current, tmp_path)
+    old = {key: value for key, value in current.items() if key not in ("backbone", "resnet", "samplecnn")}
+    with pytest.raises(ValueError, match=r"left \[model\] for \[resnet\] / \[samplecnn\].*another --output-dir"):
+        check_same_run({**old, "model": {"backbone": "resnet", "width": 16}}, current, tmp_path)
 
 
 def test_resume_starts_at_the_saved_data_position_without_rereading(tmp_path: Path, shards: str) -> None:
@@ -151,7 +162,7 @@ def test_only_the_demo_preset_names_the_demo_corpus() -> None:
 
 
 def test_shards_at_another_sample_rate_than_the_backbone_are_refused(tmp_path: Path, shards: str) -> None:
-    config = tiny_config(tmp_path / "run", shards, model=ModelConfig(backbone="samplecnn"))
+    config = tiny_config(tmp_path / "run", shards, backbone="samplecnn")
     with pytest.raises(ValueError, match=r"16000 Hz but the backbone expects 22050 Hz.*--sample-rate 22050"):
         Trainer(config)
 
@@ -195,7 +206,7 @@ def test_sigusr2_checkpoints_and_exits_resumable(tmp_path: Path, shards: str) ->
         "--epochs", "1000", "--steps-per-epoch", "3", "--batch-size", "8",
         "--data", shards, "--pairs.crop-seconds", "1", "--pairs.min-gap-seconds", "1",
         "--pairs.max-gap-seconds", "3", "--pairs.num-workers", "0", "--pairs.pair-shuffle", "16",
-        "--model.width", "8", "--checkpoint.every-steps", "1",
+        "--resnet.width", "8", "--checkpoint.every-steps", "1",
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # bytes: "\r" kept
     deadline = time.monotonic() + 300  # bounds a hang, not a speed requirement
@@ -230,7 +241,7 @@ def test_presets_parse_and_flags_override_them() -> None:
     config, stop_after = parse_config(
         ["--preset", "thesis-vicreg", "--optim.base-lr", "0.3", "--stop-after-steps", "7"]
     )
-    assert config.pretext == "vicreg" and config.model.backbone == "samplecnn"
+    assert config.pretext == "vicreg" and config.backbone == "samplecnn"
     assert config.optim.optimizer == "lars" and config.optim.base_lr == 0.3 and config.batch_size == 768
     assert config.vicreg.projector_widths == (8192, 8192, 8192)
     assert stop_after == 7
@@ -250,7 +261,7 @@ def test_two_process_cpu_run_with_gloo(tmp_path: Path, shards: str) -> None:
         "--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "8",
         "--data", shards, "--pairs.crop-seconds", "1", "--pairs.min-gap-seconds", "1",
         "--pairs.max-gap-seconds", "3", "--pairs.num-workers", "1", "--pairs.pair-shuffle", "16",
-        "--model.width", "8",
+        "--resnet.width", "8",
     ]  # fmt: skip
     run = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

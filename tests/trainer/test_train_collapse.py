@@ -47,7 +47,7 @@ def test_absurd_learning_rate_warns_logs_and_stop_on_collapse_stops_with_exit_3(
         "--epochs", "2", "--steps-per-epoch", "3", "--batch-size", "8", "--diagnostics-every", "2",
         "--data", shards, "--pairs.crop-seconds", "1", "--pairs.min-gap-seconds", "1",
         "--pairs.max-gap-seconds", "3", "--pairs.pairs-per-track", "2", "--pairs.track-shuffle", "4",
-        "--pairs.pair-shuffle", "16", "--pairs.num-workers", "0", "--model.width", "8",
+        "--pairs.pair-shuffle", "16", "--pairs.num-workers", "0", "--resnet.width", "8",
         "--optim.base-lr", "1000", "--optim.warmup-steps", "1", "--checkpoint.every-steps", "100",
         "--stop-on-collapse",
     ]  # fmt: skip
@@ -131,7 +131,7 @@ def test_two_process_run_stops_on_collapse_on_every_rank(tmp_path: Path, shards:
         "--epochs", "1", "--steps-per-epoch", "4", "--batch-size", "8", "--diagnostics-every", "2",
         "--data", shards, "--pairs.crop-seconds", "1", "--pairs.min-gap-seconds", "1",
         "--pairs.max-gap-seconds", "3", "--pairs.num-workers", "0", "--pairs.pair-shuffle", "16",
-        "--model.width", "8", "--collapse.max-cosine", "-1", "--stop-on-collapse",
+        "--resnet.width", "8", "--collapse.max-cosine", "-1", "--stop-on-collapse",
     ]  # fmt: skip
     run = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode != 0 and re.search(rf"exitcode\s*: {EXIT_COLLAPSED} ", run.stderr), run.stderr[-3000:]

@@ -1,26 +1,25 @@
-"""Backbone registry: ``build_backbone(name, **kwargs)`` for the paper's ResNet and the thesis' SampleCNN.
+"""The backbones, by name: ``build_backbone(name, **kwargs)`` for the paper's ResNet and the thesis' SampleCNN.
 
-Every backbone maps a (N, num_samples) float waveform to (N, embed_dim) and exposes the int attributes
-``embed_dim``, ``sample_rate`` and ``num_samples``.
+Every backbone is a `Backbone`: it maps a (N, num_samples) float waveform to (N, embed_dim) and exposes the int
+attributes ``embed_dim``, ``sample_rate`` and ``num_samples``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
-
+from trainer.backbones.base import Backbone
 from trainer.backbones.resnet import PaperResNet
 from trainer.backbones.samplecnn import SampleCNN
 
-BACKBONES: dict[str, type[nn.Module]] = {"resnet": PaperResNet, "samplecnn": SampleCNN}
+BACKBONES: dict[str, type[Backbone]] = {cls.name: cls for cls in (PaperResNet, SampleCNN)}
 
 
-def build_backbone(name: str, **kwargs: Any) -> nn.Module:
+def build_backbone(name: str, **kwargs: Any) -> Backbone:
     """Build the backbone registered as ``name`` with its constructor keyword arguments."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
     return BACKBONES[name](**kwargs)
 
 
-__all__ = ["BACKBONES", "PaperResNet", "SampleCNN", "build_backbone"]
+__all__ = ["BACKBONES", "Backbone", "PaperResNet", "SampleCNN", "build_backbone"]

@@ -10,13 +10,27 @@ embedding has 4 * 3 + 1 = 13 rows of 512 (= 32 * width) channels.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer.backbones.base import Backbone
 from trainer.frontend import LogMelFrontend
+
+
+@dataclass
+class ResNetConfig:
+    """The paper's log-mel ResNet (16 kHz; its input is the run's crop, `--pairs.crop-seconds`)."""
+
+    f_max: float = 8000.0
+    """Mel upper frequency in Hz (11025 reproduces the published models)."""
+    width: int = 16
+    """Width (16 = the paper)."""
+    layers: tuple[int, int, int, int] = (3, 4, 6, 3)
+    """Bottleneck blocks per stage ((3, 4, 6, 3) = the paper)."""
 
 
 class Bottleneck(nn.Module):
@@ -143,8 +157,11 @@ class ModifiedResNet(nn.Module):
         return self.attnpool(x)
 
 
-class PaperResNet(nn.Module):
+class PaperResNet(Backbone):
     """Waveform (N, num_samples) at 16 kHz -> log-mel -> modified ResNet -> (N, embed_dim) embedding."""
+
+    name = "resnet"
+    Config = ResNetConfig
 
     def __init__(
         self,
@@ -169,6 +186,11 @@ class PaperResNet(nn.Module):
             heads=heads,
             width=width,
         )
+
+    @classmethod
+    def recipe_kwargs(cls, config: ResNetConfig, crop_seconds: float) -> dict[str, Any]:
+        """The Config's fields, and the crop length as the input length."""
+        return {**super().recipe_kwargs(config, crop_seconds), "duration_s": crop_seconds}
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """Embed a (N, num_samples) waveform batch."""

@@ -9,8 +9,12 @@ At 512 the model has 2,368,512 parameters (the thesis quotes 2.46 M, presumably 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+from trainer.backbones.base import Backbone
 
 HIDDEN_CHANNELS = (128, 128, 256, 256, 256, 256, 256, 256, 512)
 """Output channels of the nine pooled blocks (CLMR's ``hidden`` list)."""
@@ -28,8 +32,19 @@ def _conv_block(in_channels: int, out_channels: int, pool: bool) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
-class SampleCNN(nn.Module):
+@dataclass
+class SampleCNNConfig:
+    """The thesis' waveform SampleCNN (22.05 kHz; its input is 59,049 samples, whatever the crop length)."""
+
+    embed_dim: int = 512
+    """Representation size (32-512 in the thesis sweeps)."""
+
+
+class SampleCNN(Backbone):
     """Waveform (N, 59049) at 22,050 Hz -> (N, embed_dim) representation."""
+
+    name = "samplecnn"
+    Config = SampleCNNConfig
 
     def __init__(self, embed_dim: int = 512, sample_rate: int = 22050) -> None:
         super().__init__()
