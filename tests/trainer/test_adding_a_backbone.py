@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import REPO as ROOT
 from trainer.backbones import BACKBONES
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "adding-a-backbone.md"
 
 
@@ -41,7 +41,9 @@ def test_the_page_adds_a_backbone_in_one_file_and_one_registry_line(tmp_path: Pa
     shutil.copytree(ROOT / "trainer", tmp_path / "trainer", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "trainer" / "backbones" / f"{name}.py").write_text(module)
     apply_registry_lines(tmp_path / "trainer" / "backbones" / "__init__.py", registry)
-    contract = ROOT / "tests" / "test_backbones.py::test_every_backbone_keeps_the_contract_as_train_py_builds_it"
+    contract = (
+        ROOT / "tests" / "trainer" / "test_backbones.py::test_every_backbone_keeps_the_contract_as_train_py_builds_it"
+    )
     pytest_args = ["-v", "-p", "no:cacheprovider", str(contract)]
     check = f"{run}\nimport pytest\n\nraise SystemExit(pytest.main({pytest_args!r}))\n"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}  # the copy's trainer first
