@@ -62,5 +62,9 @@ lock: $(UV)
 
 # Wheels of what benchmarks/gpu_suite.py needs on the GPU machine beyond its image, into .whl/ (ignored by git; see
 # docs/benchmarks.md, "GPU figures"). Needs the package index; DeepSpeed is built from its source release here.
+# Then the project's own wheel (musicssl: the code imports its installed names), built from this checkout: rerun
+# after changing code. build/ goes first: setuptools would put modules left there by an earlier build in the wheel.
 gpu-wheels: $(VENV)/.installed
 	$(PY) benchmarks/gpu_wheels.py
+	rm -rf build
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w .whl .

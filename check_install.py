@@ -14,7 +14,7 @@ import pkgutil
 import sys
 import traceback
 
-PACKAGES = ("data_prep", "sharding", "trainer", "downstream")
+PACKAGES = ("musicssl.data_prep", "musicssl.sharding", "musicssl.trainer", "musicssl.downstream")  # installed names
 FIX = (
     "The installed packages are not the locked set. Recreate the environment from the lock file:\n"
     "    make install            (removes .venv and installs requirements.lock, then the project)\n"
@@ -55,7 +55,7 @@ def run_frontend() -> tuple[int, ...]:
     """The mel front end on one second of silence at 16 kHz; returns the output shape."""
     import torch
 
-    from trainer.frontend import LogMelFrontend
+    from musicssl.trainer.frontend import LogMelFrontend
 
     return tuple(LogMelFrontend(sample_rate=16000)(torch.zeros(1, 16000)).shape)
 

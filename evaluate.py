@@ -7,9 +7,15 @@ ends with one line `error: ...` and exit 2 (`--debug` shows the traceback).
 import sys
 from functools import partial
 
-from data_prep.entry import run_command
-from downstream.cli import main
-from trainer.demo_data import ensure_demo_shards
+from musicssl.data_prep.entry import run_command
+from musicssl.downstream.cli import main
+from musicssl.trainer.demo_data import ensure_demo_shards
+
+
+def cli() -> int:
+    """The console script `musicssl-evaluate` (pyproject.toml)."""
+    return run_command(partial(main, demo_shards=ensure_demo_shards))
+
 
 if __name__ == "__main__":
-    sys.exit(run_command(partial(main, demo_shards=ensure_demo_shards)))
+    sys.exit(cli())

@@ -8,12 +8,12 @@ from pathlib import Path
 from accelerate import PartialState
 from torch import nn
 
-from data_prep.entry import run_command
-from downstream.monitor import QuickProbeHook
-from sharding.shard_set import ShardSet
-from trainer.cli import parse_config
-from trainer.demo_data import DEMO_DATA, ensure_demo_shards
-from trainer.loop import EXIT_COLLAPSED, EXIT_PREEMPTED, NO_DATA, HookFactory, backbone_recipe, train
+from musicssl.data_prep.entry import run_command
+from musicssl.downstream.monitor import QuickProbeHook
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.trainer.cli import parse_config
+from musicssl.trainer.demo_data import DEMO_DATA, ensure_demo_shards
+from musicssl.trainer.loop import EXIT_COLLAPSED, EXIT_PREEMPTED, NO_DATA, HookFactory, backbone_recipe, train
 
 STOP_FILE = "MUSICSSL_STOP_FILE"
 """Set by slurm/lib.sh. Launchers (accelerate launch, torchrun) turn a worker's exit 75 into a traceback and exit 1,
@@ -56,5 +56,10 @@ def main(args: list[str]) -> int:
     return stopped_status(result.step) if result.preempted else 0
 
 
+def cli() -> int:
+    """The console script `musicssl-train` (pyproject.toml)."""
+    return run_command(main)
+
+
 if __name__ == "__main__":
-    sys.exit(run_command(main))
+    sys.exit(cli())

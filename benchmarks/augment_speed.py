@@ -18,7 +18,7 @@ import torch
 
 from benchmarks.harness import add_json_flag, print_json
 from benchmarks.step_timing import median_step_seconds
-from trainer.augment import AugmentationChain, AugmentConfig, build_stages
+from musicssl.trainer.augment import AugmentationChain, AugmentConfig, build_stages
 
 
 def time_effects(waveforms: torch.Tensor, config: AugmentConfig, repeats: int) -> dict[str, float]:
@@ -34,7 +34,7 @@ def time_effects(waveforms: torch.Tensor, config: AugmentConfig, repeats: int) -
 
 def time_training_step(crops: int, device: torch.device, repeats: int) -> tuple[float, str]:
     """Seconds of one SampleCNN forward + backward on `crops` crops, and which model was timed."""
-    from trainer.backbones import build_backbone  # the benchmark, not the augment package, needs a model
+    from musicssl.trainer.backbones import build_backbone  # the benchmark, not the augment package, needs a model
 
     model = build_backbone("samplecnn").to(device).train()
     waveforms = torch.randn(crops, model.num_samples, device=device)

@@ -14,7 +14,7 @@ import torch
 
 from benchmarks.harness import print_json
 from benchmarks.step_timing import median_step_seconds, parse_step_args, step_parser
-from trainer.backbones import build_backbone
+from musicssl.trainer.backbones import build_backbone
 
 
 def time_backbone(name: str, pairs: int, repeats: int, device: torch.device) -> dict[str, Any]:

@@ -20,9 +20,9 @@ import av
 import numpy as np
 
 from benchmarks.harness import add_json_flag, best_seconds, print_json
-from data_prep.audio_files import write_audio
-from data_prep.synth import TrackRecipe, render
-from data_prep.track import PrepSettings
+from musicssl.data_prep.audio_files import write_audio
+from musicssl.data_prep.synth import TrackRecipe, render
+from musicssl.data_prep.track import PrepSettings
 
 SOURCE_RATE = 44100
 TARGET_RATE = 16000
@@ -54,7 +54,7 @@ def decode_only(path: Path) -> int:
 
 def prepare_fresh(source: Path, scratch: Path, workers: int, tracks: int) -> None:
     """data_prep into a new output folder, checking every track made it."""
-    from sharding.build import prepare_shards  # here: spawned workers re-import this script, not torch
+    from musicssl.sharding.build import prepare_shards  # here: spawned workers re-import this script, not torch
 
     out = Path(tempfile.mkdtemp(dir=scratch, prefix=f"out{workers}-"))
     summary = prepare_shards(source, out, PrepSettings(), workers=workers, progress=False)

@@ -53,7 +53,7 @@ from benchmarks.gpu.sizes import (
     Sizes,
 )
 from benchmarks.gpu.trainer_sections import READERS, deepspeed_section, loader_section, sync_section
-from trainer.cli import parse_config
+from musicssl.trainer.cli import parse_config
 
 SECTION_RUNNERS: dict[str, Callable[[Run], dict[str, Any]]] = {
     "step": step_section,

@@ -27,10 +27,10 @@ import mlflow
 import tyro
 
 from benchmarks.harness import print_json
-from downstream.cli import EvaluateArgs, evaluate
-from downstream.paired import PairedConfig, paired_bootstrap
-from downstream.tracking import RANDOM_PRETEXT
-from trainer.pretexts import PRETEXTS
+from musicssl.downstream.cli import EvaluateArgs, evaluate
+from musicssl.downstream.paired import PairedConfig, paired_bootstrap
+from musicssl.downstream.tracking import RANDOM_PRETEXT
+from musicssl.trainer.pretexts import PRETEXTS
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE_EPOCHS, PROBE_STEPS = 10, 32  # the Makefile's PROBE settings
@@ -81,8 +81,11 @@ def ensure_corpus(work: Path, corpus_flags: str) -> Path:
     """The demo corpus as shards under `work`, built on first use."""
     shards = work / "shards"
     if not (shards / "index.json").exists():
-        run(["-m", "data_prep.demo", "--out", str(work / "audio"), *shlex.split(corpus_flags)], work)
-        run(["-m", "data_prep", str(work / "audio" / "manifest.csv"), "--out", str(shards), "--no-progress"], work)
+        run(["-m", "musicssl.data_prep.demo", "--out", str(work / "audio"), *shlex.split(corpus_flags)], work)
+        run(
+            ["-m", "musicssl.data_prep", str(work / "audio" / "manifest.csv"), "--out", str(shards), "--no-progress"],
+            work,
+        )
     return shards
 
 

@@ -15,8 +15,8 @@ import torch
 
 from benchmarks.harness import print_json
 from benchmarks.step_timing import median_step_seconds, parse_step_args, step_parser
-from trainer.backbones import build_backbone
-from trainer.pretexts import PRETEXTS, build_pretext
+from musicssl.trainer.backbones import build_backbone
+from musicssl.trainer.pretexts import PRETEXTS, build_pretext
 
 
 def time_pretext_step(backbone: str, pretext: str, pairs: int, repeats: int, device: torch.device) -> dict[str, Any]:

@@ -8,10 +8,10 @@ from collections.abc import Callable
 import torch
 
 from benchmarks.harness import add_json_flag, median_seconds
-from trainer.backbones import BACKBONES
-from trainer.config import TrainConfig
-from trainer.loop import backbone_recipe, optimizer_for
-from trainer.pretexts import Pretext, build_pretext
+from musicssl.trainer.backbones import BACKBONES
+from musicssl.trainer.config import TrainConfig
+from musicssl.trainer.loop import backbone_recipe, optimizer_for
+from musicssl.trainer.pretexts import Pretext, build_pretext
 
 
 def step_parser(description: str) -> argparse.ArgumentParser:

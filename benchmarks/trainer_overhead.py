@@ -31,12 +31,12 @@ import tyro
 
 from benchmarks.harness import print_json, print_table
 from benchmarks.step_timing import training_parts
-from sharding.read.batches import pairs_to_float
-from sharding.shard_set import ShardSet
+from musicssl.sharding.read.batches import pairs_to_float
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.trainer.backbones.resnet import ResNetConfig
+from musicssl.trainer.config import CheckpointConfig, PretextName, TrainConfig, TrainPairsConfig
+from musicssl.trainer.loop import ResumablePairs, reader_pairs, train
 from tests.support.shard_factory import write_shard_set
-from trainer.backbones.resnet import ResNetConfig
-from trainer.config import CheckpointConfig, PretextName, TrainConfig, TrainPairsConfig
-from trainer.loop import ResumablePairs, reader_pairs, train
 
 RATE = 16_000
 

@@ -13,9 +13,9 @@ from typing import Annotated
 
 import tyro
 
-from data_prep.entry import run_command
-from data_prep.track import PrepSettings
-from sharding.writer import DEFAULT_SHARD_SIZE
+from musicssl.data_prep.entry import run_command
+from musicssl.data_prep.track import PrepSettings
+from musicssl.sharding.writer import DEFAULT_SHARD_SIZE
 
 
 @dataclass
@@ -51,7 +51,7 @@ def prepare(argv: list[str]) -> int:
     args = tyro.cli(PrepArgs, args=argv)
     # Imported here, not at the top: spawned workers re-import this module, and the shard builder pulls in
     # webdataset and with it torch (~1.5 s per worker) which decoding does not need.
-    from sharding.build import prepare_shards
+    from musicssl.sharding.build import prepare_shards
 
     summary = prepare_shards(
         args.input, args.out, args.settings, args.shard_size, args.workers, (args.part, args.parts), args.progress

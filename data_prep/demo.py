@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import tyro
 
-from data_prep.audio_files import write_audio
-from data_prep.entry import run_command
-from data_prep.synth import DRUM_PATTERNS, INSTRUMENTS, MODES, RHYTHMS, TrackRecipe, render
+from musicssl.data_prep.audio_files import write_audio
+from musicssl.data_prep.entry import run_command
+from musicssl.data_prep.synth import DRUM_PATTERNS, INSTRUMENTS, MODES, RHYTHMS, TrackRecipe, render
 
 DEMO_SAMPLE_RATE = 22050  # serves both the 16 kHz and the 22.05 kHz presets without upsampling
 DEMO_FORMATS = (".flac", ".mp3", ".flac", ".ogg", ".wav", ".flac")  # lossy ones are slow to encode: fewer

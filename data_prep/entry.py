@@ -17,6 +17,8 @@ from pathlib import Path
 DEBUG_FLAG = "--debug"
 EXIT_ERROR = 2
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+"""The folder of the packages: the checkout, or site-packages/musicssl once installed from the wheel (pyproject.toml
+installs the checkout's root as the package musicssl, so both have the same layout)."""
 CHECKED_TYPES = (ValueError, RuntimeError, FloatingPointError)
 DISK_ERRNOS = {errno.ENOSPC: "no space left", errno.EDQUOT: "disk quota exceeded"}
 
@@ -31,7 +33,13 @@ def raised_by_project(error: BaseException) -> bool:
     if not frames:
         return False
     path = Path(frames[-1].filename).resolve()
-    return path.is_relative_to(PROJECT_ROOT) and "site-packages" not in path.parts
+    return path.is_relative_to(PROJECT_ROOT) and "site-packages" not in path.relative_to(PROJECT_ROOT).parts
+
+
+def config_dir() -> Path:
+    """configs/ (presets, sweeps, published references, accelerate configs): the checkout's, or the copy the wheel
+    installs as package data (site-packages/musicssl/configs)."""
+    return PROJECT_ROOT / "configs"
 
 
 def is_expected(error: BaseException) -> bool:

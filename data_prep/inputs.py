@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_prep.audio_files import AUDIO_EXTENSIONS
-from data_prep.pcm import PCM_SHA1_KEY
+from musicssl.data_prep.audio_files import AUDIO_EXTENSIONS
+from musicssl.data_prep.pcm import PCM_SHA1_KEY
 
 MANIFEST_COLUMNS = ("path", "track_id", "tags", "split")
 RESERVED_EXTRA = (PCM_SHA1_KEY,)  # set by data_prep in TrackMeta.extra

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from data_prep.atomic import write_atomic
+from musicssl.data_prep.atomic import write_atomic
 
 REPORT_NAME = "report.csv"
 DAMAGED_SUFFIX = ".damaged"

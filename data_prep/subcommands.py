@@ -6,7 +6,7 @@ from typing import Any
 
 import tyro
 
-from data_prep.entry import run_command
+from musicssl.data_prep.entry import run_command
 
 
 def run_subcommand(commands: dict[str, Any], argv: list[str] | None, prog: str) -> int:

@@ -16,11 +16,11 @@ from typing import Annotated
 import numpy as np
 import tyro
 
-from data_prep.audio_files import special_kind
-from data_prep.decode import DecodeError, decode_file
-from data_prep.inputs import InputTrack
-from data_prep.levels import Normalisation, content_problem, normalise
-from data_prep.pcm import float_to_pcm, pcm_sha1
+from musicssl.data_prep.audio_files import special_kind
+from musicssl.data_prep.decode import DecodeError, decode_file
+from musicssl.data_prep.inputs import InputTrack
+from musicssl.data_prep.levels import Normalisation, content_problem, normalise
+from musicssl.data_prep.pcm import float_to_pcm, pcm_sha1
 
 DEFAULT_SAMPLE_RATE = 16000
 MIN_SAMPLE_RATE = 1000  # below this no music is left (and 0 divides by zero)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from downstream.metrics import METRIC_NAMES, TaggingScores, tagging_scores
+from musicssl.downstream.metrics import METRIC_NAMES, TaggingScores, tagging_scores
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ import torch
 import tyro
 from torch import nn
 
-from downstream.bootstrap import BootstrapConfig
-from downstream.evaluation import EvaluationResult, evaluate_task
-from downstream.extract_task import (
+from musicssl.downstream.bootstrap import BootstrapConfig
+from musicssl.downstream.evaluation import EvaluationResult, evaluate_task
+from musicssl.downstream.extract_task import (
     DEFAULT_BATCH_SIZE,
     ExtractionSettings,
     default_cache_dir,
@@ -33,20 +33,20 @@ from downstream.extract_task import (
     read_vocabulary,
     weights_hash,
 )
-from downstream.limited_data import LimitedDataConfig
-from downstream.probes import Aggregation, ProbeConfig, probe_config
-from downstream.tracking import (
+from musicssl.downstream.limited_data import LimitedDataConfig
+from musicssl.downstream.probes import Aggregation, ProbeConfig, probe_config
+from musicssl.downstream.tracking import (
     DEFAULT_EXPERIMENT,
     RANDOM_PRETEXT,
     EvaluationContext,
     log_evaluation,
     parse_params,
 )
-from sharding.shard_set import ShardSet
-from trainer.demo_data import DEMO_DATA
-from trainer.export import PRETEXT_KEY, RUN_ID_KEY, BackboneRecipe, export_provenance, load_backbone
-from trainer.pretexts import PRETEXTS
-from trainer.tracking import check_tracking_server, tracking_uri
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.trainer.demo_data import DEMO_DATA
+from musicssl.trainer.export import PRETEXT_KEY, RUN_ID_KEY, BackboneRecipe, export_provenance, load_backbone
+from musicssl.trainer.pretexts import PRETEXTS
+from musicssl.trainer.tracking import check_tracking_server, tracking_uri
 
 DemoShards = Callable[[int], str]
 """Builds the demo shard set at a sample rate and returns its location (`trainer.demo_data.ensure_demo_shards`)."""

@@ -38,13 +38,13 @@ from typing import Literal
 
 import tyro
 
-from data_prep.entry import run_command
-from downstream.differences import paired_rows, paired_text, write_paired
-from downstream.paired import PairedConfig
-from downstream.plots import plot_bootstrap_dots, plot_curves
-from downstream.references import REFERENCES_FILE, load_references
-from downstream.selection import select
-from downstream.summary_table import (
+from musicssl.data_prep.entry import run_command
+from musicssl.downstream.differences import paired_rows, paired_text, write_paired
+from musicssl.downstream.paired import PairedConfig
+from musicssl.downstream.plots import plot_bootstrap_dots, plot_curves
+from musicssl.downstream.references import REFERENCES_FILE, load_references
+from musicssl.downstream.selection import select
+from musicssl.downstream.summary_table import (
     bootstrap_panels,
     markdown_table,
     published_cells,
@@ -52,9 +52,9 @@ from downstream.summary_table import (
     summary_rows,
     write_table,
 )
-from downstream.sweep_report import limited_data_panels, sweep_outputs
-from downstream.tracking import DEFAULT_EXPERIMENT, KIND_TAG, load_evaluations, parse_params
-from trainer.tracking import ending_run, get_or_create_experiment, tracking_uri
+from musicssl.downstream.sweep_report import limited_data_panels, sweep_outputs
+from musicssl.downstream.tracking import DEFAULT_EXPERIMENT, KIND_TAG, load_evaluations, parse_params
+from musicssl.trainer.tracking import ending_run, get_or_create_experiment, tracking_uri
 
 View = Literal["tagwise", "clipwise"]
 
@@ -155,5 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cli() -> int:
+    """The console script `musicssl-compare` (pyproject.toml)."""
+    return run_command(main)
+
+
 if __name__ == "__main__":
-    sys.exit(run_command(main))
+    sys.exit(cli())

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from downstream.paired import PairedConfig, PairedDifference, paired_bootstrap
-from downstream.plots import METRIC_LABELS, Interval, PanelKey, plot_differences
-from downstream.selection import full_data, group
-from downstream.tracking import RANDOM_PRETEXT, EvaluationRecord
+from musicssl.downstream.paired import PairedConfig, PairedDifference, paired_bootstrap
+from musicssl.downstream.plots import METRIC_LABELS, Interval, PanelKey, plot_differences
+from musicssl.downstream.selection import full_data, group
+from musicssl.downstream.tracking import RANDOM_PRETEXT, EvaluationRecord
 
 MAX_PAIRED_RUNS = 12  # per task: beyond this the pairs are too many to read; narrow the runs with --where
 

@@ -29,12 +29,12 @@ import numpy as np
 import tyro
 from torch import nn
 
-from data_prep.atomic import write_atomic
-from data_prep.audio_files import special_kind
-from data_prep.decode import DecodeError, decode_file
-from data_prep.entry import UserError, run_command
-from data_prep.inputs import find_inputs, safe_key
-from downstream.extract_task import (
+from musicssl.data_prep.atomic import write_atomic
+from musicssl.data_prep.audio_files import special_kind
+from musicssl.data_prep.decode import DecodeError, decode_file
+from musicssl.data_prep.entry import UserError, run_command
+from musicssl.data_prep.inputs import find_inputs, safe_key
+from musicssl.downstream.extract_task import (
     DEFAULT_BATCH_SIZE,
     ExtractionSettings,
     default_device,
@@ -43,7 +43,7 @@ from downstream.extract_task import (
     track_windows,
     with_progress,
 )
-from trainer.export import load_backbone
+from musicssl.trainer.export import load_backbone
 
 OUTPUT_SUFFIXES = (".npy", ".parquet")
 IDS_SUFFIX = ".track_ids.txt"
@@ -170,5 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cli() -> int:
+    """The console script `musicssl-embed` (pyproject.toml)."""
+    return run_command(main)
+
+
 if __name__ == "__main__":
-    sys.exit(run_command(main))
+    sys.exit(cli())

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from downstream.bootstrap import BootstrapConfig, BootstrapResult, bootstrap_scores
-from downstream.labelled_embeddings import TaskEmbeddings
-from downstream.limited_data import LimitedDataConfig, TrainingSubset, training_subsets
-from downstream.metrics import TaggingScores, tagging_scores
-from downstream.paired import ProbePredictions
-from downstream.probes import ProbeConfig, TrainingHistory, fit_probe
+from musicssl.downstream.bootstrap import BootstrapConfig, BootstrapResult, bootstrap_scores
+from musicssl.downstream.labelled_embeddings import TaskEmbeddings
+from musicssl.downstream.limited_data import LimitedDataConfig, TrainingSubset, training_subsets
+from musicssl.downstream.metrics import TaggingScores, tagging_scores
+from musicssl.downstream.paired import ProbePredictions
+from musicssl.downstream.probes import ProbeConfig, TrainingHistory, fit_probe
 
 
 @dataclass(frozen=True)

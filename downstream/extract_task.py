@@ -31,14 +31,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from data_prep.atomic import write_atomic
-from data_prep.progress import progress_bar
-from downstream.labelled_embeddings import LabelledEmbeddings, TaskEmbeddings
-from downstream.tag_check import check_asked_tags, check_scorable
-from sharding.format import ShardIndex, TrackMeta
-from sharding.shard_set import ShardSet
-from sharding.windows import iter_tracks, iter_windows
-from trainer.export import BackboneRecipe
+from musicssl.data_prep.atomic import write_atomic
+from musicssl.data_prep.progress import progress_bar
+from musicssl.downstream.labelled_embeddings import LabelledEmbeddings, TaskEmbeddings
+from musicssl.downstream.tag_check import check_asked_tags, check_scorable
+from musicssl.sharding.format import ShardIndex, TrackMeta
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.sharding.windows import iter_tracks, iter_windows
+from musicssl.trainer.export import BackboneRecipe
 
 SPLITS = ("train", "valid", "test")
 CACHE_VERSION = 2  # 2: track ids stored with every split

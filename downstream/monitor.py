@@ -21,16 +21,16 @@ from collections.abc import Sequence
 import numpy as np
 from torch import nn
 
-from downstream.extract_task import (
+from musicssl.downstream.extract_task import (
     DEFAULT_BATCH_SIZE,
     embed_tracks,
     labelled_windows,
     multi_hot,
     vocabulary_for,
 )
-from downstream.labelled_embeddings import LabelledEmbeddings
-from downstream.quick_eval import QuickMethod, quick_evaluate
-from sharding.shard_set import ShardSet
+from musicssl.downstream.labelled_embeddings import LabelledEmbeddings
+from musicssl.downstream.quick_eval import QuickMethod, quick_evaluate
+from musicssl.sharding.shard_set import ShardSet
 
 METRIC_PREFIX = "probe"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from downstream.metrics import METRIC_NAMES, resampled_macro_scores, tagging_scores
+from musicssl.downstream.metrics import METRIC_NAMES, resampled_macro_scores, tagging_scores
 
 
 @dataclass(frozen=True)

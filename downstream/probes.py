@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from downstream.labelled_embeddings import LabelledEmbeddings, average_per_track
-from downstream.metrics import macro_scores
+from musicssl.downstream.labelled_embeddings import LabelledEmbeddings, average_per_track
+from musicssl.downstream.metrics import macro_scores
 
 Aggregation = Literal["track", "chunk"]
 Criterion = Literal["loss", "roc_auc"]

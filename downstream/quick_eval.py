@@ -11,9 +11,9 @@ from typing import Literal
 
 import numpy as np
 
-from downstream.labelled_embeddings import LabelledEmbeddings
-from downstream.metrics import TaggingScores, tagging_scores
-from downstream.probes import Standardiser
+from musicssl.downstream.labelled_embeddings import LabelledEmbeddings
+from musicssl.downstream.metrics import TaggingScores, tagging_scores
+from musicssl.downstream.probes import Standardiser
 
 QuickMethod = Literal["knn", "ridge"]
 

@@ -13,14 +13,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from downstream.tracking import EvaluationRecord
+from musicssl.data_prep.entry import config_dir
+from musicssl.downstream.tracking import EvaluationRecord
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-REFERENCES_FILE = Path(__file__).resolve().parent.parent / "configs" / "references.toml"
+REFERENCES_FILE = config_dir() / "references.toml"
 PROBE_KEY = "probe"
 """Setting key for the probe: "linear" (run param probe_hidden_dim None) or "mlp" (a hidden layer)."""
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from downstream.tracking import EvaluationRecord
+from musicssl.downstream.tracking import EvaluationRecord
 
 
 def select(records: Iterable[EvaluationRecord], where: Mapping[str, str]) -> list[EvaluationRecord]:

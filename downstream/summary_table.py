@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from downstream.plots import METRIC_LABELS, PanelKey
-from downstream.references import Published, Reference, common_params, published_for
-from downstream.selection import full_data, group, pooled
-from downstream.tracking import EvaluationRecord
+from musicssl.downstream.plots import METRIC_LABELS, PanelKey
+from musicssl.downstream.references import Published, Reference, common_params, published_for
+from musicssl.downstream.selection import full_data, group, pooled
+from musicssl.downstream.tracking import EvaluationRecord
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from downstream.plots import METRIC_LABELS, Curve, PanelKey, plot_curves
-from downstream.references import Published, Reference, common_params, is_number, probe_kind, published_for
-from downstream.selection import full_data, group, pooled, select
-from downstream.summary_table import published_text, sources_text
-from downstream.sweeps import SWEEP_PARAM, available_sweeps, load_sweep
-from downstream.tracking import EvaluationRecord
+from musicssl.downstream.plots import METRIC_LABELS, Curve, PanelKey, plot_curves
+from musicssl.downstream.references import Published, Reference, common_params, is_number, probe_kind, published_for
+from musicssl.downstream.selection import full_data, group, pooled, select
+from musicssl.downstream.summary_table import published_text, sources_text
+from musicssl.downstream.sweeps import SWEEP_PARAM, available_sweeps, load_sweep
+from musicssl.downstream.tracking import EvaluationRecord
 
 
 def limited_data_panels(

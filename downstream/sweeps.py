@@ -24,21 +24,21 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
-from data_prep.entry import run_command
-from data_prep.subcommands import run_subcommand
-from downstream.cli import EvaluateArgs, evaluate, format_table
-from trainer.checkpoints import checkpoint_name, list_checkpoints
-from trainer.cli import parse_config
-from trainer.config import TrainConfig
-from trainer.loop import CONFIG_NAME, backbone_recipe
-from trainer.presets import apply_overrides
+from musicssl.data_prep.entry import config_dir, run_command
+from musicssl.data_prep.subcommands import run_subcommand
+from musicssl.downstream.cli import EvaluateArgs, evaluate, format_table
+from musicssl.trainer.checkpoints import checkpoint_name, list_checkpoints
+from musicssl.trainer.cli import parse_config
+from musicssl.trainer.config import TrainConfig
+from musicssl.trainer.loop import CONFIG_NAME, backbone_recipe
+from musicssl.trainer.presets import apply_overrides
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-SWEEP_DIR = Path(__file__).resolve().parent.parent / "configs" / "sweeps"
+SWEEP_DIR = config_dir() / "sweeps"
 SWEEP_PARAM = "sweep"
 """Run param naming the sweep an evaluation belongs to."""
 Probe = Literal["linear", "mlp"]
@@ -256,5 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     return run_subcommand(COMMANDS, argv, "python -m downstream.sweeps")
 
 
+def cli() -> int:
+    """The console script `musicssl-sweeps` (pyproject.toml)."""
+    return run_command(main)
+
+
 if __name__ == "__main__":
-    sys.exit(run_command(main))
+    sys.exit(cli())

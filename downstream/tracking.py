@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from downstream.evaluation import EvaluationResult
-from downstream.metrics import METRIC_NAMES
-from downstream.paired import ProbePredictions
-from trainer.tracking import ending_run, get_or_create_experiment, tracking_uri
+from musicssl.downstream.evaluation import EvaluationResult
+from musicssl.downstream.metrics import METRIC_NAMES
+from musicssl.downstream.paired import ProbePredictions
+from musicssl.trainer.tracking import ending_run, get_or_create_experiment, tracking_uri
 
 DEFAULT_EXPERIMENT = "downstream"
 KIND_TAG = "musicssl.kind"

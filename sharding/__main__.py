@@ -12,19 +12,19 @@ from typing import Annotated
 
 import tyro
 
-from data_prep.levels import Normalisation
-from data_prep.locks import exclusive_folder
-from data_prep.subcommands import run_subcommand
-from sharding.merge import merge_parts
-from sharding.read.batches import pairs_to_float
-from sharding.read.chooser import open_pairs
-from sharding.read.config import PairsConfig
-from sharding.read.random_access import RandomAccessReader
-from sharding.recover import repair_set
-from sharding.shard_set import ShardSet
-from sharding.stats import TOP_TAGS, inspect_set
-from sharding.tracks import build_track_table
-from sharding.verify import verify_set
+from musicssl.data_prep.levels import Normalisation
+from musicssl.data_prep.locks import exclusive_folder
+from musicssl.data_prep.subcommands import run_subcommand
+from musicssl.sharding.merge import merge_parts
+from musicssl.sharding.read.batches import pairs_to_float
+from musicssl.sharding.read.chooser import open_pairs
+from musicssl.sharding.read.config import PairsConfig
+from musicssl.sharding.read.random_access import RandomAccessReader
+from musicssl.sharding.recover import repair_set
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.sharding.stats import TOP_TAGS, inspect_set
+from musicssl.sharding.tracks import build_track_table
+from musicssl.sharding.verify import verify_set
 
 Location = Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="LOCATION")]
 

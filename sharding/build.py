@@ -16,17 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.atomic import remove_temporaries
-from data_prep.inputs import InputTrack, find_inputs
-from data_prep.locks import exclusive_folder
-from data_prep.parallel import map_in_order
-from data_prep.pcm import PCM_SHA1_KEY
-from data_prep.progress import progress_bar
-from data_prep.report import Report, ReportRow
-from data_prep.track import PrepSettings, TrackResult, prepare_track
-from sharding.format import TrackMeta
-from sharding.recover import load_or_rebuild_index, reconcile_report
-from sharding.writer import DEFAULT_SHARD_SIZE, ShardSetWriter
+from musicssl.data_prep.atomic import remove_temporaries
+from musicssl.data_prep.inputs import InputTrack, find_inputs
+from musicssl.data_prep.locks import exclusive_folder
+from musicssl.data_prep.parallel import map_in_order
+from musicssl.data_prep.pcm import PCM_SHA1_KEY
+from musicssl.data_prep.progress import progress_bar
+from musicssl.data_prep.report import Report, ReportRow
+from musicssl.data_prep.track import PrepSettings, TrackResult, prepare_track
+from musicssl.sharding.format import TrackMeta
+from musicssl.sharding.recover import load_or_rebuild_index, reconcile_report
+from musicssl.sharding.writer import DEFAULT_SHARD_SIZE, ShardSetWriter
 
 SECONDS_PER_HOUR = 3600.0
 

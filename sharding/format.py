@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from data_prep.atomic import write_atomic
+from musicssl.data_prep.atomic import write_atomic
 
 FORMAT_VERSION = 1
 INDEX_NAME = "index.json"

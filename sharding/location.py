@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from webdataset.gopen import gopen
 from webdataset.tariterators import group_by_keys, url_opener
 
-from sharding.format import INDEX_NAME, ShardIndex
+from musicssl.sharding.format import INDEX_NAME, ShardIndex
 
 PLACEHOLDER = "{}"
 URL_PREFIXES = ("http://", "https://")

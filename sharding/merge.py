@@ -17,12 +17,12 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from data_prep.atomic import write_atomic
-from data_prep.locks import exclusive_folder
-from data_prep.report import COLUMNS, REPORT_NAME
-from sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex
-from sharding.tracks import build_track_table
-from sharding.writer import PARTIAL_SUFFIX
+from musicssl.data_prep.atomic import write_atomic
+from musicssl.data_prep.locks import exclusive_folder
+from musicssl.data_prep.report import COLUMNS, REPORT_NAME
+from musicssl.sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex
+from musicssl.sharding.tracks import build_track_table
+from musicssl.sharding.writer import PARTIAL_SUFFIX
 
 PART_NAME = re.compile(r"^part-(\d{3,})$")
 SECONDS_PER_HOUR = 3600.0

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sharding.location import URL_PREFIXES, is_object_store
+from musicssl.sharding.location import URL_PREFIXES, is_object_store
 
 MAX_OPEN_FILES = 256
 

@@ -17,14 +17,14 @@ from typing import Any
 
 from webdataset import TarWriter
 
-from data_prep.locks import exclusive_folder
-from data_prep.pcm import PCM_SHA1_KEY
-from data_prep.report import Report, ReportRow
-from sharding.format import INDEX_NAME, DamagedIndex, ShardIndex, ShardInfo, TrackMeta, decode_track
-from sharding.merge import PART_NAME
-from sharding.tracks import build_track_table
-from sharding.verify import check_sample, iter_samples
-from sharding.writer import PARTIAL_SUFFIX, SHARD_NAME, fsync_file, sha256_file
+from musicssl.data_prep.locks import exclusive_folder
+from musicssl.data_prep.pcm import PCM_SHA1_KEY
+from musicssl.data_prep.report import Report, ReportRow
+from musicssl.sharding.format import INDEX_NAME, DamagedIndex, ShardIndex, ShardInfo, TrackMeta, decode_track
+from musicssl.sharding.merge import PART_NAME
+from musicssl.sharding.tracks import build_track_table
+from musicssl.sharding.verify import check_sample, iter_samples
+from musicssl.sharding.writer import PARTIAL_SUFFIX, SHARD_NAME, fsync_file, sha256_file
 
 DAMAGED_SUFFIX = ".damaged"
 

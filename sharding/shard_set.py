@@ -11,9 +11,9 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from sharding.format import ShardIndex
-from sharding.location import load_index, shard_urls
-from sharding.tracks import StaleTrackTable, TrackTable, load_track_table
+from musicssl.sharding.format import ShardIndex
+from musicssl.sharding.location import load_index, shard_urls
+from musicssl.sharding.tracks import StaleTrackTable, TrackTable, load_track_table
 
 
 @dataclass

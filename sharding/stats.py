@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from webdataset.gopen import gopen
 
-from sharding.format import INDEX_NAME, META_KEY, ShardIndex, TrackMeta, repair_hint
-from sharding.location import resolve
-from sharding.shard_set import ShardSet
-from sharding.verify import iter_samples, shard_progress
+from musicssl.sharding.format import INDEX_NAME, META_KEY, ShardIndex, TrackMeta, repair_hint
+from musicssl.sharding.location import resolve
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.sharding.verify import iter_samples, shard_progress
 
 SECONDS_PER_HOUR = 3600.0
 TOP_TAGS = 20

@@ -20,10 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_prep.atomic import write_atomic
-from data_prep.progress import progress_bar
-from sharding.format import AUDIO_KEY, INDEX_NAME, META_KEY, TRACKS_NAME, ShardIndex, ShardInfo
-from sharding.location import iter_tar_members, read_set_file
+from musicssl.data_prep.atomic import write_atomic
+from musicssl.data_prep.progress import progress_bar
+from musicssl.sharding.format import AUDIO_KEY, INDEX_NAME, META_KEY, TRACKS_NAME, ShardIndex, ShardInfo
+from musicssl.sharding.location import iter_tar_members, read_set_file
 
 SHARDS_KEY = b"musicssl.shards"  # parquet metadata: [[name, sha256, tracks], ...] in index order
 SCHEMA = pa.schema(

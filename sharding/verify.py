@@ -16,12 +16,12 @@ from typing import IO, Any
 
 from webdataset.gopen import gopen
 
-from data_prep.pcm import PCM_SHA1_KEY, pcm_sha1
-from data_prep.progress import progress_bar
-from sharding.format import AUDIO_KEY, TRACKS_NAME, ShardIndex, ShardInfo, decode_track
-from sharding.location import resolve
-from sharding.shard_set import ShardSet
-from sharding.tracks import StaleTrackTable
+from musicssl.data_prep.pcm import PCM_SHA1_KEY, pcm_sha1
+from musicssl.data_prep.progress import progress_bar
+from musicssl.sharding.format import AUDIO_KEY, TRACKS_NAME, ShardIndex, ShardInfo, decode_track
+from musicssl.sharding.location import resolve
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.sharding.tracks import StaleTrackTable
 
 DURATION_TOLERANCE_S = 0.01  # index durations are sums of per-track values rounded to milliseconds
 

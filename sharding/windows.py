@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import numpy as np
 from webdataset.handlers import reraise_exception
 
-from data_prep.pcm import pcm_to_float
-from sharding.format import TrackMeta, decode_track
-from sharding.location import tar_samples
-from sharding.shard_set import ShardSet
+from musicssl.data_prep.pcm import pcm_to_float
+from musicssl.sharding.format import TrackMeta, decode_track
+from musicssl.sharding.location import tar_samples
+from musicssl.sharding.shard_set import ShardSet
 
 
 def iter_windows(wave: np.ndarray, window: int, hop: int | None = None) -> Iterator[np.ndarray]:

@@ -24,8 +24,8 @@ from typing import Generic, TypeVar
 import numpy as np
 from webdataset import ShardWriter
 
-from sharding.format import SHARD_PATTERN, ShardIndex, ShardInfo, TrackMeta, encode_track
-from sharding.tracks import build_track_table
+from musicssl.sharding.format import SHARD_PATTERN, ShardIndex, ShardInfo, TrackMeta, encode_track
+from musicssl.sharding.tracks import build_track_table
 
 PARTIAL_SUFFIX = ".partial"
 SHARD_NAME = re.compile(r"^shard-(\d{6})\.tar$")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One run of a sweep (configs/sweeps/NAME.toml) per array task, on one node: pre-train, then probe it.
-#   python -m downstream.sweeps list thesis-batch-size                     # its runs and the --array range
+#   python -m musicssl.downstream.sweeps list thesis-batch-size            # its runs and the --array range
 #   sbatch --array=0-8 slurm/sweep.sh thesis-batch-size shards/fma shards/mtat [train.py flags]
-#   python -m downstream.compare --sweep thesis-batch-size                 # the figure and table, once done
+#   python -m musicssl.downstream.compare --sweep thesis-batch-size        # the figure and table, once done
 # A pre-empted task requeues and resumes its pre-training; a finished pre-training is not repeated (the resumed
 # run ends at once) and the evaluations run again (the embeddings are cached).
 #SBATCH --job-name=musicssl-sweep
@@ -25,10 +25,10 @@ cd "${SLURM_SUBMIT_DIR:-.}"
 source slurm/lib.sh
 mkdir -p logs
 index=${SLURM_ARRAY_TASK_ID:?run this as an array job (sbatch --array=0-N)}
-flags=$(python -m downstream.sweeps train-flags "$sweep" "$index") || exit $?
+flags=$(python -m musicssl.downstream.sweeps train-flags "$sweep" "$index") || exit $?
 mapfile -t train_flags <<< "$flags"
 echo "[slurm] job ${SLURM_JOB_ID:-?} restart ${SLURM_RESTART_COUNT:-0}: sweep $sweep run $index: ${train_flags[*]}"
 launch_on_this_node train.py "${train_flags[@]}" --data "$pretrain_data" "$@"
 rc=$?
 [[ "$preempted" == 1 || "$rc" != 0 ]] && requeue_if_preempted "$rc"
-python -m downstream.sweeps evaluate "$sweep" "$index" --data "$eval_data"
+python -m musicssl.downstream.sweeps evaluate "$sweep" "$index" --data "$eval_data"

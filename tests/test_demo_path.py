@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from downstream.tracking import PREDICTIONS_ARTIFACT, load_evaluations
+from musicssl.downstream.tracking import PREDICTIONS_ARTIFACT, load_evaluations
 from tests.support.paths import REPO
 
 
@@ -29,8 +29,8 @@ def test_demo_path_trains_probes_and_compares_paired(tmp_path: Path) -> None:
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    run(["-m", "data_prep.demo", "--out", "demo_data/audio", "--tracks", "42"], tmp_path, env)
-    run(["-m", "data_prep", "demo_data/audio/manifest.csv", "--out", "demo_data/shards"], tmp_path, env)
+    run(["-m", "musicssl.data_prep.demo", "--out", "demo_data/audio", "--tracks", "42"], tmp_path, env)
+    run(["-m", "musicssl.data_prep", "demo_data/audio/manifest.csv", "--out", "demo_data/shards"], tmp_path, env)
     run([str(REPO / "train.py"), "--preset", "demo", "--epochs", "2", "--monitor.every-steps", "25"], tmp_path, env)
     assert (tmp_path / "runs/demo/contrastive/backbone.safetensors").is_file()
     client = mlflow.MlflowClient(uri)
@@ -52,7 +52,7 @@ def test_demo_path_trains_probes_and_compares_paired(tmp_path: Path) -> None:
     assert PREDICTIONS_ARTIFACT in {artifact.path for artifact in client.list_artifacts(pretrained.run_id)}
 
     out = tmp_path / "comparison"
-    compare = ["-m", "downstream.compare", "--experiment", "demo-probes", "--out", str(out)]
+    compare = ["-m", "musicssl.downstream.compare", "--experiment", "demo-probes", "--out", str(out)]
     printed = run([*compare, "--paired-resamples", "100"], tmp_path, env)
     assert "demo-tags ROC-AUC (tag-wise): contrastive - random:" in printed and "CI" in printed
     for name in ("table.md", "bootstrap.png", "differences.md", "differences.csv", "differences.png"):

@@ -14,21 +14,34 @@ from tests.support.paths import REPO as ROOT
 
 CHAIN = ("data_prep", "sharding", "trainer", "downstream")
 ENTRY_POINTS = {"__main__.py", "train.py", "evaluate.py"}
+INSTALLED = "musicssl."
+"""The packages are installed as musicssl.<package> (pyproject.toml); `import trainer` would find another project's
+package once installed, or load this one a second time under another name from a checkout."""
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Dotted names of every absolute import in a module, wherever it sits (lazy imports included)."""
-    names = set()
+def absolute_imports(path: Path) -> list[str]:
+    """The module named by every absolute import in a module, wherever it sits (lazy imports included)."""
+    names = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
+            names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module)
+            names.append(node.module)
     return names
 
 
+def project_path(module: str) -> str:
+    """A module's name without the installed prefix: musicssl.trainer.loop -> trainer.loop."""
+    return module.removeprefix(INSTALLED)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a module imports absolutely, without the installed prefix (trainer.loop)."""
+    return {project_path(name) for name in absolute_imports(path)}
+
+
 def imported_packages(path: Path) -> set[str]:
-    """Top-level names of every absolute import in a module."""
+    """The package of every absolute import in a module (trainer)."""
     return {name.partition(".")[0] for name in imported_modules(path)}
 
 
@@ -56,9 +69,9 @@ def test_the_read_side_is_the_right_end_of_sharding() -> None:
     read = ROOT / "sharding" / "read"
     assert sorted(read.glob("*.py")), "sharding/read/ holds no modules; is this test out of date?"
     wrong = {
-        str(path.relative_to(ROOT)): sorted(n for n in imported_modules(path) if n.startswith("sharding.read"))
+        str(path.relative_to(ROOT)): sorted(n for n in imported_modules(path) if n.startswith("musicssl.sharding.read"))
         for path in modules("sharding")
-        if read not in path.parents and any(n.startswith("sharding.read") for n in imported_modules(path))
+        if read not in path.parents and any(n.startswith("musicssl.sharding.read") for n in imported_modules(path))
     }
     assert not wrong, f"only sharding/read/ and entry points may import the read side: {wrong}"
 
@@ -81,29 +94,45 @@ def borrowed_imports(path: Path) -> list[str]:
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module):
             continue
-        source = ROOT.joinpath(*node.module.split(".")).with_suffix(".py")
-        if node.module.partition(".")[0] in CHAIN and source.is_file():
+        module = project_path(node.module)
+        source = ROOT.joinpath(*module.split(".")).with_suffix(".py")
+        if module.partition(".")[0] in CHAIN and source.is_file():
             defined = top_level_names(source)
             found += [f"{node.module}.{alias.name}" for alias in node.names if alias.name not in defined]
     return found
 
 
-def test_helpers_are_imported_from_the_module_that_defines_them() -> None:
-    files = [
+def project_files() -> list[Path]:
+    return [
         *ROOT.glob("*.py"),
         *(p for folder in (*CHAIN, "tests", "benchmarks") for p in (ROOT / folder).rglob("*.py")),
     ]
+
+
+def test_the_packages_are_imported_by_their_installed_names() -> None:
+    bare = {
+        str(path.relative_to(ROOT)): names
+        for path in project_files()
+        if (names := sorted(name for name in absolute_imports(path) if name.partition(".")[0] in CHAIN))
+    }
+    assert not bare, f"import these as musicssl.<package> (pyproject.toml installs them so): {bare}"
+
+
+def test_helpers_are_imported_from_the_module_that_defines_them() -> None:
+    files = project_files()
     borrowed = {str(path.relative_to(ROOT)): names for path in files if (names := borrowed_imports(path))}
     assert not borrowed, f"import these from the module that defines them: {borrowed}"
 
 
 def test_the_checker_sees_lazy_and_dotted_imports(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
-    module.write_text("import trainer.loop\n\ndef f():\n    from sharding.build import x\n    from . import y\n")
+    module.write_text(
+        "import musicssl.trainer.loop\n\ndef f():\n    from musicssl.sharding.build import x\n    from . import y\n"
+    )
     assert imported_packages(module) == {"trainer", "sharding"}
 
 
 def test_the_checker_sees_a_re_exported_helper(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
-    module.write_text("from sharding.format import INDEX_NAME, write_atomic\n")
-    assert borrowed_imports(module) == ["sharding.format.write_atomic"]
+    module.write_text("from musicssl.sharding.format import INDEX_NAME, write_atomic\n")
+    assert borrowed_imports(module) == ["musicssl.sharding.format.write_atomic"]

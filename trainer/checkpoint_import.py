@@ -25,9 +25,9 @@ from typing import Any
 import torch
 import tyro
 
-from data_prep.entry import run_command
-from trainer.backbones import build_backbone
-from trainer.frontend import DEEZER_FRONTEND
+from musicssl.data_prep.entry import run_command
+from musicssl.trainer.backbones import build_backbone
+from musicssl.trainer.frontend import DEEZER_FRONTEND
 
 BACKBONE_PREFIXES = ("student.module.backbone.", "module.backbone.")
 """Where deezer checkpoints keep the backbone: teacher-student methods first, then the others."""

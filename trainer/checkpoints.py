@@ -24,7 +24,7 @@ import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 
-from trainer.state_files import check_loads_safely
+from musicssl.trainer.state_files import check_loads_safely
 
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{9})$")
 DEEPSPEED_FOLDER = "pytorch_model"  # the engine's own checkpoint inside Accelerate's state folder

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import tyro
 
-from trainer.config import TrainConfig
-from trainer.presets import apply_overrides, available_presets, load_preset, split_recipes
-from trainer.pretexts import PRETEXTS
+from musicssl.trainer.config import TrainConfig
+from musicssl.trainer.presets import apply_overrides, available_presets, load_preset, split_recipes
+from musicssl.trainer.pretexts import PRETEXTS
 
 
 def split_preset(argv: list[str]) -> tuple[str | None, list[str]]:

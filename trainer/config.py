@@ -8,11 +8,11 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
-from sharding.read.config import PairsConfig as ReadPairsConfig
-from trainer.augment import AugmentConfig, ViewMode
-from trainer.backbones import BACKBONES
-from trainer.collapse import CollapseConfig
-from trainer.pretexts import PRETEXTS
+from musicssl.sharding.read.config import PairsConfig as ReadPairsConfig
+from musicssl.trainer.augment import AugmentConfig, ViewMode
+from musicssl.trainer.backbones import BACKBONES
+from musicssl.trainer.collapse import CollapseConfig
+from musicssl.trainer.pretexts import PRETEXTS
 
 
 def settings_sections(name: str, registry: Mapping[str, Any]) -> type:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from accelerate import PartialState
 
-from sharding.format import INDEX_NAME
+from musicssl.sharding.format import INDEX_NAME
 
 DEMO_DATA = "demo"
 """The `--data` value that names the demo corpus."""
@@ -21,9 +21,9 @@ DEMO_ROOT = Path("demo_data")
 def ensure_demo_shards(sample_rate: int, root: Path = DEMO_ROOT) -> str:
     """Location of the demo shards at `sample_rate`, generating audio and shards on the main process if missing."""
     # Imported here: making the corpus needs PyAV, which training on prepared shards (a GPU machine) need not have.
-    from data_prep.demo import MANIFEST_NAME, make_demo_corpus
-    from data_prep.track import PrepSettings
-    from sharding.build import prepare_shards
+    from musicssl.data_prep.demo import MANIFEST_NAME, make_demo_corpus
+    from musicssl.data_prep.track import PrepSettings
+    from musicssl.sharding.build import prepare_shards
 
     state = PartialState()
     shards = root / ("shards" if sample_rate == 16000 else f"shards-{sample_rate}")

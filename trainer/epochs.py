@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from trainer.config import TrainConfig
+from musicssl.trainer.config import TrainConfig
 
 
 def steps_per_pass(tracks: int, pairs_per_track: int, batch_size: int) -> int:

@@ -17,8 +17,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from trainer.backbones import build_backbone
-from trainer.checkpoint_import import load_deezer_checkpoint
+from musicssl.trainer.backbones import build_backbone
+from musicssl.trainer.checkpoint_import import load_deezer_checkpoint
 
 RECIPE_NAME = "backbone.json"
 STUDENT_WEIGHTS = "model.safetensors"  # Accelerate's file for the first prepared model (the student)

@@ -23,17 +23,17 @@ import torch
 from accelerate.utils import set_seed
 from tqdm import tqdm
 
-from data_prep.locks import exclusive_folder
-from data_prep.progress import progress_bar
-from sharding.read.batches import pairs_to_float
-from sharding.read.chooser import open_pairs, training_tracks
-from sharding.read.config import PairsConfig
-from sharding.read.random_access import RandomAccessReader
-from sharding.shard_set import ShardSet
-from trainer.accelerator import configure_deepspeed, make_accelerator
-from trainer.augment import AugmentationChain, make_views, pair_gaps
-from trainer.backbones import BACKBONES
-from trainer.checkpoints import (
+from musicssl.data_prep.locks import exclusive_folder
+from musicssl.data_prep.progress import progress_bar
+from musicssl.sharding.read.batches import pairs_to_float
+from musicssl.sharding.read.chooser import open_pairs, training_tracks
+from musicssl.sharding.read.config import PairsConfig
+from musicssl.sharding.read.random_access import RandomAccessReader
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.trainer.accelerator import configure_deepspeed, make_accelerator
+from musicssl.trainer.augment import AugmentationChain, make_views, pair_gaps
+from musicssl.trainer.backbones import BACKBONES
+from musicssl.trainer.checkpoints import (
     CheckpointPolicy,
     check_resumable,
     latest_checkpoint,
@@ -41,17 +41,17 @@ from trainer.checkpoints import (
     save_checkpoint,
     set_aside_unreadable,
 )
-from trainer.collapse import CollapseAlarm
-from trainer.config import TrainConfig
-from trainer.diagnostics import collapse_metrics
-from trainer.distributed import broadcast_from_rank_zero, convert_sync_batchnorm
-from trainer.epochs import resolve_epochs
-from trainer.export import RECIPE_NAME, STUDENT_WEIGHTS, BackboneRecipe, export_backbone
-from trainer.optim import build_optimizer, learning_rate_schedule, set_weight_decay, weight_decay_schedule
-from trainer.preemption import StopRequest
-from trainer.pretexts import Pretext, PretextOutput, build_pretext
-from trainer.state_files import check_loads_safely, load_state_files, state_files
-from trainer.tracking import OUTBOX_NAME, RunTracker
+from musicssl.trainer.collapse import CollapseAlarm
+from musicssl.trainer.config import TrainConfig
+from musicssl.trainer.diagnostics import collapse_metrics
+from musicssl.trainer.distributed import broadcast_from_rank_zero, convert_sync_batchnorm
+from musicssl.trainer.epochs import resolve_epochs
+from musicssl.trainer.export import RECIPE_NAME, STUDENT_WEIGHTS, BackboneRecipe, export_backbone
+from musicssl.trainer.optim import build_optimizer, learning_rate_schedule, set_weight_decay, weight_decay_schedule
+from musicssl.trainer.preemption import StopRequest
+from musicssl.trainer.pretexts import Pretext, PretextOutput, build_pretext
+from musicssl.trainer.state_files import check_loads_safely, load_state_files, state_files
+from musicssl.trainer.tracking import OUTBOX_NAME, RunTracker
 
 log = logging.getLogger(__name__)
 

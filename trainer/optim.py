@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from trainer.schedules import WarmupCosine
+from musicssl.trainer.schedules import WarmupCosine
 
 if TYPE_CHECKING:
-    from trainer.config import OptimConfig
+    from musicssl.trainer.config import OptimConfig
 
 NORM_LAYERS = (
     nn.modules.batchnorm._BatchNorm,

@@ -11,12 +11,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from musicssl.data_prep.entry import config_dir
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "configs" / "presets"
+PRESET_DIR = config_dir() / "presets"
 
 
 def available_presets() -> list[str]:

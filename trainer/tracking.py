@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from data_prep.atomic import write_atomic
-from data_prep.entry import UserError
+from musicssl.data_prep.atomic import write_atomic
+from musicssl.data_prep.entry import UserError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

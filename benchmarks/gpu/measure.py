@@ -23,12 +23,12 @@ import torch
 
 from benchmarks.step_timing import median_step_seconds, training_parts
 from benchmarks.trainer_overhead import StepClock
-from sharding.format import TrackMeta
-from sharding.writer import ShardSetWriter
-from trainer.augment import make_views
-from trainer.config import TrainConfig
-from trainer.loop import Trainer, view_chain
-from trainer.pretexts import Pretext
+from musicssl.sharding.format import TrackMeta
+from musicssl.sharding.writer import ShardSetWriter
+from musicssl.trainer.augment import make_views
+from musicssl.trainer.config import TrainConfig
+from musicssl.trainer.loop import Trainer, view_chain
+from musicssl.trainer.pretexts import Pretext
 
 Precision = Literal["bf16", "fp16", "fp32"]
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}

@@ -24,7 +24,7 @@ from benchmarks.gpu.sizes import (
     Run,
 )
 from benchmarks.step_timing import median_step_seconds
-from trainer.cli import parse_config
+from musicssl.trainer.cli import parse_config
 
 
 def dynamo_counts() -> tuple[int, int]:

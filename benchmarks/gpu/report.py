@@ -18,7 +18,7 @@ from benchmarks.gpu.sizes import (
     RESULT_NAME,
 )
 from benchmarks.harness import aligned_lines
-from trainer.tracking import git_commit
+from musicssl.trainer.tracking import git_commit
 
 
 def machine(device: torch.device) -> dict[str, Any]:

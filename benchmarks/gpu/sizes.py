@@ -14,9 +14,9 @@ from benchmarks.gpu.measure import (
     Precision,
     write_generated_shards,
 )
-from trainer.cli import parse_config
-from trainer.config import TrainConfig
-from trainer.pretexts import PRETEXTS
+from musicssl.trainer.cli import parse_config
+from musicssl.trainer.config import TrainConfig
+from musicssl.trainer.pretexts import PRETEXTS
 
 SECTIONS = ("step", "memory", "samplecnn", "loader", "sync", "deepspeed")
 RESULT_NAME = "gpu_suite.json"

@@ -15,12 +15,12 @@ import psutil
 import torch
 
 from benchmarks.harness import timed
-from sharding.read.batches import sample_pair_starts
-from sharding.read.config import PairsConfig
-from sharding.read.random_access import RandomAccessReader
-from sharding.read.reader import PairReader
-from sharding.read.stream import StreamReader
-from sharding.shard_set import ShardSet
+from musicssl.sharding.read.batches import sample_pair_starts
+from musicssl.sharding.read.config import PairsConfig
+from musicssl.sharding.read.random_access import RandomAccessReader
+from musicssl.sharding.read.reader import PairReader
+from musicssl.sharding.read.stream import StreamReader
+from musicssl.sharding.shard_set import ShardSet
 from tests.support.shard_factory import write_shard_set
 
 RATE = 16_000

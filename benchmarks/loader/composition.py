@@ -14,8 +14,8 @@ from benchmarks.loader.common import (
     RATE,
     Args,
 )
-from sharding.read.config import PairsConfig
-from sharding.read.epoch_plan import EpochPlan, TrackOrder
+from musicssl.sharding.read.config import PairsConfig
+from musicssl.sharding.read.epoch_plan import EpochPlan, TrackOrder
 
 
 @dataclass

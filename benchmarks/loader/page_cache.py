@@ -18,7 +18,7 @@ from benchmarks.loader.common import (
     open_reader,
     time_first,
 )
-from sharding.read.reader import PairReader
+from musicssl.sharding.read.reader import PairReader
 
 
 @dataclass

@@ -18,8 +18,8 @@ from benchmarks.loader.common import (
     measure,
     open_reader,
 )
-from sharding.read.config import PairsConfig
-from sharding.read.random_access import RandomAccessReader
+from musicssl.sharding.read.config import PairsConfig
+from musicssl.sharding.read.random_access import RandomAccessReader
 from tests.support.range_server import serve
 
 

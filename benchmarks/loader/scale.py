@@ -21,10 +21,10 @@ from benchmarks.loader.common import (
     RATE,
     Args,
 )
-from sharding.format import SHARD_PATTERN, TRACKS_NAME, ShardIndex, ShardInfo
-from sharding.read.config import PairsConfig
-from sharding.read.epoch_plan import EpochPlan, TrackOrder
-from sharding.tracks import SCHEMA, SHARDS_KEY, load_track_table
+from musicssl.sharding.format import SHARD_PATTERN, TRACKS_NAME, ShardIndex, ShardInfo
+from musicssl.sharding.read.config import PairsConfig
+from musicssl.sharding.read.epoch_plan import EpochPlan, TrackOrder
+from musicssl.sharding.tracks import SCHEMA, SHARDS_KEY, load_track_table
 
 T = TypeVar("T")
 

@@ -22,8 +22,8 @@ from benchmarks.loader.common import (
     setting_name,
     time_first,
 )
-from sharding.read.config import PairsConfig
-from sharding.read.random_access import RandomAccessReader
+from musicssl.sharding.read.config import PairsConfig
+from musicssl.sharding.read.random_access import RandomAccessReader
 
 
 @dataclass

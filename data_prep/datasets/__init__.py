@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
-from data_prep.datasets import fma, gtzan, jamendo, msd, mtat
-from data_prep.datasets.manifest import ManifestSummary, write_manifest
-from data_prep.datasets.published import published_splits, split_size_differences
-from data_prep.datasets.records import SPLITS, DatasetListing, TrackRecord
+from musicssl.data_prep.datasets import fma, gtzan, jamendo, msd, mtat
+from musicssl.data_prep.datasets.manifest import ManifestSummary, write_manifest
+from musicssl.data_prep.datasets.published import published_splits, split_size_differences
+from musicssl.data_prep.datasets.records import SPLITS, DatasetListing, TrackRecord
 
 logger = logging.getLogger(__name__)
 

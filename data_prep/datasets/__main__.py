@@ -10,8 +10,8 @@ from typing import Annotated
 
 import tyro
 
-from data_prep.datasets import ADAPTERS, SPLITS, build_manifest
-from data_prep.entry import run_command
+from musicssl.data_prep.datasets import ADAPTERS, SPLITS, build_manifest
+from musicssl.data_prep.entry import run_command
 
 
 @dataclass(frozen=True)
@@ -49,5 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def cli() -> int:
+    """The console script `musicssl-datasets` (pyproject.toml)."""
+    return run_command(main)
+
+
 if __name__ == "__main__":
-    raise SystemExit(run_command(main))
+    raise SystemExit(cli())

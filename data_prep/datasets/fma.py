@@ -11,8 +11,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from data_prep.datasets.files import find_file
-from data_prep.datasets.records import DatasetListing, TrackRecord
+from musicssl.data_prep.datasets.files import find_file
+from musicssl.data_prep.datasets.records import DatasetListing, TrackRecord
 
 SIZES = ("small", "medium")
 SPLIT_NAMES = {"training": "train", "validation": "valid", "test": "test"}

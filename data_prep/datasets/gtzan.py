@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-from data_prep.datasets.files import find_file, read_lines
-from data_prep.datasets.records import DatasetListing, TrackRecord
+from musicssl.data_prep.datasets.files import find_file, read_lines
+from musicssl.data_prep.datasets.records import DatasetListing, TrackRecord
 
 SPLIT_FILES = {"train": "train_filtered.txt", "valid": "valid_filtered.txt", "test": "test_filtered.txt"}
 AUDIO_FOLDERS = (Path("."), Path("genres"), Path("genres_original"))

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep.datasets.files import find_file, read_lines
-from data_prep.datasets.records import DatasetListing, TrackRecord
+from musicssl.data_prep.datasets.files import find_file, read_lines
+from musicssl.data_prep.datasets.records import DatasetListing, TrackRecord
 
 SUBSETS = ("top50tags", "instrument", "moodtheme", "genre")
 SPLIT_FILES = {"train": "train", "valid": "validation", "test": "test"}

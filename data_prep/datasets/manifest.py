@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_prep.datasets.records import SPLITS, DatasetListing, TrackRecord
+from musicssl.data_prep.datasets.records import SPLITS, DatasetListing, TrackRecord
 
 MANIFEST_NAME = "manifest.csv"
 MISSING_NAME = "missing.csv"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.datasets.files import find_file, load_strings
-from data_prep.datasets.records import DatasetListing, TrackRecord
+from musicssl.data_prep.datasets.files import find_file, load_strings
+from musicssl.data_prep.datasets.records import DatasetListing, TrackRecord
 
 SPLIT_FILES = {"train": "train_ids.npy", "valid": "valid_ids.npy", "test": "test_ids.npy"}
 AUDIO_EXTENSIONS = frozenset({".mp3", ".wav", ".flac", ".ogg", ".m4a", ".aac", ".au", ".aiff"})

@@ -11,8 +11,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from data_prep.datasets.files import find_file, load_strings
-from data_prep.datasets.records import DatasetListing, TrackRecord
+from musicssl.data_prep.datasets.files import find_file, load_strings
+from musicssl.data_prep.datasets.records import DatasetListing, TrackRecord
 
 ANNOTATIONS_NAME = "annotations_final.csv"
 SPLIT_FILES = {"train": "train.npy", "valid": "valid.npy", "test": "test.npy"}

@@ -12,14 +12,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_prep.datasets.records import SPLITS
+from musicssl.data_prep.datasets.records import SPLITS
+from musicssl.data_prep.entry import config_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-REFERENCES_FILE = Path(__file__).resolve().parents[2] / "configs" / "references.toml"
+REFERENCES_FILE = config_dir() / "references.toml"
 MISSING_NAMED = 20
 """Missing tracks named per split in a report; missing.csv lists them all."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from data_prep.pcm import PCM_SCALE
+from musicssl.data_prep.pcm import PCM_SCALE
 
 
 def sample_pair_starts(

@@ -8,14 +8,14 @@ import os
 
 import torch
 
-from sharding.format import TRACKS_NAME
-from sharding.location import is_object_store
-from sharding.read.config import PairsConfig
-from sharding.read.random_access import RandomAccessReader, RandomAccessUnavailable, pair_tracks
-from sharding.read.reader import PairReader
-from sharding.read.stream import StreamReader
-from sharding.shard_set import ShardSet
-from sharding.tracks import StaleTrackTable
+from musicssl.sharding.format import TRACKS_NAME
+from musicssl.sharding.location import is_object_store
+from musicssl.sharding.read.config import PairsConfig
+from musicssl.sharding.read.random_access import RandomAccessReader, RandomAccessUnavailable, pair_tracks
+from musicssl.sharding.read.reader import PairReader
+from musicssl.sharding.read.stream import StreamReader
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.sharding.tracks import StaleTrackTable
 
 logger = logging.getLogger(__name__)
 

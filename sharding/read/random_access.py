@@ -19,14 +19,14 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from sharding.ranges import RangeRequest, RangeSource, range_source, serves_ranges
-from sharding.read.batches import empty_batch, sample_pair_starts
-from sharding.read.config import PairsConfig
-from sharding.read.counters import SharedCounters
-from sharding.read.epoch_plan import CROP_STAGE, REPLACEMENT_STAGE, EpochPlan, TrackOrder
-from sharding.read.reader import PairReader
-from sharding.shard_set import ShardSet
-from sharding.tracks import StaleTrackTable, TrackTable
+from musicssl.sharding.ranges import RangeRequest, RangeSource, range_source, serves_ranges
+from musicssl.sharding.read.batches import empty_batch, sample_pair_starts
+from musicssl.sharding.read.config import PairsConfig
+from musicssl.sharding.read.counters import SharedCounters
+from musicssl.sharding.read.epoch_plan import CROP_STAGE, REPLACEMENT_STAGE, EpochPlan, TrackOrder
+from musicssl.sharding.read.reader import PairReader
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.sharding.tracks import StaleTrackTable, TrackTable
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import torch
 
-from sharding.read.config import PairsConfig
-from sharding.read.counters import LoaderStats, SharedCounters
-from sharding.shard_set import ShardSet
+from musicssl.sharding.read.config import PairsConfig
+from musicssl.sharding.read.counters import LoaderStats, SharedCounters
+from musicssl.sharding.shard_set import ShardSet
 
 
 def check_loader_arguments(batch_size: int, seed: int, batches_per_epoch: int | None) -> None:

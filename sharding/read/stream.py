@@ -22,13 +22,13 @@ import numpy as np
 import torch
 import webdataset as wds
 
-from sharding.format import TrackMeta, decode_track
-from sharding.location import tar_samples
-from sharding.read.batches import empty_batch, sample_pair_starts
-from sharding.read.config import PairsConfig
-from sharding.read.counters import LoaderStats, SharedCounters
-from sharding.read.reader import PairReader
-from sharding.shard_set import ShardSet
+from musicssl.sharding.format import TrackMeta, decode_track
+from musicssl.sharding.location import tar_samples
+from musicssl.sharding.read.batches import empty_batch, sample_pair_starts
+from musicssl.sharding.read.config import PairsConfig
+from musicssl.sharding.read.counters import LoaderStats, SharedCounters
+from musicssl.sharding.read.reader import PairReader
+from musicssl.sharding.shard_set import ShardSet
 
 logger = logging.getLogger(__name__)
 

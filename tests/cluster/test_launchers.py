@@ -20,6 +20,24 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from musicssl.trainer.accelerator import (
+    SEPARATE_STORE_VARIABLE,
+    check_process_count,
+    check_restartable,
+    configure_deepspeed,
+    make_accelerator,
+)
+from musicssl.trainer.checkpoints import (
+    DEEPSPEED_FOLDER,
+    UNIVERSAL_FOLDER,
+    checkpoint_name,
+    list_checkpoints,
+    make_universal,
+)
+from musicssl.trainer.cli import parse_config
+from musicssl.trainer.export import STUDENT_WEIGHTS
+from musicssl.trainer.optim import learning_rate_schedule, scaled_learning_rate, weight_decay_schedule
+from musicssl.trainer.state_files import check_loads_safely
 from tests.support import launching, tiny_run
 from tests.support.launching import (
     PROCESSES,
@@ -32,18 +50,6 @@ from tests.support.launching import (
 )
 from tests.support.paths import REPO
 from tests.support.tiny_run import WritesAFile
-from trainer.accelerator import (
-    SEPARATE_STORE_VARIABLE,
-    check_process_count,
-    check_restartable,
-    configure_deepspeed,
-    make_accelerator,
-)
-from trainer.checkpoints import DEEPSPEED_FOLDER, UNIVERSAL_FOLDER, checkpoint_name, list_checkpoints, make_universal
-from trainer.cli import parse_config
-from trainer.export import STUDENT_WEIGHTS
-from trainer.optim import learning_rate_schedule, scaled_learning_rate, weight_decay_schedule
-from trainer.state_files import check_loads_safely
 
 shards = tiny_run.shards  # the tiny runs' shard set fixture
 one_process = launching.one_process
@@ -170,7 +176,7 @@ def loaded_backbone(checkpoint: Path, scratch: Path) -> dict[str, torch.Tensor]:
     """The weights `load_backbone` gives for a checkpoint folder (in a process without BatchNorm, like the run)."""
     weights = scratch / "loaded.safetensors"
     load = (
-        "import sys; from safetensors.torch import save_file; from trainer.export import load_backbone; "
+        "import sys; from safetensors.torch import save_file; from musicssl.trainer.export import load_backbone; "
         "save_file(load_backbone(sys.argv[1])[0].state_dict(), sys.argv[2])"
     )
     env = launcher_env("python", 1, scratch / "load")

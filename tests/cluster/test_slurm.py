@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sharding.format import ShardIndex
+from musicssl.sharding.format import ShardIndex
 from tests.support.audio_factory import write_chord
 from tests.support.paths import REPO
 
@@ -170,7 +170,7 @@ def test_data_prep_array_parts_merge_into_one_set(cluster: tuple[Path, dict[str,
         assert job.returncode == 0, output
     assert sorted(p.name for p in out.iterdir()) == ["part-000", "part-001"]
     merged = subprocess.run(
-        [sys.executable, "-m", "sharding", "merge", str(out)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "musicssl.sharding", "merge", str(out)], capture_output=True, text=True, timeout=300
     )
     assert merged.returncode == 0, merged.stdout + merged.stderr
     index = ShardIndex.load_local(out)
@@ -180,7 +180,7 @@ def test_data_prep_array_parts_merge_into_one_set(cluster: tuple[Path, dict[str,
 
 # The sweep script's `python`: the real one, except that evaluations are only recorded (no backbone exists).
 PYTHON_STUB = """#!/usr/bin/env bash
-if [[ "$1 $2 $3" == "-m downstream.sweeps evaluate" ]]; then echo "$@" >> "$STUB_LOG/evaluate.args"; exit 0; fi
+if [[ "$1 $2 $3" == "-m musicssl.downstream.sweeps evaluate" ]]; then echo "$@" >> "$STUB_LOG/evaluate.args"; exit 0; fi
 exec "$STUB_PYTHON" "$@"
 """
 
@@ -206,7 +206,7 @@ def test_sweep_array_task_pretrains_its_run_then_evaluates_it(cluster: tuple[Pat
         assert not evaluated.exists()
     else:
         assert evaluated.read_text().split() == [
-            "-m", "downstream.sweeps", "evaluate", "thesis-batch-size", "4", "--data", "shards/mtat"
+            "-m", "musicssl.downstream.sweeps", "evaluate", "thesis-batch-size", "4", "--data", "shards/mtat"
         ]  # fmt: skip
 
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from musicssl.trainer.checkpoints import checkpoint_name
+from musicssl.trainer.cli import parse_config
+from musicssl.trainer.tracking import OUTBOX_NAME, flatten
 from tests.support import launching, tiny_run
 from tests.support.launching import TINY_RUN, free_port, launch_command, launcher_env
 from tests.support.paths import REPO
-from trainer.checkpoints import checkpoint_name
-from trainer.cli import parse_config
-from trainer.tracking import OUTBOX_NAME, flatten
 
 shards = tiny_run.shards  # the tiny runs' shard set fixture
 STEPS = launching.STEPS

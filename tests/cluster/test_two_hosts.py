@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from musicssl.trainer.accelerator import TIMEOUT_VARIABLE, PeerWatch, collective_timeout
+from musicssl.trainer.checkpoints import checkpoint_name, list_checkpoints
 from tests.support import launching, tiny_run
 from tests.support.hosts import Hosts, two_hosts  # noqa: F401 (the fixture)
 from tests.support.paths import REPO
-from trainer.accelerator import TIMEOUT_VARIABLE, PeerWatch, collective_timeout
-from trainer.checkpoints import checkpoint_name, list_checkpoints
 
 STEPS = launching.STEPS
 shards = tiny_run.shards  # fixtures

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep.inputs import find_inputs, safe_key
-from data_prep.levels import content_problem, db_to_amplitude, normalise, rms_dbfs
-from data_prep.report import REPORT_NAME, Report, ReportRow
+from musicssl.data_prep.inputs import find_inputs, safe_key
+from musicssl.data_prep.levels import content_problem, db_to_amplitude, normalise, rms_dbfs
+from musicssl.data_prep.report import REPORT_NAME, Report, ReportRow
 
 RATE = 1000
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep.audio_files import write_audio
-from data_prep.decode import DecodeError, decode_file
+from musicssl.data_prep.audio_files import write_audio
+from musicssl.data_prep.decode import DecodeError, decode_file
 from tests.support.audio_factory import (
     FORMATS,
     TEST_RATE,

@@ -7,9 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep.decode import decode_file
-from data_prep.demo import DEMO_MODULATION_BARS, DRUM_TAGS, NO_DRUMS, RHYTHM_TAGS, assign_splits, main, plan_corpus
-from data_prep.synth import INSTRUMENTS, TrackRecipe, render
+from musicssl.data_prep.decode import decode_file
+from musicssl.data_prep.demo import (
+    DEMO_MODULATION_BARS,
+    DRUM_TAGS,
+    NO_DRUMS,
+    RHYTHM_TAGS,
+    assign_splits,
+    main,
+    plan_corpus,
+)
+from musicssl.data_prep.synth import INSTRUMENTS, TrackRecipe, render
 
 RATE = 8000
 

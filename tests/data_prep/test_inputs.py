@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.inputs import find_inputs
-from data_prep.report import REPORT_NAME
-from data_prep.track import PrepSettings
-from sharding.build import prepare_shards
+from musicssl.data_prep.inputs import find_inputs
+from musicssl.data_prep.report import REPORT_NAME
+from musicssl.data_prep.track import PrepSettings
+from musicssl.sharding.build import prepare_shards
 from tests.support.audio_factory import write_chord
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.entry import UserError, run_command
-from data_prep.locks import LOCK_NAME, FolderInUseError, exclusive_folder
+from musicssl.data_prep.entry import UserError, run_command
+from musicssl.data_prep.locks import LOCK_NAME, FolderInUseError, exclusive_folder
 
 HOLD = """import sys, time
 from pathlib import Path
-from data_prep.locks import exclusive_folder
+from musicssl.data_prep.locks import exclusive_folder
 with exclusive_folder(Path(sys.argv[1]), "a test holder"):
     print("held", flush=True)
     time.sleep(60)

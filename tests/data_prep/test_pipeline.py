@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-import sharding.build
-from data_prep.__main__ import main
-from data_prep.inputs import InputTrack
-from data_prep.report import COLUMNS, REPORT_NAME
-from data_prep.track import PrepSettings, TrackResult, prepare_track
-from sharding.build import prepare_shards
-from sharding.format import INDEX_NAME, ShardIndex
+import musicssl.sharding.build
+from musicssl.data_prep.__main__ import main
+from musicssl.data_prep.inputs import InputTrack
+from musicssl.data_prep.report import COLUMNS, REPORT_NAME
+from musicssl.data_prep.track import PrepSettings, TrackResult, prepare_track
+from musicssl.sharding.build import prepare_shards
+from musicssl.sharding.format import INDEX_NAME, ShardIndex
 from tests.support.audio_factory import FORMATS, cut_in_half, scramble_middle, write_chord, write_garbage, write_silence
 from tests.support.prep_outcomes import SETTINGS, SMALL_SHARDS, assert_consistent, read_report, shard_tracks
 
@@ -116,7 +116,7 @@ def test_rerun_after_a_crash_continues_without_redoing_or_losing_tracks(
     corpus: tuple[Path, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     manifest, expected = corpus
-    monkeypatch.setattr(sharding.build, "prepare_track", recording_prepare([], crash_after=7))
+    monkeypatch.setattr(musicssl.sharding.build, "prepare_track", recording_prepare([], crash_after=7))
     with pytest.raises(KeyboardInterrupt):
         prepare_shards(manifest, tmp_path, SETTINGS, SMALL_SHARDS, workers=1, progress=False)
     assert not list(tmp_path.glob("*.partial"))  # the interrupted shard was discarded, not committed
@@ -124,7 +124,7 @@ def test_rerun_after_a_crash_continues_without_redoing_or_losing_tracks(
     assert 0 < len(done_before) < 7
 
     second_run: list[str] = []
-    monkeypatch.setattr(sharding.build, "prepare_track", recording_prepare(second_run))
+    monkeypatch.setattr(musicssl.sharding.build, "prepare_track", recording_prepare(second_run))
     summary = prepare_shards(manifest, tmp_path, SETTINGS, SMALL_SHARDS, workers=1, progress=False)
     assert_consistent(tmp_path, expected)
     assert not done_before & set(second_run)  # rows already final were not redone
@@ -180,9 +180,9 @@ def test_resuming_with_other_settings_is_refused(tmp_path: Path, capsys: pytest.
 PAUSING_DATA_PREP = """
 import sys, time
 from pathlib import Path
-from data_prep.__main__ import main
-from sharding.writer import ShardSetWriter
-from sharding.shard_set import ShardSet
+from musicssl.data_prep.__main__ import main
+from musicssl.sharding.writer import ShardSetWriter
+from musicssl.sharding.shard_set import ShardSet
 add, marker = ShardSetWriter.add, Path(sys.argv[1])
 def add_then_pause(self, *args, **kwargs):
     add(self, *args, **kwargs)

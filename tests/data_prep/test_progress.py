@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from data_prep.progress import progress_bar
+from musicssl.data_prep.progress import progress_bar
 
 
 class Terminal(io.StringIO):

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.__main__ import main
-from data_prep.report import REPORT_NAME
-from sharding.build import prepare_shards
-from sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex
-from sharding.recover import repair_set
-from sharding.verify import iter_samples
+from musicssl.data_prep.__main__ import main
+from musicssl.data_prep.report import REPORT_NAME
+from musicssl.sharding.build import prepare_shards
+from musicssl.sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex
+from musicssl.sharding.recover import repair_set
+from musicssl.sharding.verify import iter_samples
 from tests.support.audio_factory import write_chord
 from tests.support.paths import FAULTY_DATA_PREP
 from tests.support.prep_outcomes import SETTINGS, SMALL_SHARDS, assert_consistent, read_report, shard_tracks

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from downstream.bootstrap import BootstrapConfig, bootstrap_scores, resample_size
-from downstream.metrics import METRIC_NAMES
+from musicssl.downstream.bootstrap import BootstrapConfig, bootstrap_scores, resample_size
+from musicssl.downstream.metrics import METRIC_NAMES
 
 
 def _predictions(num_tracks: int = 40) -> tuple[np.ndarray, np.ndarray]:

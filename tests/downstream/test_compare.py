@@ -6,22 +6,22 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from downstream.bootstrap import BootstrapConfig, bootstrap_scores
-from downstream.compare import CompareArgs, main, run_comparison
-from downstream.evaluation import EvaluationResult
-from downstream.metrics import tagging_scores
-from downstream.paired import ProbePredictions
-from downstream.probes import TrainingHistory, probe_config
-from downstream.references import load_references
-from downstream.sweep_report import limited_data_panels, sweep_panels, sweep_references
-from downstream.tracking import (
+from musicssl.downstream.bootstrap import BootstrapConfig, bootstrap_scores
+from musicssl.downstream.compare import CompareArgs, main, run_comparison
+from musicssl.downstream.evaluation import EvaluationResult
+from musicssl.downstream.metrics import tagging_scores
+from musicssl.downstream.paired import ProbePredictions
+from musicssl.downstream.probes import TrainingHistory, probe_config
+from musicssl.downstream.references import load_references
+from musicssl.downstream.sweep_report import limited_data_panels, sweep_panels, sweep_references
+from musicssl.downstream.tracking import (
     EvaluationContext,
     EvaluationRecord,
     load_evaluations,
     log_evaluation,
     parse_params,
 )
-from trainer.tracking import tracking_uri
+from musicssl.trainer.tracking import tracking_uri
 
 
 def _result(noise: float, fraction: float, draw: int) -> EvaluationResult:
@@ -135,7 +135,7 @@ def test_published_figures_sit_next_to_runs_of_their_setting(
     records = [_thesis_record("contrastive", epochs, 80.0 + epochs / 1000) for epochs in (300, 1000, 8000)]
     records.append(_thesis_record("vicreg", 300, 85.0, probe_hidden_dim="512"))  # the 2-layer probe
     records.append(_record("byol", 1.0, 70.0))  # no thesis setting: no figure
-    monkeypatch.setattr("downstream.compare.load_evaluations", lambda experiment, uri: records)
+    monkeypatch.setattr("musicssl.downstream.compare.load_evaluations", lambda experiment, uri: records)
     paths = run_comparison(CompareArgs(out=tmp_path, sweep=("pretrain_epochs",), log_run=False))
     printed = capsys.readouterr().out
     header = next(line for line in printed.splitlines() if line.startswith("| pretext"))
@@ -175,7 +175,7 @@ def test_compare_sweep_draws_a_sweeps_figure_and_table_with_the_thesis_figures(
         for projector in ("clmr", "vicreg")
         for hidden in ("None", "512")
     ]
-    monkeypatch.setattr("downstream.compare.load_evaluations", lambda experiment, uri: records)
+    monkeypatch.setattr("musicssl.downstream.compare.load_evaluations", lambda experiment, uri: records)
     sweeps = ("thesis-batch-size", "thesis-projectors")
     paths = run_comparison(CompareArgs(out=tmp_path, sweep=sweeps, log_run=False))
     printed = capsys.readouterr().out
@@ -205,6 +205,8 @@ def test_compare_sweep_draws_a_sweeps_figure_and_table_with_the_thesis_figures(
 
 
 def test_compare_sweep_without_tracked_runs_says_how_to_run_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("downstream.compare.load_evaluations", lambda experiment, uri: [_record("byol", 1.0, 70.0)])
+    monkeypatch.setattr(
+        "musicssl.downstream.compare.load_evaluations", lambda experiment, uri: [_record("byol", 1.0, 70.0)]
+    )
     with pytest.raises(ValueError, match=r"sbatch --array=0-9 slurm/sweep.sh thesis-representation"):
         run_comparison(CompareArgs(out=tmp_path, sweep=("thesis-representation",), log_run=False))

@@ -7,13 +7,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from data_prep.decode import decode_file
-from data_prep.entry import UserError
-from downstream.embed_files import main
-from downstream.extract_task import embed_windows, track_windows
+from musicssl.data_prep.decode import decode_file
+from musicssl.data_prep.entry import UserError
+from musicssl.downstream.embed_files import main
+from musicssl.downstream.extract_task import embed_windows, track_windows
+from musicssl.trainer.export import export_backbone
 from tests.support.audio_factory import write_chord, write_garbage
 from tests.support.labelled_shard_factory import tiny_backbone
-from trainer.export import export_backbone
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from downstream.cli import infer_pretext, main
-from downstream.tracking import load_evaluations
+from musicssl.downstream.cli import infer_pretext, main
+from musicssl.downstream.tracking import load_evaluations
+from musicssl.trainer.export import export_backbone
 from tests.support.labelled_shard_factory import balanced_tracks, tiny_backbone, write_labelled_set
 from tests.support.paths import REPO
-from trainer.export import export_backbone
 
 FAST_PROBES = ["--epochs", "2", "--steps", "3", "--bootstrap-resamples", "5", "--device", "cpu"]
 
@@ -132,8 +132,8 @@ def test_tags_that_the_set_does_not_have_are_an_error_before_any_run(workspace: 
 
 
 def test_a_probe_without_a_scorable_tag_is_an_error(tmp_path: Path) -> None:
-    from downstream.extract_task import assemble_task
-    from sharding.format import TrackMeta
+    from musicssl.downstream.extract_task import assemble_task
+    from musicssl.sharding.format import TrackMeta
 
     splits = {"train": "low", "valid": "low", "test": "low"}  # every test track has it: no AUC
     metas = [

@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from downstream.bootstrap import BootstrapConfig
-from downstream.evaluation import evaluate_task
-from downstream.labelled_embeddings import LabelledEmbeddings, TaskEmbeddings
-from downstream.limited_data import LimitedDataConfig
-from downstream.probes import probe_config
+from musicssl.downstream.bootstrap import BootstrapConfig
+from musicssl.downstream.evaluation import evaluate_task
+from musicssl.downstream.labelled_embeddings import LabelledEmbeddings, TaskEmbeddings
+from musicssl.downstream.limited_data import LimitedDataConfig
+from musicssl.downstream.probes import probe_config
 
 
 def _task() -> TaskEmbeddings:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from downstream.extract_task import (
+from musicssl.downstream.extract_task import (
     ExtractionSettings,
     embed_tracks,
     extract_task,
@@ -15,7 +15,7 @@ from downstream.extract_task import (
     read_vocabulary,
     weights_hash,
 )
-from sharding.shard_set import ShardSet
+from musicssl.sharding.shard_set import ShardSet
 from tests.support.labelled_shard_factory import LabelledTrack, balanced_tracks, tiny_backbone, write_labelled_set
 
 SPLIT_OF_LENGTH = {0.4: "train", 1.0: "train", 2.5: "valid", 3.2: "test"}

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from downstream.labelled_embeddings import LabelledEmbeddings, TaskEmbeddings
+from musicssl.downstream.labelled_embeddings import LabelledEmbeddings, TaskEmbeddings
 
 
 def _ragged() -> LabelledEmbeddings:

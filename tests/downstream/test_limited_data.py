@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from downstream.limited_data import LimitedDataConfig, subset_size, training_subsets
+from musicssl.downstream.limited_data import LimitedDataConfig, subset_size, training_subsets
 
 
 def test_paper_fractions_give_exact_rounded_sizes_four_draws_each() -> None:

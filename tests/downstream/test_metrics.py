@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from downstream.metrics import (
+from musicssl.downstream.metrics import (
     average_precision_per_column,
     resampled_macro_scores,
     roc_auc_per_column,

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from downstream.monitor import QuickProbeHook
-from sharding.shard_set import ShardSet
+from musicssl.downstream.monitor import QuickProbeHook
+from musicssl.sharding.shard_set import ShardSet
 from tests.support.labelled_shard_factory import balanced_tracks, tiny_backbone, write_labelled_set
 
 

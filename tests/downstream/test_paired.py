@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from downstream.paired import PairedConfig, ProbePredictions, paired_bootstrap
+from musicssl.downstream.paired import PairedConfig, ProbePredictions, paired_bootstrap
 
 NUM_TRACKS, NUM_TAGS = 60, 5
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from downstream.labelled_embeddings import LabelledEmbeddings
-from downstream.metrics import tagging_scores
-from downstream.probes import PROTOCOLS, ProbeConfig, Standardiser, fit_probe, probe_config, train_probe
-from downstream.quick_eval import quick_evaluate
+from musicssl.downstream.labelled_embeddings import LabelledEmbeddings
+from musicssl.downstream.metrics import tagging_scores
+from musicssl.downstream.probes import PROTOCOLS, ProbeConfig, Standardiser, fit_probe, probe_config, train_probe
+from musicssl.downstream.quick_eval import quick_evaluate
 
 DIM, TAGS = 12, 3
 DIRECTIONS = np.random.default_rng(0).normal(size=(DIM, TAGS))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from downstream.references import Reference, load_references, matches, probe_kind, published_for
+from musicssl.downstream.references import Reference, load_references, matches, probe_kind, published_for
 
 
 def _find(table: str, row: str, probe: str, column: str = "") -> Reference:

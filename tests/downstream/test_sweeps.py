@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from downstream.references import load_references
-from downstream.sweeps import SWEEP_PARAM, available_sweeps, evaluations, load_sweep, train_flags
-from trainer.checkpoints import checkpoint_name
-from trainer.cli import parse_config
-from trainer.loop import CONFIG_NAME
+from musicssl.downstream.references import load_references
+from musicssl.downstream.sweeps import SWEEP_PARAM, available_sweeps, evaluations, load_sweep, train_flags
+from musicssl.trainer.checkpoints import checkpoint_name
+from musicssl.trainer.cli import parse_config
+from musicssl.trainer.loop import CONFIG_NAME
 
 THESIS_TABLES = {"thesis-epochs": "A.1", "thesis-representation": "A.2", "thesis-batch-size": "B.1"}
 THESIS_TABLES["thesis-projectors"] = "B.2"
@@ -109,7 +109,7 @@ def test_an_epochs_sweep_probes_the_checkpoints_kept_at_each_epoch(
 
 
 def test_a_sweep_file_that_cannot_run_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("downstream.sweeps.SWEEP_DIR", tmp_path)
+    monkeypatch.setattr("musicssl.downstream.sweeps.SWEEP_DIR", tmp_path)
     body = 'description = "d"\nparam = "pretrain_epochs"\npretrain_data = "fma"\nevaluate_epochs = [2000]\n'
     body += '[evaluate]\ntask = "mtat"\nprotocol = "thesis"\nprobes = ["linear"]\n[[run]]\npreset = "thesis-vicreg"\n'
     (tmp_path / "unkept.toml").write_text(body)

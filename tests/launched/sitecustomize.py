@@ -46,7 +46,7 @@ def record_steps(folder: Path) -> None:
 
 
 def poison_losses(calls: set[int]) -> None:
-    from trainer.pretexts.contrastive import Contrastive
+    from musicssl.trainer.pretexts.contrastive import Contrastive
 
     original, seen = Contrastive.compute_loss, [0]
 
@@ -77,7 +77,7 @@ def kill_in_checkpoint(rank: str, checkpoint: str, marker: Path) -> None:
 def pause_after_checkpoint(checkpoint: str, folder: Path) -> None:
     from accelerate import Accelerator
 
-    from trainer.preemption import StopRequest
+    from musicssl.trainer.preemption import StopRequest
 
     signalled, barriers_left = [False], [0]
     handle, save, barrier = StopRequest._handle, Accelerator.save_state, Accelerator.wait_for_everyone

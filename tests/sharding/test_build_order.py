@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep.track import PrepSettings
-from sharding.build import prepare_shards
-from sharding.shard_set import ShardSet
-from sharding.windows import iter_tracks
+from musicssl.data_prep.track import PrepSettings
+from musicssl.sharding.build import prepare_shards
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.sharding.windows import iter_tracks
 from tests.support.audio_factory import write_chord
 
 

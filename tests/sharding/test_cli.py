@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sharding.__main__ import main
+from musicssl.sharding.__main__ import main
 from tests.support.shard_factory import ramp_track, write_shard_set
 
 RATE = 100  # Hz: 4 s crops are 400 samples, a pair needs 800

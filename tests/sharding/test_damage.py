@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.report import REPORT_NAME
-from sharding.__main__ import main
-from sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex
-from sharding.shard_set import ShardSet
-from sharding.tracks import StaleTrackTable, load_track_table
-from sharding.verify import verify_set
+from musicssl.data_prep.report import REPORT_NAME
+from musicssl.sharding.__main__ import main
+from musicssl.sharding.format import INDEX_NAME, TRACKS_NAME, ShardIndex
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.sharding.tracks import StaleTrackTable, load_track_table
+from musicssl.sharding.verify import verify_set
 from tests.support.tagged_set import build_set, member_offset
 
 

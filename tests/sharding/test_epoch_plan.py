@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from sharding.read.epoch_plan import EpochPlan, TrackOrder
+from musicssl.sharding.read.epoch_plan import EpochPlan, TrackOrder
 
 
 def epoch_tracks(plan: EpochPlan, epoch: int, workers: int) -> dict[tuple[int, int], list[np.ndarray]]:

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sharding.format import INDEX_NAME, ShardIndex
-from sharding.location import iter_tar_members, load_index, resolve, shard_urls
-from sharding.shard_set import ShardSet
-from sharding.windows import iter_tracks
+from musicssl.sharding.format import INDEX_NAME, ShardIndex
+from musicssl.sharding.location import iter_tar_members, load_index, resolve, shard_urls
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.sharding.windows import iter_tracks
 from tests.support.shard_factory import write_shard_set
 
 

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.locks import exclusive_folder
-from data_prep.report import COLUMNS, REPORT_NAME
-from sharding.__main__ import main
-from sharding.format import INDEX_NAME, ShardIndex
-from sharding.location import load_index, shard_urls
-from sharding.read.config import PairsConfig
-from sharding.read.random_access import RandomAccessReader
-from sharding.read.stream import StreamReader
-from sharding.shard_set import ShardSet
-from sharding.windows import iter_tracks
+from musicssl.data_prep.locks import exclusive_folder
+from musicssl.data_prep.report import COLUMNS, REPORT_NAME
+from musicssl.sharding.__main__ import main
+from musicssl.sharding.format import INDEX_NAME, ShardIndex
+from musicssl.sharding.location import load_index, shard_urls
+from musicssl.sharding.read.config import PairsConfig
+from musicssl.sharding.read.random_access import RandomAccessReader
+from musicssl.sharding.read.stream import StreamReader
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.sharding.windows import iter_tracks
 from tests.support.shard_factory import ramp_track, write_shard_set
 
 RATE = 100  # Hz: 4 s crops are 400 samples, a pair needs 800

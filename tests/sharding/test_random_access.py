@@ -13,15 +13,15 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from sharding.format import SHARD_PATTERN, TRACKS_NAME, ShardIndex, TrackMeta, encode_track
-from sharding.read.chooser import open_pairs
-from sharding.read.config import PairsConfig
-from sharding.read.random_access import DataReadError, RandomAccessReader, RandomAccessUnavailable
-from sharding.read.reader import PairReader
-from sharding.read.stream import StreamReader
-from sharding.shard_set import ShardSet
-from sharding.tracks import build_track_table
-from sharding.windows import iter_tracks
+from musicssl.sharding.format import SHARD_PATTERN, TRACKS_NAME, ShardIndex, TrackMeta, encode_track
+from musicssl.sharding.read.chooser import open_pairs
+from musicssl.sharding.read.config import PairsConfig
+from musicssl.sharding.read.random_access import DataReadError, RandomAccessReader, RandomAccessUnavailable
+from musicssl.sharding.read.reader import PairReader
+from musicssl.sharding.read.stream import StreamReader
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.sharding.tracks import build_track_table
+from musicssl.sharding.windows import iter_tracks
 from tests.support import ramps
 from tests.support.ramps import RAMP_LENGTHS, RAMP_RATE
 from tests.support.range_server import serve

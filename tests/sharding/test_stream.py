@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from sharding.format import SHARD_PATTERN
-from sharding.read.chooser import open_pairs
-from sharding.read.config import PairsConfig
-from sharding.read.stream import StreamReader
-from sharding.shard_set import ShardSet
+from musicssl.sharding.format import SHARD_PATTERN
+from musicssl.sharding.read.chooser import open_pairs
+from musicssl.sharding.read.config import PairsConfig
+from musicssl.sharding.read.stream import StreamReader
+from musicssl.sharding.shard_set import ShardSet
 from tests.support import ramps
 from tests.support.ramps import RAMP_LENGTHS, RAMP_RATE
 from tests.support.shard_factory import ramp_position, ramp_track, track_sample, write_shard, write_shard_set

@@ -4,9 +4,9 @@ bad input."""
 import numpy as np
 import pytest
 
-from sharding.read.batches import sample_pair_starts
-from sharding.read.config import PairsConfig
-from sharding.read.reader import check_loader_arguments
+from musicssl.sharding.read.batches import sample_pair_starts
+from musicssl.sharding.read.config import PairsConfig
+from musicssl.sharding.read.reader import check_loader_arguments
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sharding import tracks
-from sharding.__main__ import main
-from sharding.format import TRACKS_NAME, ShardIndex
-from sharding.location import read_set_file
-from sharding.shard_set import ShardSet
-from sharding.tracks import StaleTrackTable, build_track_table, load_track_table
-from sharding.verify import verify_set
+from musicssl.sharding import tracks
+from musicssl.sharding.__main__ import main
+from musicssl.sharding.format import TRACKS_NAME, ShardIndex
+from musicssl.sharding.location import read_set_file
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.sharding.tracks import StaleTrackTable, build_track_table, load_track_table
+from musicssl.sharding.verify import verify_set
 from tests.support.shard_factory import ramp_track, write_shard_set
 
 RATE = 100

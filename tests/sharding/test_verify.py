@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from sharding.__main__ import main
-from sharding.shard_set import ShardSet
-from sharding.verify import verify_set
+from musicssl.sharding.__main__ import main
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.sharding.verify import verify_set
 from tests.support.tagged_set import build_set, member_offset
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep.pcm import pcm_to_float
-from sharding.shard_set import ShardSet
-from sharding.windows import iter_tracks, iter_windows
+from musicssl.data_prep.pcm import pcm_to_float
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.sharding.windows import iter_tracks, iter_windows
 from tests.support.shard_factory import track_sample, write_shard, write_shard_set
 
 

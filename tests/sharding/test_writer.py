@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sharding.format import ShardIndex, TrackMeta, decode_track
-from sharding.tracks import load_track_table
-from sharding.verify import iter_samples
-from sharding.writer import ShardSetWriter, sha256_file
+from musicssl.sharding.format import ShardIndex, TrackMeta, decode_track
+from musicssl.sharding.tracks import load_track_table
+from musicssl.sharding.verify import iter_samples
+from musicssl.sharding.writer import ShardSetWriter, sha256_file
 
 RATE = 1000
 TRACK_SAMPLES = 2000  # 4000 PCM bytes per track

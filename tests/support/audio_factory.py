@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.audio_files import ENCODINGS, write_audio
+from musicssl.data_prep.audio_files import ENCODINGS, write_audio
 
 FORMATS = tuple(sorted(ENCODINGS))  # ".flac", ".m4a", ".mp3", ".ogg", ".opus", ".wav"
 TEST_RATE = 16000

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import sharding.build
-import sharding.writer
-from data_prep.__main__ import main
-from data_prep.report import Report
-from sharding.format import ShardIndex
+import musicssl.sharding.build
+import musicssl.sharding.writer
+from musicssl.data_prep.__main__ import main
+from musicssl.data_prep.report import Report
+from musicssl.sharding.format import ShardIndex
 
 POINT, HIT, ACTION, MARKER = sys.argv[1], int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
 reached: Counter[str] = Counter()
@@ -53,9 +53,9 @@ def around(function: Callable[..., Any], before: str | None, after: str | None) 
     return wrapped
 
 
-sharding.build.prepare_track = around(sharding.build.prepare_track, "track", None)
-sharding.writer.sha256_file = around(sharding.writer.sha256_file, "renamed", None)
-sharding.writer.build_track_table = around(sharding.writer.build_track_table, "table", None)
+musicssl.sharding.build.prepare_track = around(musicssl.sharding.build.prepare_track, "track", None)
+musicssl.sharding.writer.sha256_file = around(musicssl.sharding.writer.sha256_file, "renamed", None)
+musicssl.sharding.writer.build_track_table = around(musicssl.sharding.writer.build_track_table, "table", None)
 Report.append = around(Report.append, "report", "reported")
 ShardIndex.save = around(ShardIndex.save, "index", "indexed")
 sys.exit(main(sys.argv[5:]))

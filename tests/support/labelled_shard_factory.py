@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from data_prep.pcm import float_to_pcm
-from sharding.format import SHARD_PATTERN, ShardIndex, TrackMeta, encode_track
+from musicssl.data_prep.pcm import float_to_pcm
+from musicssl.sharding.format import SHARD_PATTERN, ShardIndex, TrackMeta, encode_track
+from musicssl.trainer.export import BackboneRecipe
 from tests.support.shard_factory import write_shard
-from trainer.export import BackboneRecipe
 
 RATE = 16000
 TINY_RESNET = BackboneRecipe(

@@ -19,9 +19,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from musicssl.trainer.checkpoints import list_checkpoints
+from musicssl.trainer.export import STUDENT_WEIGHTS
 from tests.support.paths import LAUNCHED, REPO
-from trainer.checkpoints import list_checkpoints
-from trainer.export import STUDENT_WEIGHTS
 
 PROCESSES = 2
 STEPS = 6

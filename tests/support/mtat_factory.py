@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.datasets import mtat
+from musicssl.data_prep.datasets import mtat
 
 CLIPS = {  # mp3_path: (clip_id, tags set to 1)
     "f/artist-album-01-song-0-29.mp3": ("2", {"guitar", "rock", "not top50"}),

@@ -6,11 +6,11 @@ import json
 import tarfile
 from pathlib import Path
 
-from data_prep.report import REPORT_NAME
-from data_prep.track import PrepSettings
-from sharding.format import ShardIndex, TrackMeta
-from sharding.shard_set import ShardSet
-from sharding.verify import iter_samples, verify_set
+from musicssl.data_prep.report import REPORT_NAME
+from musicssl.data_prep.track import PrepSettings
+from musicssl.sharding.format import ShardIndex, TrackMeta
+from musicssl.sharding.shard_set import ShardSet
+from musicssl.sharding.verify import iter_samples, verify_set
 
 SETTINGS = PrepSettings(sample_rate=16000)
 SMALL_SHARDS = 400_000  # bytes: about one 9-12 s track per shard, so runs commit several shards

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from webdataset import TarWriter
 
-from sharding.format import SHARD_PATTERN, ShardIndex, ShardInfo, TrackMeta, encode_track
-from sharding.tracks import build_track_table
+from musicssl.sharding.format import SHARD_PATTERN, ShardIndex, ShardInfo, TrackMeta, encode_track
+from musicssl.sharding.tracks import build_track_table
 
 RAMP_STRIDE = 4096  # track t of a ramp set holds values -32768 + t * RAMP_STRIDE + position
 

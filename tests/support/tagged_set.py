@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.pcm import PCM_SHA1_KEY, pcm_sha1
-from sharding.format import ShardIndex, TrackMeta
-from sharding.writer import ShardSetWriter
+from musicssl.data_prep.pcm import PCM_SHA1_KEY, pcm_sha1
+from musicssl.sharding.format import ShardIndex, TrackMeta
+from musicssl.sharding.writer import ShardSetWriter
 
 RATE = 1000
 

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from trainer.pretexts import Pretext, build_pretext
+from musicssl.trainer.pretexts import Pretext, build_pretext
 
 EMBED_DIM = 8
 SAMPLES = 64

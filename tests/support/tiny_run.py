@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from musicssl.trainer.backbones.resnet import ResNetConfig
+from musicssl.trainer.config import CheckpointConfig, OptimConfig, TrainConfig, TrainPairsConfig
 from tests.support.shard_factory import write_shard_set
-from trainer.backbones.resnet import ResNetConfig
-from trainer.config import CheckpointConfig, OptimConfig, TrainConfig, TrainPairsConfig
 
 SAMPLE_RATE = 16000
 

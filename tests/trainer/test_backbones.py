@@ -8,13 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from musicssl.trainer.backbones import BACKBONES, build_backbone
+from musicssl.trainer.backbones.resnet import AttentionPool2d
+from musicssl.trainer.cli import parse_config
+from musicssl.trainer.export import BackboneRecipe
+from musicssl.trainer.frontend import DEEZER_FRONTEND, LogMelFrontend
+from musicssl.trainer.loop import backbone_recipe
 from tests.support.paths import DATA
-from trainer.backbones import BACKBONES, build_backbone
-from trainer.backbones.resnet import AttentionPool2d
-from trainer.cli import parse_config
-from trainer.export import BackboneRecipe
-from trainer.frontend import DEEZER_FRONTEND, LogMelFrontend
-from trainer.loop import backbone_recipe
 
 KEYS_FILE = DATA / "deezer_resnet_backbone_keys.json"
 

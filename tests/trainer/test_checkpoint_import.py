@@ -12,9 +12,9 @@ import pytest
 import torch
 import torchaudio
 
+from musicssl.trainer.backbones import build_backbone
+from musicssl.trainer.checkpoint_import import inspect_checkpoint, load_deezer_checkpoint
 from tests.support.paths import DATA
-from trainer.backbones import build_backbone
-from trainer.checkpoint_import import inspect_checkpoint, load_deezer_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore:At least one mel filterbank has all zero values")
 

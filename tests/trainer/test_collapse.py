@@ -10,8 +10,8 @@ import math
 
 import pytest
 
-from trainer.collapse import MEANING, REMEDIES, CollapseAlarm, CollapseConfig
-from trainer.pretexts import PRETEXTS
+from musicssl.trainer.collapse import MEANING, REMEDIES, CollapseAlarm, CollapseConfig
+from musicssl.trainer.pretexts import PRETEXTS
 
 DIM, BATCH, PROTOTYPES = 1024, 8, 64
 HEALTHY = {

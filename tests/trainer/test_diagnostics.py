@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from trainer.diagnostics import collapse_metrics, effective_rank
+from musicssl.trainer.diagnostics import collapse_metrics, effective_rank
 
 
 def test_constant_embedding_is_flagged_as_collapsed() -> None:

@@ -17,9 +17,8 @@ import torch.multiprocessing as mp
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from tests.support.tiny_pretexts import synthetic_pairs, tiny_pretext
-from trainer import distributed
-from trainer.distributed import (
+from musicssl.trainer import distributed
+from musicssl.trainer.distributed import (
     all_reduce_mean,
     all_reduce_sum,
     broadcast_from_rank_zero,
@@ -28,7 +27,8 @@ from trainer.distributed import (
     rank,
     world_size,
 )
-from trainer.pretexts import PRETEXTS, Pretext
+from musicssl.trainer.pretexts import PRETEXTS, Pretext
+from tests.support.tiny_pretexts import synthetic_pairs, tiny_pretext
 
 WORLD_SIZE = 2
 BATCH = 8

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainer.heads import MLPHead
+from musicssl.trainer.heads import MLPHead
 
 
 def test_paper_projector_matches_deezer_head_layout() -> None:

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from trainer.pretexts.barlow_twins import barlow_twins_loss
-from trainer.pretexts.byol import byol_loss
-from trainer.pretexts.clustering import clustering_loss
-from trainer.pretexts.contrastive import nt_xent_loss
-from trainer.pretexts.vicreg import vicreg_loss
+from musicssl.trainer.pretexts.barlow_twins import barlow_twins_loss
+from musicssl.trainer.pretexts.byol import byol_loss
+from musicssl.trainer.pretexts.clustering import clustering_loss
+from musicssl.trainer.pretexts.contrastive import nt_xent_loss
+from musicssl.trainer.pretexts.vicreg import vicreg_loss
 
 
 def cosine(a: Tensor, b: Tensor) -> float:

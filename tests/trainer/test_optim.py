@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from trainer.heads import MLPHead
-from trainer.optim import LARS, build_optimizer, split_decay_groups
+from musicssl.trainer.heads import MLPHead
+from musicssl.trainer.optim import LARS, build_optimizer, split_decay_groups
 
 
 def _small_model() -> nn.Module:

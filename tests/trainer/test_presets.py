@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from trainer.backbones import build_backbone
-from trainer.cli import parse_config
-from trainer.config import OptimConfig, TrainConfig, TrainPairsConfig
-from trainer.epochs import resolve_epochs
-from trainer.optim import build_optimizer, learning_rate_schedule, set_weight_decay, weight_decay_schedule
-from trainer.pretexts import build_pretext
+from musicssl.trainer.backbones import build_backbone
+from musicssl.trainer.cli import parse_config
+from musicssl.trainer.config import OptimConfig, TrainConfig, TrainPairsConfig
+from musicssl.trainer.epochs import resolve_epochs
+from musicssl.trainer.optim import build_optimizer, learning_rate_schedule, set_weight_decay, weight_decay_schedule
+from musicssl.trainer.pretexts import build_pretext
 
 
 def _layers(head: nn.Module) -> list[tuple[str, int, int, bool]]:

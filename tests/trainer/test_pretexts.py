@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
+from musicssl.trainer.config import TrainConfig
+from musicssl.trainer.pretexts import PRETEXTS, build_pretext
+from musicssl.trainer.pretexts.clustering import sinkhorn_knopp
+from musicssl.trainer.pretexts.ema import ema_update
 from tests.support.tiny_pretexts import COMMON, SAMPLES, TinyBackbone, synthetic_pairs, tiny_pretext
-from trainer.config import TrainConfig
-from trainer.pretexts import PRETEXTS, build_pretext
-from trainer.pretexts.clustering import sinkhorn_knopp
-from trainer.pretexts.ema import ema_update
 
 
 def test_registry_holds_the_five_pretexts_with_paper_defaults() -> None:

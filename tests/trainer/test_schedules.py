@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from trainer.schedules import CosineMomentum, TeacherTemperature, WarmupCosine, warmup_cosine
+from musicssl.trainer.schedules import CosineMomentum, TeacherTemperature, WarmupCosine, warmup_cosine
 
 
 def test_warmup_cosine_key_points() -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.entry import UserError
-from trainer.tracking import RunTracker
+from musicssl.data_prep.entry import UserError
+from musicssl.trainer.tracking import RunTracker
 
 
 def refusing_uri() -> str:
@@ -52,7 +52,7 @@ def test_a_server_that_never_answers_fails_the_start(silent_uri: str, monkeypatc
 
 
 def tracking_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [record.getMessage() for record in caplog.records if record.name == "trainer.tracking"]
+    return [record.getMessage() for record in caplog.records if record.name == "musicssl.trainer.tracking"]
 
 
 def outbox_lines(path: Path) -> list[dict]:
@@ -79,7 +79,7 @@ def test_a_server_lost_mid_run_warns_counts_and_sends_the_kept_metrics_when_back
         raise ConnectionError("Connection refused")
 
     monkeypatch.setattr(client, "log_batch", lost)
-    with caplog.at_level(logging.WARNING, logger="trainer.tracking"):
+    with caplog.at_level(logging.WARNING, logger="musicssl.trainer.tracking"):
         tracker.log_metrics({"loss": 2.0}, step=2)
         tracker.log_metrics({"loss": 3.0}, step=3)
         warnings = tracking_warnings(caplog)
@@ -165,7 +165,7 @@ def test_an_experiment_created_by_another_process_meanwhile_is_joined(tmp_path: 
     from mlflow import MlflowClient
     from mlflow.entities import Experiment
 
-    from trainer.tracking import get_or_create_experiment
+    from musicssl.trainer.tracking import get_or_create_experiment
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     other_process = MlflowClient(uri)

@@ -22,24 +22,24 @@ import numpy as np
 import pytest
 import torch
 
-import sharding.location
-import sharding.tracks
-from data_prep.entry import run_command
-from data_prep.locks import FolderInUseError
-from sharding.format import INDEX_NAME, TRACKS_NAME
-from sharding.location import read_set_file
-from sharding.read.random_access import RandomAccessReader
+import musicssl.sharding.location
+import musicssl.sharding.tracks
+from musicssl.data_prep.entry import run_command
+from musicssl.data_prep.locks import FolderInUseError
+from musicssl.sharding.format import INDEX_NAME, TRACKS_NAME
+from musicssl.sharding.location import read_set_file
+from musicssl.sharding.read.random_access import RandomAccessReader
+from musicssl.trainer.checkpoints import latest_checkpoint, list_checkpoints
+from musicssl.trainer.cli import parse_config
+from musicssl.trainer.config import CheckpointConfig, OptimConfig, TrainConfig
+from musicssl.trainer.epochs import resolve_epochs
+from musicssl.trainer.export import export_provenance, load_backbone
+from musicssl.trainer.loop import EXIT_PREEMPTED, Trainer, check_same_run, train
+from musicssl.trainer.presets import available_presets
+from musicssl.trainer.pretexts import PretextOutput
 from tests.support import tiny_run
 from tests.support.paths import REPO
 from tests.support.tiny_run import SAMPLE_RATE, WritesAFile, tiny_config
-from trainer.checkpoints import latest_checkpoint, list_checkpoints
-from trainer.cli import parse_config
-from trainer.config import CheckpointConfig, OptimConfig, TrainConfig
-from trainer.epochs import resolve_epochs
-from trainer.export import export_provenance, load_backbone
-from trainer.loop import EXIT_PREEMPTED, Trainer, check_same_run, train
-from trainer.presets import available_presets
-from trainer.pretexts import PretextOutput
 
 shards = tiny_run.shards  # the tiny runs' shard set fixture
 
@@ -126,7 +126,7 @@ def test_a_training_start_reads_the_index_and_the_track_table_once(
         reads[name] += 1
         return read_set_file(location, name)
 
-    for module in (sharding.location, sharding.tracks):
+    for module in (musicssl.sharding.location, musicssl.sharding.tracks):
         monkeypatch.setattr(module, "read_set_file", counted)
     Trainer(tiny_config(tmp_path / "run", shards, steps_per_epoch=steps_per_epoch)).run(stop_after_steps=1)
     assert reads == {INDEX_NAME: 1, TRACKS_NAME: 1}
@@ -169,7 +169,7 @@ def test_shards_at_another_sample_rate_than_the_backbone_are_refused(tmp_path: P
 
 def poison_losses(monkeypatch: pytest.MonkeyPatch, is_bad: Callable[[int], bool]) -> None:
     """Make the contrastive loss NaN on the calls (0-based) where `is_bad` says so."""
-    from trainer.pretexts.contrastive import Contrastive
+    from musicssl.trainer.pretexts.contrastive import Contrastive
 
     original = Contrastive.compute_loss
     calls = itertools.count()
@@ -320,7 +320,7 @@ def test_resuming_runs_no_code_from_files_in_the_run_folder(tmp_path: Path, shar
 HOLD_FOLDER = """import sys, time
 from pathlib import Path
 from typing import Any
-from data_prep.locks import exclusive_folder
+from musicssl.data_prep.locks import exclusive_folder
 with exclusive_folder(Path(sys.argv[1]), "train.py --pretext contrastive"):
     print("held", flush=True)
     time.sleep(120)
@@ -410,7 +410,7 @@ def test_a_training_that_raises_ends_its_mlflow_run_failed_or_killed(
 ) -> None:
     import mlflow
 
-    from trainer.pretexts.contrastive import Contrastive
+    from musicssl.trainer.pretexts.contrastive import Contrastive
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

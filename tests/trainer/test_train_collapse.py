@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from musicssl.trainer.backbones.resnet import PaperResNet
+from musicssl.trainer.checkpoints import list_checkpoints
+from musicssl.trainer.cli import parse_config
+from musicssl.trainer.collapse import REMEDIES
+from musicssl.trainer.config import OptimConfig, TrainConfig
+from musicssl.trainer.loop import EXIT_COLLAPSED, train
 from tests.support import tiny_run
 from tests.support.paths import REPO
 from tests.support.tiny_run import tiny_config
-from trainer.backbones.resnet import PaperResNet
-from trainer.checkpoints import list_checkpoints
-from trainer.cli import parse_config
-from trainer.collapse import REMEDIES
-from trainer.config import OptimConfig, TrainConfig
-from trainer.loop import EXIT_COLLAPSED, train
 
 shards = tiny_run.shards  # the tiny runs' shard set fixture
 SMALL_CLUSTERING = {"clustering": replace(TrainConfig().clustering, num_prototypes=64)}

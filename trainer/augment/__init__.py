@@ -1,7 +1,7 @@
 """The CLMR waveform augmentation chain, batched on the input's device, and the view modes built on it."""
 
-from trainer.augment.chain import AugmentationChain, Stage, build_stages
-from trainer.augment.config import AugmentConfig
-from trainer.augment.views import ViewMode, make_views, pair_gaps
+from musicssl.trainer.augment.chain import AugmentationChain, Stage, build_stages
+from musicssl.trainer.augment.config import AugmentConfig
+from musicssl.trainer.augment.views import ViewMode, make_views, pair_gaps
 
 __all__ = ["AugmentConfig", "AugmentationChain", "Stage", "ViewMode", "build_stages", "make_views", "pair_gaps"]

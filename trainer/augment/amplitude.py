@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer.augment.sampling import uniform
+from musicssl.trainer.augment.sampling import uniform
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from trainer.augment.amplitude import Gain, PolarityInversion, RandomCrop, WhiteNoise
-from trainer.augment.config import AugmentConfig
-from trainer.augment.delay import Delay
-from trainer.augment.filters import HighLowPass
-from trainer.augment.pitch import PitchShift
-from trainer.augment.reverb import Reverb
-from trainer.augment.sampling import bernoulli
+from musicssl.trainer.augment.amplitude import Gain, PolarityInversion, RandomCrop, WhiteNoise
+from musicssl.trainer.augment.config import AugmentConfig
+from musicssl.trainer.augment.delay import Delay
+from musicssl.trainer.augment.filters import HighLowPass
+from musicssl.trainer.augment.pitch import PitchShift
+from musicssl.trainer.augment.reverb import Reverb
+from musicssl.trainer.augment.sampling import bernoulli
 
 Effect = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer.augment.sampling import choice
+from musicssl.trainer.augment.sampling import choice
 
 
 @dataclass(frozen=True)

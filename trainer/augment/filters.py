@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer.augment.fft import fast_fft_length
-from trainer.augment.sampling import bernoulli, uniform
+from musicssl.trainer.augment.fft import fast_fft_length
+from musicssl.trainer.augment.sampling import bernoulli, uniform
 
 # Zero padding past the end so the filters' ringing (a few hundred samples) does not wrap around.
 EDGE_PADDING = 2048

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer.augment.sampling import uniform
+from musicssl.trainer.augment.sampling import uniform
 
 
 def wrap_phase(angles: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer.augment.fft import fft_convolve
-from trainer.augment.sampling import uniform
+from musicssl.trainer.augment.fft import fft_convolve
+from musicssl.trainer.augment.sampling import uniform
 
 MEAN_COMB_SECONDS = 1378 / 44100
 IR_N_FFT = 512

@@ -13,7 +13,7 @@ from enum import Enum
 
 import torch
 
-from trainer.augment.chain import AugmentationChain
+from musicssl.trainer.augment.chain import AugmentationChain
 
 
 class ViewMode(str, Enum):

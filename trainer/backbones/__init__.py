@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainer.backbones.base import Backbone
-from trainer.backbones.resnet import PaperResNet
-from trainer.backbones.samplecnn import SampleCNN
+from musicssl.trainer.backbones.base import Backbone
+from musicssl.trainer.backbones.resnet import PaperResNet
+from musicssl.trainer.backbones.samplecnn import SampleCNN
 
 BACKBONES: dict[str, type[Backbone]] = {cls.name: cls for cls in (PaperResNet, SampleCNN)}
 

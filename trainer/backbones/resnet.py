@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.backbones.base import Backbone
-from trainer.frontend import LogMelFrontend
+from musicssl.trainer.backbones.base import Backbone
+from musicssl.trainer.frontend import LogMelFrontend
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from trainer.backbones.base import Backbone
+from musicssl.trainer.backbones.base import Backbone
 
 HIDDEN_CHANNELS = (128, 128, 256, 256, 256, 256, 256, 256, 512)
 """Output channels of the nine pooled blocks (CLMR's ``hidden`` list)."""

@@ -8,13 +8,13 @@ from typing import Any
 
 from torch import nn
 
-from trainer.presets import check_choices
-from trainer.pretexts.barlow_twins import BarlowTwins
-from trainer.pretexts.base import Encoder, Pretext, PretextOutput
-from trainer.pretexts.byol import BYOL
-from trainer.pretexts.clustering import Clustering
-from trainer.pretexts.contrastive import Contrastive
-from trainer.pretexts.vicreg import VICReg
+from musicssl.trainer.presets import check_choices
+from musicssl.trainer.pretexts.barlow_twins import BarlowTwins
+from musicssl.trainer.pretexts.base import Encoder, Pretext, PretextOutput
+from musicssl.trainer.pretexts.byol import BYOL
+from musicssl.trainer.pretexts.clustering import Clustering
+from musicssl.trainer.pretexts.contrastive import Contrastive
+from musicssl.trainer.pretexts.vicreg import VICReg
 
 PRETEXTS: dict[str, type[Pretext]] = {cls.name: cls for cls in (Contrastive, BYOL, Clustering, BarlowTwins, VICReg)}
 

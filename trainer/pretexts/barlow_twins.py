@@ -8,8 +8,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from trainer.distributed import gather
-from trainer.pretexts.base import Encoder, Pretext, ProjectorConfig
+from musicssl.trainer.distributed import gather
+from musicssl.trainer.pretexts.base import Encoder, Pretext, ProjectorConfig
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from trainer.heads import MLPHead
+from musicssl.trainer.heads import MLPHead
 
 
 @dataclass

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainer.pretexts.base import Encoder
-from trainer.pretexts.ema import EMAConfig, EMATeacherPretext
+from musicssl.trainer.pretexts.base import Encoder
+from musicssl.trainer.pretexts.ema import EMAConfig, EMATeacherPretext
 
 
 @dataclass

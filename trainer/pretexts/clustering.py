@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainer.distributed import all_reduce_sum, world_size
-from trainer.pretexts.base import Encoder
-from trainer.pretexts.ema import EMAConfig, EMATeacherPretext
-from trainer.schedules import TeacherTemperature
+from musicssl.trainer.distributed import all_reduce_sum, world_size
+from musicssl.trainer.pretexts.base import Encoder
+from musicssl.trainer.pretexts.ema import EMAConfig, EMATeacherPretext
+from musicssl.trainer.schedules import TeacherTemperature
 
 
 @dataclass

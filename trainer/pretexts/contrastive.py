@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainer.distributed import gather, rank
-from trainer.pretexts.base import Encoder, Pretext, ProjectorConfig
+from musicssl.trainer.distributed import gather, rank
+from musicssl.trainer.pretexts.base import Encoder, Pretext, ProjectorConfig
 
 
 @dataclass

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from trainer.pretexts.base import Pretext, ProjectorConfig, run_on_both_views
-from trainer.schedules import CosineMomentum
+from musicssl.trainer.pretexts.base import Pretext, ProjectorConfig, run_on_both_views
+from musicssl.trainer.schedules import CosineMomentum
 
 
 @dataclass

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainer.distributed import gather
-from trainer.pretexts.barlow_twins import batch_normalise
-from trainer.pretexts.base import Encoder, Pretext, ProjectorConfig
+from musicssl.trainer.distributed import gather
+from musicssl.trainer.pretexts.barlow_twins import batch_normalise
+from musicssl.trainer.pretexts.base import Encoder, Pretext, ProjectorConfig
 
 
 @dataclass

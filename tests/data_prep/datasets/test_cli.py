@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.datasets import ADAPTERS
-from data_prep.datasets.__main__ import main
-from data_prep.entry import run_command
+from musicssl.data_prep.datasets import ADAPTERS
+from musicssl.data_prep.datasets.__main__ import main
+from musicssl.data_prep.entry import run_command
 
 
 def make_gtzan(root: Path) -> Path:

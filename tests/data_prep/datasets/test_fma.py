@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.datasets import build_manifest, fma
+from musicssl.data_prep.datasets import build_manifest, fma
 
 HEADER = [
     ["", "album", "set", "set", "track", "track"],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.datasets import build_manifest, gtzan
+from musicssl.data_prep.datasets import build_manifest, gtzan
 
 SPLITS = {
     "train": ["blues/blues.00000.wav", "rock/rock.00038.wav"],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.datasets import ADAPTERS, build_manifest, jamendo
+from musicssl.data_prep.datasets import ADAPTERS, build_manifest, jamendo
 
 HEADER = "TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS"
 ROWS = {

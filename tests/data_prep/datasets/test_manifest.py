@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep.datasets import DatasetListing, TrackRecord, write_manifest
-from data_prep.datasets.files import find_file, load_strings
+from musicssl.data_prep.datasets import DatasetListing, TrackRecord, write_manifest
+from musicssl.data_prep.datasets.files import find_file, load_strings
 
 
 def touch(path: Path) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep.datasets import build_manifest, msd
+from musicssl.data_prep.datasets import build_manifest, msd
 
 TAGS = ["chill", "jazz", "pop", "rock"]
 BINARIES = np.array([[0, 0, 1, 1], [1, 1, 0, 0], [0, 0, 0, 1], [0, 1, 0, 0]], dtype=np.float64)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep.datasets import build_manifest, mtat
+from musicssl.data_prep.datasets import build_manifest, mtat
 from tests.support.mtat_factory import CLIPS, make_mtat
 
 

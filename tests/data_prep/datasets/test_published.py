@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from data_prep.datasets import ADAPTERS, build_manifest
-from data_prep.datasets.published import PublishedSplits, published_splits, split_size_differences
+from musicssl.data_prep.datasets import ADAPTERS, build_manifest
+from musicssl.data_prep.datasets.published import PublishedSplits, published_splits, split_size_differences
 from tests.support.mtat_factory import make_mtat
 
 

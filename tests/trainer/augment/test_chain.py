@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from trainer.augment import AugmentationChain, AugmentConfig, Stage, build_stages
-from trainer.augment.chain import apply_stage
+from musicssl.trainer.augment import AugmentationChain, AugmentConfig, Stage, build_stages
+from musicssl.trainer.augment.chain import apply_stage
 
 CROP = 16384
 SMALL = AugmentConfig(crop_samples=CROP)

@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from trainer.augment.amplitude import Gain, PolarityInversion, RandomCrop, WhiteNoise
-from trainer.augment.delay import Delay
-from trainer.augment.filters import HighLowPass
-from trainer.augment.pitch import PitchShift
-from trainer.augment.reverb import Reverb
+from musicssl.trainer.augment.amplitude import Gain, PolarityInversion, RandomCrop, WhiteNoise
+from musicssl.trainer.augment.delay import Delay
+from musicssl.trainer.augment.filters import HighLowPass
+from musicssl.trainer.augment.pitch import PitchShift
+from musicssl.trainer.augment.reverb import Reverb
 
 SAMPLE_RATE = 22050
 

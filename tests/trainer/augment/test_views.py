@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from sharding.read.batches import sample_pair_starts
-from trainer.augment import AugmentationChain, AugmentConfig, ViewMode, make_views, pair_gaps
+from musicssl.sharding.read.batches import sample_pair_starts
+from musicssl.trainer.augment import AugmentationChain, AugmentConfig, ViewMode, make_views, pair_gaps
 
 CROP = 16384
 FLIP_ONLY = AugmentConfig(
