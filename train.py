@@ -13,7 +13,8 @@ from musicssl.downstream.monitor import QuickProbeHook
 from musicssl.sharding.shard_set import ShardSet
 from musicssl.trainer.cli import parse_config
 from musicssl.trainer.demo_data import DEMO_DATA, ensure_demo_shards
-from musicssl.trainer.loop import EXIT_COLLAPSED, EXIT_PREEMPTED, NO_DATA, HookFactory, backbone_recipe, train
+from musicssl.trainer.loop import EXIT_COLLAPSED, EXIT_PREEMPTED, NO_DATA, HookFactory, train
+from musicssl.trainer.run_parts import backbone_recipe
 
 STOP_FILE = "MUSICSSL_STOP_FILE"
 """Set by slurm/lib.sh. Launchers (accelerate launch, torchrun) turn a worker's exit 75 into a traceback and exit 1,

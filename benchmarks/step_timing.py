@@ -10,8 +10,8 @@ import torch
 from benchmarks.harness import add_json_flag, median_seconds
 from musicssl.trainer.backbones import BACKBONES
 from musicssl.trainer.config import TrainConfig
-from musicssl.trainer.loop import backbone_recipe, optimizer_for
 from musicssl.trainer.pretexts import Pretext, build_pretext
+from musicssl.trainer.run_parts import backbone_recipe, optimizer_for
 
 
 def step_parser(description: str) -> argparse.ArgumentParser:

@@ -1,7 +1,7 @@
 """Overhead of the training loop (`trainer.loop.train`) over a bare PyTorch loop on the same model and data.
 
 Both loops build the same backbone, pretext and optimiser from one `TrainConfig` and draw the same batches
-(`trainer.loop.ResumablePairs`, i.e. `sharding.read.chooser.open_pairs` with the same `TrainPairsConfig`) from a
+(`trainer.run_parts.ResumablePairs`, i.e. `sharding.read.chooser.open_pairs` with the same `TrainPairsConfig`) from a
 small synthetic shard set. The bare loop is forward, backward, optimiser step: no Accelerate, checkpoints, logging or
 progress bar. The trainer runs with checkpoints far apart (only the final one) and MLflow off, or on (sqlite
 in a temporary folder, default `log_every`). Both loops stamp the clock after every step (the trainer
@@ -35,7 +35,8 @@ from musicssl.sharding.read.batches import pairs_to_float
 from musicssl.sharding.shard_set import ShardSet
 from musicssl.trainer.backbones.resnet import ResNetConfig
 from musicssl.trainer.config import CheckpointConfig, PretextName, TrainConfig, TrainPairsConfig
-from musicssl.trainer.loop import ResumablePairs, reader_pairs, train
+from musicssl.trainer.loop import train
+from musicssl.trainer.run_parts import ResumablePairs, reader_pairs
 from tests.support.shard_factory import write_shard_set
 
 RATE = 16_000

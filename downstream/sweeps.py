@@ -30,8 +30,9 @@ from musicssl.downstream.cli import EvaluateArgs, evaluate, format_table
 from musicssl.trainer.checkpoints import checkpoint_name, list_checkpoints
 from musicssl.trainer.cli import parse_config
 from musicssl.trainer.config import TrainConfig
-from musicssl.trainer.loop import CONFIG_NAME, backbone_recipe
+from musicssl.trainer.loop import CONFIG_NAME
 from musicssl.trainer.presets import apply_overrides
+from musicssl.trainer.run_parts import backbone_recipe
 
 if sys.version_info >= (3, 11):
     import tomllib

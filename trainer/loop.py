@@ -13,10 +13,10 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -26,15 +26,13 @@ from tqdm import tqdm
 from musicssl.data_prep.locks import exclusive_folder
 from musicssl.data_prep.progress import progress_bar
 from musicssl.sharding.read.batches import pairs_to_float
-from musicssl.sharding.read.chooser import open_pairs, training_tracks
+from musicssl.sharding.read.chooser import training_tracks
 from musicssl.sharding.read.config import PairsConfig
 from musicssl.sharding.read.random_access import RandomAccessReader
 from musicssl.sharding.shard_set import ShardSet
 from musicssl.trainer.accelerator import configure_deepspeed, make_accelerator
-from musicssl.trainer.augment import AugmentationChain, make_views, pair_gaps
-from musicssl.trainer.backbones import BACKBONES
+from musicssl.trainer.augment import make_views
 from musicssl.trainer.checkpoints import (
-    CheckpointPolicy,
     check_resumable,
     latest_checkpoint,
     make_universal,
@@ -46,10 +44,20 @@ from musicssl.trainer.config import TrainConfig
 from musicssl.trainer.diagnostics import collapse_metrics
 from musicssl.trainer.distributed import broadcast_from_rank_zero, convert_sync_batchnorm
 from musicssl.trainer.epochs import resolve_epochs
-from musicssl.trainer.export import RECIPE_NAME, STUDENT_WEIGHTS, BackboneRecipe, export_backbone
-from musicssl.trainer.optim import build_optimizer, learning_rate_schedule, set_weight_decay, weight_decay_schedule
+from musicssl.trainer.export import RECIPE_NAME, STUDENT_WEIGHTS, export_backbone
+from musicssl.trainer.loop_state import LoopState, PretextState, check_same_run
+from musicssl.trainer.optim import learning_rate_schedule, set_weight_decay, weight_decay_schedule
 from musicssl.trainer.preemption import StopRequest
-from musicssl.trainer.pretexts import Pretext, PretextOutput, build_pretext
+from musicssl.trainer.pretexts import PretextOutput, build_pretext
+from musicssl.trainer.run_parts import (
+    ResumablePairs,
+    backbone_recipe,
+    checkpoint_policy,
+    micro_batch_size,
+    optimizer_for,
+    reader_pairs,
+    view_chain,
+)
 from musicssl.trainer.state_files import check_loads_safely, load_state_files, state_files
 from musicssl.trainer.tracking import OUTBOX_NAME, RunTracker
 
@@ -62,47 +70,6 @@ NO_DATA = (
 )
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped on request with a checkpoint; run the same command again to resume
 EXIT_COLLAPSED = 3  # --stop-on-collapse: the collapse alarm fired; checkpoint saved, nothing exported
-
-
-@dataclass
-class LoopState:
-    """Position of the loop, saved in every checkpoint."""
-
-    step: int = 0
-    data_position: list[int] | None = None
-    """(epoch, micro-batch) of the next batch to read; None in checkpoints older than it (derived from step)."""
-    mlflow_run_id: str | None = None
-    nonfinite_skipped: int = 0
-    view_rng: torch.Tensor | None = None
-    """Every rank's augmentation generator state, one row per rank (one row of rank 0 in older checkpoints)."""
-    collapse_alarm: dict[str, Any] | None = None
-    """`CollapseAlarm.state_dict()` at the checkpoint; None before its first checkpoint (or in older ones)."""
-
-    def state_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
-
-
-class PretextState:
-    """Every state of the pretext outside the student (EMA teacher, DINO center, ...) as a checkpointable object."""
-
-    def __init__(self, pretext: Pretext) -> None:
-        self.pretext = pretext
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in self.pretext.state_dict().items() if not k.startswith("student.")}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        result = self.pretext.load_state_dict(state, strict=False)
-        missing = [k for k in result.missing_keys if not k.startswith("student.")]
-        if missing or result.unexpected_keys:
-            raise RuntimeError(
-                f"checkpoint does not match the {self.pretext.name} pretext: missing {missing}, "
-                f"unexpected {result.unexpected_keys}"
-            )
 
 
 class StepHook(Protocol):
@@ -141,111 +108,48 @@ class StepReport:
     stop_requested: bool
 
 
-def micro_batch_size(config: TrainConfig, processes: int) -> int:
-    """Pairs each process sees per forward; the global batch must split evenly."""
-    parts = processes * config.grad_accum
-    if config.batch_size % parts:
-        raise ValueError(
-            f"--batch-size {config.batch_size} does not split over {processes} processes x "
-            f"{config.grad_accum} accumulation steps; use a multiple of {parts}"
-        )
-    return config.batch_size // parts
-
-
-def optimizer_for(config: TrainConfig, student: torch.nn.Module) -> torch.optim.Optimizer:
-    """The configured optimiser over the student, its learning rate scaled to the global batch."""
-    optim = config.optim
-    return build_optimizer(
-        student, optim.optimizer, base_lr=optim.base_lr, weight_decay=optim.weight_decay, batch_size=config.batch_size
-    )
-
-
-def backbone_recipe(config: TrainConfig) -> BackboneRecipe:
-    """How to build the configured backbone, from its settings section and the crop length."""
-    kwargs = BACKBONES[config.backbone].recipe_kwargs(config.backbone_config, config.pairs.crop_seconds)
-    return BackboneRecipe(config.backbone, kwargs)
-
-
-def view_chain(config: TrainConfig, backbone: torch.nn.Module) -> AugmentationChain | None:
-    """The augmentation chain the configured views need, at the backbone's rate and input length (None: temporal)."""
-    if config.pairs.views == "temporal":
-        return None
-    augment = dataclasses.replace(config.augment, sample_rate=backbone.sample_rate, crop_samples=backbone.num_samples)
-    return AugmentationChain(augment)
-
-
-def reader_pairs(config: TrainConfig, crop_samples: int) -> PairsConfig:
-    """The reader's settings (`sharding.read.config.PairsConfig`): the user's, with the backbone's crop length and the
-    gaps the configured views use."""
-    chosen = {field.name: getattr(config.pairs, field.name) for field in dataclasses.fields(PairsConfig)}
-    gaps = pair_gaps(config.pairs.views, config.pairs.min_gap_seconds, config.pairs.max_gap_seconds)
-    return PairsConfig(
-        **chosen | {"crop_samples": crop_samples, "min_gap_seconds": gaps[0], "max_gap_seconds": gaps[1]}
-    )
-
-
-class ResumablePairs:
-    """Micro-batches of pairs of one rank, from any data position (epoch, micro-batch) on, across epochs."""
-
-    def __init__(
-        self, shards: ShardSet, pairs: PairsConfig, config: TrainConfig, micro_batch: int, rank: int, world: int
-    ) -> None:
-        """`pairs`: the reader's settings (`reader_pairs`); `config` gives the epoch's length and the seed."""
-        self.batches_per_epoch = config.steps_per_epoch * config.grad_accum
-        self.reader = open_pairs(  # the loop converts each batch at once, so the reader may reuse their memory
-            shards, pairs, micro_batch, rank, world, config.seed, self.batches_per_epoch, reuse_buffers=True
-        )
-
-    def position_at(self, step: int, grad_accum: int) -> list[int]:
-        """The data position (epoch, micro-batch) optimiser step `step` starts reading at."""
-        return list(divmod(step * grad_accum, self.batches_per_epoch))
-
-    def from_position(self, position: list[int]) -> Iterator[torch.Tensor]:
-        """Micro-batches from `position` on; the random-access reader starts there without reading the rest."""
-        return self.reader.iter_from(*position)
-
-
-def check_same_run(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
-    """Refuse to resume a checkpoint of another method or model; report other changed settings."""
-    if "model" in saved:
-        raise ValueError(
-            f"{where} was written before the backbone settings left [model] for [resnet] / [samplecnn]: resume it "
-            "with the train.py that wrote it, or start afresh with another --output-dir"
-        )
-    backbone = current["backbone"]
-    essentials = {"pretext": (), "backbone": (), backbone: (), "batch_size": (), "crop_seconds": ("pairs",)}
-    for key, parents in essentials.items():
-        before, now = saved, current
-        for parent in parents:
-            before, now = before.get(parent, {}), now.get(parent, {})
-        if before.get(key) != now.get(key):
-            raise ValueError(
-                f"{where} was written with {key}={before.get(key)!r}, this run has {now.get(key)!r}; "
-                "use another --output-dir or the original settings"
-            )
-    changed = sorted(k for k in current if saved.get(k) != current[k])
-    if changed:
-        log.warning("resuming %s with changed settings: %s", where, ", ".join(changed))
-
-
 class Trainer:
     """One pre-training run: everything is built from the config, resumed if a checkpoint exists, then `run`."""
 
     def __init__(self, config: TrainConfig, hook_factories: Sequence[HookFactory] = ()) -> None:
         self.config = config
-        self.accelerator = accelerator = make_accelerator(config.precision, config.grad_accum, config.optim.grad_clip)
+        self.accelerator = make_accelerator(config.precision, config.grad_accum, config.optim.grad_clip)
         set_seed(config.seed)
         self.output_dir = Path(config.resolved_output_dir())
         self.checkpoint_dir = self.output_dir / "checkpoints"
         self.recipe = backbone_recipe(config)
         backbone = self.recipe.build()
+        shards, pairs = self._open_data(backbone)
+        optimizer = self._build_pretext(backbone)
+        self._choose_checkpoint()
+        self._prepare(optimizer, backbone)
+        self._resume()
+        self._start_tracking()
+        try:  # the run exists in MLflow from here: a failure before training ends it FAILED, not RUNNING
+            self._record_config()
+            self._start_reading(shards, pairs)
+            self._say_count_changed()
+            self.policy = checkpoint_policy(self.config)
+            self.hooks = [make(backbone) for make in hook_factories] if self.accelerator.is_main_process else []
+        except BaseException as error:
+            self.tracker.abort(error)
+            raise
+
+    def _open_data(self, backbone: torch.nn.Module) -> tuple[ShardSet, PairsConfig]:
+        """The shard set, opened once for every reader of this process, and the reader's settings; the epochs
+        resolved against the set (`--steps-per-epoch pass`)."""
+        config = self.config
         if config.data is None:
             raise ValueError(NO_DATA)
-        shards = ShardSet.open(config.data)  # once per process: every reader below takes this value
+        shards = ShardSet.open(config.data)
         shards.require_sample_rate(backbone.sample_rate)
         pairs = reader_pairs(config, backbone.num_samples)
-        config = self.config = resolve_epochs(config, lambda: training_tracks(shards, pairs), accelerator.print)
+        self.config = resolve_epochs(config, lambda: training_tracks(shards, pairs), self.accelerator.print)
+        return shards, pairs
 
+    def _build_pretext(self, backbone: torch.nn.Module) -> torch.optim.Optimizer:
+        """The pretext around the backbone on the device, its schedules, and the optimiser over its student."""
+        config, accelerator = self.config, self.accelerator
         pretext = build_pretext(config.pretext, backbone, config.pretext_config)
         if accelerator.num_processes > 1 and accelerator.device.type == "cuda":
             pretext = convert_sync_batchnorm(pretext)  # teachers too, so their BatchNorm sees the global batch
@@ -254,62 +158,70 @@ class Trainer:
         peak_lr = optimizer.param_groups[0]["lr"]
         self.lr_schedule = learning_rate_schedule(config.optim, peak_lr, config.total_steps)
         self.weight_decay_schedule = weight_decay_schedule(config.optim, config.total_steps)
-        micro_batch = micro_batch_size(config, accelerator.num_processes)
+        return optimizer
+
+    def _choose_checkpoint(self) -> None:
+        """What a checkpoint holds besides the model, and the newest readable one to resume from (rank 0 sets aside
+        the unreadable ones first)."""
+        accelerator = self.accelerator
         self.deepspeed = accelerator.state.deepspeed_plugin is not None
         self.state = LoopState()
         self.count_changed: str | None = None  # on a resume on another process count: what it was written on
-        self.checkpointed = {"loop_state": self.state, "pretext_state": PretextState(pretext)}
+        self.checkpointed = {"loop_state": self.state, "pretext_state": PretextState(self.pretext)}
         self.checkpointed["lr_schedule"] = self.lr_schedule
         required = [CONFIG_NAME, *(f"{name}.json" for name in self.checkpointed)]
         if accelerator.is_main_process:
             set_aside_unreadable(self.checkpoint_dir, required, accelerator.print)
         accelerator.wait_for_everyone()
         self.resume_from = latest_checkpoint(self.checkpoint_dir)
+
+    def _prepare(self, optimizer: torch.optim.Optimizer, backbone: torch.nn.Module) -> None:
+        """Student and optimiser through Accelerate (DeepSpeed configured for the checkpoint to load), the views'
+        augmentation chain and its generator, and the collapse alarm."""
+        config, accelerator = self.config, self.accelerator
+        self.micro_batch = micro_batch_size(config, accelerator.num_processes)
         universal = self.resume_from is not None and check_resumable(
             self.resume_from, self.deepspeed, accelerator.num_processes
         )
-        configure_deepspeed(accelerator, micro_batch, config.optim.grad_clip, config.optim.optimizer, universal)
+        configure_deepspeed(accelerator, self.micro_batch, config.optim.grad_clip, config.optim.optimizer, universal)
         if universal:
             self._make_universal(self.resume_from)
-        self.student, self.optimizer = accelerator.prepare(pretext.student, optimizer)
+        self.student, self.optimizer = accelerator.prepare(self.pretext.student, optimizer)
         self.chain = view_chain(config, backbone)
         self.view_rng = torch.Generator(device=accelerator.device)
         self.view_rng.manual_seed(config.seed + accelerator.process_index)
-
         prototypes = config.clustering.num_prototypes if config.pretext == "clustering" else None
         self.alarm = CollapseAlarm(config.collapse, backbone.embed_dim, config.batch_size, prototypes)
         self.config_json = json.dumps(dataclasses.asdict(config), indent=1)
-        self._resume()
-        self.tracker = RunTracker(config.mlflow and accelerator.is_main_process, self.output_dir / OUTBOX_NAME)
+
+    def _start_tracking(self) -> None:
+        """The MLflow run on rank 0: the resumed one's, if any."""
+        config = self.config
+        self.tracker = RunTracker(config.mlflow and self.accelerator.is_main_process, self.output_dir / OUTBOX_NAME)
         self.tracker.start(
             experiment=config.study,
             run_name=config.run_name or f"{config.pretext}-{self.recipe.name}",
             params=dataclasses.asdict(config),
             run_id=self.state.mlflow_run_id,
         )
-        try:  # the run exists in MLflow from here: a failure before training ends it FAILED, not RUNNING
-            if self.tracker.enabled and self.state.mlflow_run_id is None:
-                config_path = self.output_dir / CONFIG_NAME
-                config_path.parent.mkdir(parents=True, exist_ok=True)
-                config_path.write_text(self.config_json)
-                self.tracker.log_artifact(config_path)
-            self.state.mlflow_run_id = self.tracker.run_id
 
-            rank, world = accelerator.process_index, accelerator.num_processes
-            self.pairs = ResumablePairs(shards, pairs, config, micro_batch, rank, world)
-            if self.state.data_position is None:
-                self.state.data_position = self.pairs.position_at(self.state.step, config.grad_accum)
-            self.batches = self.pairs.from_position(self.state.data_position)
-            self._say_count_changed()
-            self.policy = CheckpointPolicy(
-                keep_last=config.checkpoint.keep_last,
-                keep_steps=frozenset(config.checkpoint.keep_steps)
-                | frozenset(e * config.steps_per_epoch for e in config.checkpoint.keep_epochs),
-            )
-            self.hooks = [make(backbone) for make in hook_factories] if accelerator.is_main_process else []
-        except BaseException as error:
-            self.tracker.abort(error)
-            raise
+    def _record_config(self) -> None:
+        """A new MLflow run gets the config as an artifact; the loop state keeps the run's id for a resume."""
+        if self.tracker.enabled and self.state.mlflow_run_id is None:
+            config_path = self.output_dir / CONFIG_NAME
+            config_path.parent.mkdir(parents=True, exist_ok=True)
+            config_path.write_text(self.config_json)
+            self.tracker.log_artifact(config_path)
+        self.state.mlflow_run_id = self.tracker.run_id
+
+    def _start_reading(self, shards: ShardSet, pairs: PairsConfig) -> None:
+        """This rank's micro-batches, from the resumed data position (or the step's) on."""
+        accelerator, grad_accum = self.accelerator, self.config.grad_accum
+        rank, world = accelerator.process_index, accelerator.num_processes
+        self.pairs = ResumablePairs(shards, pairs, self.config, self.micro_batch, rank, world)
+        if self.state.data_position is None:
+            self.state.data_position = self.pairs.position_at(self.state.step, grad_accum)
+        self.batches = self.pairs.from_position(self.state.data_position)
 
     def _make_universal(self, checkpoint: Path) -> None:
         """Rank 0 converts the ZeRO checkpoint of another process count to DeepSpeed's universal form, which the

@@ -27,8 +27,9 @@ from musicssl.sharding.format import TrackMeta
 from musicssl.sharding.writer import ShardSetWriter
 from musicssl.trainer.augment import make_views
 from musicssl.trainer.config import TrainConfig
-from musicssl.trainer.loop import Trainer, view_chain
+from musicssl.trainer.loop import Trainer
 from musicssl.trainer.pretexts import Pretext
+from musicssl.trainer.run_parts import view_chain
 
 Precision = Literal["bf16", "fp16", "fp32"]
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}

@@ -13,7 +13,7 @@ from musicssl.trainer.backbones.resnet import AttentionPool2d
 from musicssl.trainer.cli import parse_config
 from musicssl.trainer.export import BackboneRecipe
 from musicssl.trainer.frontend import DEEZER_FRONTEND, LogMelFrontend
-from musicssl.trainer.loop import backbone_recipe
+from musicssl.trainer.run_parts import backbone_recipe
 from tests.support.paths import DATA
 
 KEYS_FILE = DATA / "deezer_resnet_backbone_keys.json"

@@ -34,7 +34,8 @@ from musicssl.trainer.cli import parse_config
 from musicssl.trainer.config import CheckpointConfig, OptimConfig, TrainConfig
 from musicssl.trainer.epochs import resolve_epochs
 from musicssl.trainer.export import export_provenance, load_backbone
-from musicssl.trainer.loop import EXIT_PREEMPTED, Trainer, check_same_run, train
+from musicssl.trainer.loop import EXIT_PREEMPTED, Trainer, train
+from musicssl.trainer.loop_state import check_same_run
 from musicssl.trainer.presets import available_presets
 from musicssl.trainer.pretexts import PretextOutput
 from tests.support import tiny_run
