@@ -167,7 +167,7 @@ class EvaluationRecord:
     predictions: ProbePredictions | None = None
 
 
-def _read_resamples(path: Path) -> dict[str, np.ndarray]:
+def read_resamples(path: Path) -> dict[str, np.ndarray]:
     """Columns of a bootstrap.csv artifact as float arrays, by metric name."""
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -223,7 +223,7 @@ def load_evaluations(experiment: str = DEFAULT_EXPERIMENT, uri: str | None = Non
                     run_id=run_id,
                     params=dict(run.data.params),
                     metrics=dict(run.data.metrics),
-                    resamples=_read_resamples(Path(local)),
+                    resamples=read_resamples(Path(local)),
                     predictions=predictions,
                 )
             )

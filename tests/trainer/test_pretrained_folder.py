@@ -8,17 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from musicssl.trainer.export import (
-    RECIPE_NAME,
-    STUDENT_WEIGHTS,
-    BackboneRecipe,
     export_provenance,
     is_training_checkpoint,
     load_backbone,
     write_pretrained,
 )
+from tests.support.backbone_folders import training_checkpoint
 from tests.support.labelled_shard_factory import tiny_backbone
 
 PROVENANCE = {"pretext": "vicreg", "run_id": "0123abcd"}
@@ -49,20 +46,9 @@ def test_a_pretrained_folder_loads_with_identical_weights_outputs_and_provenance
     assert load_backbone(folder / "model.safetensors")[1] == recipe
 
 
-def training_checkpoint(folder: Path, recipe: BackboneRecipe, backbone: torch.nn.Module) -> Path:
-    """A checkpoint folder as train.py writes it, as far as loading its backbone goes."""
-    folder.mkdir(parents=True)
-    (folder / RECIPE_NAME).write_text(recipe.to_json())
-    (folder / "config.json").write_text(json.dumps({"pretext": "byol", "study": "demo"}))
-    (folder / "loop_state.json").write_text(json.dumps({"step": 40, "mlflow_run_id": "run-of-the-checkpoint"}))
-    student = {f"backbone.{key}": value.contiguous() for key, value in backbone.state_dict().items()}
-    save_file(student | {"projector.weight": torch.zeros(2, 2)}, str(folder / STUDENT_WEIGHTS))
-    return folder
-
-
 def test_a_training_checkpoint_is_still_read_as_one_with_its_provenance(tmp_path: Path) -> None:
     backbone, recipe = tiny_backbone(seed=5)
-    checkpoint = training_checkpoint(tmp_path / "step-40", recipe, backbone)
+    checkpoint = training_checkpoint(tmp_path / "step-40", recipe, backbone, run_id="run-of-the-checkpoint")
     assert is_training_checkpoint(checkpoint)
     loaded, loaded_recipe = load_backbone(checkpoint)
     assert loaded_recipe == recipe
