@@ -64,8 +64,8 @@ class EvaluateArgs:
     """Probe a frozen backbone on a labelled shard set; log every probe to MLflow and print a summary."""
 
     backbone: str
-    """backbone.safetensors exported by train.py, a checkpoint folder runs/.../checkpoints/step-*, or a
-    deezer .pt checkpoint."""
+    """backbone.safetensors exported by train.py, a pretrained folder (config.json + model.safetensors, from
+    `python -m downstream.pretrained`), a checkpoint folder runs/.../checkpoints/step-*, or a deezer .pt checkpoint."""
     data: str
     """Labelled shard set (tags and train/valid/test splits) from `python -m data_prep`; `demo`: the built-in
     demo corpus at the backbone's sample rate, built under ./demo_data on first use."""

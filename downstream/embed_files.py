@@ -56,8 +56,8 @@ class EmbedArgs:
     inputs: Annotated[tuple[Path, ...], tyro.conf.Positional, tyro.conf.arg(metavar="INPUT")]
     """Audio files, folders of audio, or CSV manifests with a path column."""
     backbone: str
-    """backbone.safetensors exported by train.py, a checkpoint folder runs/.../checkpoints/step-*, or a
-    deezer .pt checkpoint."""
+    """backbone.safetensors exported by train.py, a pretrained folder (config.json + model.safetensors, from
+    `python -m downstream.pretrained`), a checkpoint folder runs/.../checkpoints/step-*, or a deezer .pt checkpoint."""
     out: Path
     """Output file: .npy (plus <name>.track_ids.txt) or .parquet (track_id, embedding columns)."""
     batch_size: int = DEFAULT_BATCH_SIZE

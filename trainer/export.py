@@ -32,7 +32,7 @@ CHECKPOINT_STATE = "loop_state.json"  # a training checkpoint's loop position (i
 CHECKPOINT_CONFIG = "config.json"  # a training checkpoint's run configuration (its pretext among them)
 PRETRAINED_CONFIG, PRETRAINED_WEIGHTS, PRETRAINED_CARD = "config.json", "model.safetensors", "README.md"
 PRETRAINED_FORMAT_KEY, PRETRAINED_FORMAT = "musicssl_backbone", 1  # marks a pretrained folder's config.json
-WRITE_FOLDER_FIX = "write the folder again with `python -m musicssl.downstream.pretrained save BACKBONE --out FOLDER`"
+WRITE_FOLDER_FIX = "write the folder again with `python -m musicssl.downstream.pretrained BACKBONE --out FOLDER`"
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def test_a_broken_pretrained_folder_is_one_line_naming_the_file_and_the_fix(
         load_backbone(folder)
     message = str(raised.value)
     assert message.startswith(str(folder / file)) and says in message and "\n" not in message
-    assert "save BACKBONE --out FOLDER" in message
+    assert "downstream.pretrained BACKBONE --out FOLDER" in message
 
 
 def test_a_folder_that_is_neither_says_what_either_needs(tmp_path: Path) -> None:
