@@ -95,18 +95,25 @@ def _read_json(path: Path) -> Any:
 
 
 def _folder_provenance(folder: Path) -> dict[str, str]:
+    """What a checkpoint's config.json and loop_state.json, or a pretrained folder's config.json, record; files
+    that are missing or unreadable give nothing (loading the folder says what is wrong with it)."""
     if is_training_checkpoint(folder):
-        config, state = folder / CHECKPOINT_CONFIG, folder / CHECKPOINT_STATE
         found = {
-            PRETEXT_KEY: _read_json(config).get("pretext") if config.is_file() else None,
-            RUN_ID_KEY: _read_json(state).get("mlflow_run_id") if state.is_file() else None,
+            PRETEXT_KEY: _json_object(folder / CHECKPOINT_CONFIG).get("pretext"),
+            RUN_ID_KEY: _json_object(folder / CHECKPOINT_STATE).get("mlflow_run_id"),
         }
-    elif (folder / PRETRAINED_CONFIG).is_file():
-        config = _read_json(folder / PRETRAINED_CONFIG)
-        found = {key: config.get(key) for key in (PRETEXT_KEY, RUN_ID_KEY)} if isinstance(config, dict) else {}
     else:
-        return {}
+        config = _json_object(folder / PRETRAINED_CONFIG)
+        found = {key: config.get(key) for key in (PRETEXT_KEY, RUN_ID_KEY)}
     return {key: str(value) for key, value in found.items() if value}
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    try:
+        body = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def write_pretrained(

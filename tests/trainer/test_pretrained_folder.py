@@ -102,3 +102,12 @@ def test_a_broken_pretrained_folder_is_one_line_naming_the_file_and_the_fix(
 def test_a_folder_that_is_neither_says_what_either_needs(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"neither a pretrained folder .* nor a training checkpoint"):
         load_backbone(tmp_path)
+
+
+def test_provenance_of_an_unreadable_checkpoint_config_is_empty_not_an_error(tmp_path: Path) -> None:
+    backbone, recipe = tiny_backbone()
+    checkpoint = training_checkpoint(tmp_path / "step-40", recipe, backbone)
+    (checkpoint / "config.json").write_text("{cut")
+    (checkpoint / "loop_state.json").unlink()
+    assert export_provenance(checkpoint) == {}
+    assert load_backbone(checkpoint)[1] == recipe
