@@ -73,6 +73,13 @@ class HearModel(nn.Module):
         """The interval between timestamps in ms (the hop in whole samples)."""
         return self.hop * 1000 / self.sample_rate
 
+    def __repr__(self) -> str:
+        """One line (the validator prints the model): the backbone's class and the HEAR geometry."""
+        return (
+            f"HearModel({type(self.backbone).__name__}, sample_rate={self.sample_rate}, "
+            f"embedding_size={self.scene_embedding_size}, window={self.window}, hop={self.hop} samples)"
+        )
+
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         """The backbone: (N, window) -> (N, D)."""
         return self.backbone(windows)

@@ -11,6 +11,7 @@ import torch
 from musicssl.downstream import hear
 from musicssl.downstream.extract_task import embed_windows, track_windows
 from musicssl.trainer.export import export_backbone
+from tests.support.deezer_checkpoint import deezer_backbone_state, save_deezer_checkpoint
 from tests.support.labelled_shard_factory import tiny_backbone
 
 SR = 16000
@@ -89,3 +90,12 @@ def test_batch_independence_and_determinism(model: hear.HearModel) -> None:
 def test_rejects_audio_that_is_not_a_batch(model: hear.HearModel) -> None:
     with pytest.raises(ValueError, match="n_sounds, n_samples"):
         hear.get_scene_embeddings(torch.zeros(SR), model)
+
+
+@pytest.mark.filterwarnings("ignore:At least one mel filterbank has all zero values", "ignore:LogMelFrontend. f_max")
+def test_a_deezer_checkpoint_is_a_hear_model(tmp_path: Path) -> None:
+    path = save_deezer_checkpoint(tmp_path / "model.pt", "module.backbone.", deezer_backbone_state())
+    model = hear.load_model(str(path)).to("cpu")
+    assert (model.sample_rate, model.window, model.hop, model.hop_ms) == (SR, 4 * SR, 800, 50.0)
+    scenes = hear.get_scene_embeddings(noise(1, 4.0), model)
+    assert scenes.shape == (1, model.scene_embedding_size) and bool(torch.isfinite(scenes).all())

@@ -1,10 +1,8 @@
 """Tests for trainer.checkpoint_import: deezer checkpoints round-trip with both prefixes; pickles are refused.
 
-The fake checkpoints are built from deezer's backbone key names and shapes, recorded once from
-deezer/multi-view-ssl-benchmark's own code in tests/data/deezer_resnet_backbone_keys.json.
+The fake checkpoints come from tests/support/deezer_checkpoint.py (deezer's key names and shapes).
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +12,9 @@ import torchaudio
 
 from musicssl.trainer.backbones import build_backbone
 from musicssl.trainer.checkpoint_import import inspect_checkpoint, load_deezer_checkpoint
-from tests.support.paths import DATA
+from tests.support.deezer_checkpoint import deezer_backbone_state, save_deezer_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore:At least one mel filterbank has all zero values")
-
-KEYS_FILE = DATA / "deezer_resnet_backbone_keys.json"
 
 
 class _RunsCodeWhenLoaded:
@@ -31,38 +27,11 @@ class _RunsCodeWhenLoaded:
         return open, (str(self.marker), "w")
 
 
-def _deezer_backbone_state() -> dict[str, torch.Tensor]:
-    """Random backbone weights under deezer's names and shapes, with deezer's (fixed) front-end buffers."""
-    generator = torch.Generator().manual_seed(0)
-    state = {}
-    for key, shape in json.loads(KEYS_FILE.read_text()).items():
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.tensor(7)
-        elif key.endswith("running_var"):
-            state[key] = torch.rand(shape, generator=generator) + 0.5
-        else:
-            state[key] = torch.randn(shape, generator=generator) * 0.05
-    state["spec.spec.spectrogram.window"] = torch.hann_window(1024)
-    state["spec.spec.mel_scale.fb"] = torchaudio.functional.melscale_fbanks(
-        513, 0.0, 11025.0, 128, 16000, norm=None, mel_scale="slaney"
-    )
-    return state
-
-
-def _save_checkpoint(path: Path, prefix: str, backbone: dict[str, torch.Tensor]) -> Path:
-    model = {prefix + key: value for key, value in backbone.items()}
-    model["module.head.ops.0.weight"] = torch.zeros(4, 4)
-    if prefix.startswith("student."):
-        model.update({"teacher.module.backbone." + key: value + 1 for key, value in backbone.items()})
-    torch.save({"model": model, "epoch": 999}, path)
-    return path
-
-
 @pytest.mark.filterwarnings("ignore:LogMelFrontend. f_max")
 @pytest.mark.parametrize("prefix", ["module.backbone.", "student.module.backbone."])
 def test_round_trip_with_both_prefixes(tmp_path: Path, prefix: str) -> None:
-    backbone = _deezer_backbone_state()
-    path = _save_checkpoint(tmp_path / "model.pt", prefix, backbone)
+    backbone = deezer_backbone_state()
+    path = save_deezer_checkpoint(tmp_path / "model.pt", prefix, backbone)
     state, info = load_deezer_checkpoint(path)
     assert info.prefix == prefix
     assert info.other_entries == ("epoch",)
@@ -77,7 +46,7 @@ def test_round_trip_with_both_prefixes(tmp_path: Path, prefix: str) -> None:
 
 def test_default_frontend_refuses_deezer_filterbank() -> None:
     with pytest.raises(RuntimeError, match="DEEZER_FRONTEND"):
-        build_backbone("resnet").load_state_dict(_deezer_backbone_state())
+        build_backbone("resnet").load_state_dict(deezer_backbone_state())
 
 
 def test_malicious_pickle_is_refused_without_running_it(tmp_path: Path) -> None:
@@ -97,9 +66,9 @@ def test_a_file_of_random_bytes_is_named_damaged_not_malicious(tmp_path: Path) -
 
 
 def test_missing_backbone_key_is_named(tmp_path: Path) -> None:
-    backbone = _deezer_backbone_state()
+    backbone = deezer_backbone_state()
     del backbone["embedding.layer4.2.conv3.weight"]
-    path = _save_checkpoint(tmp_path / "broken.pt", "module.backbone.", backbone)
+    path = save_deezer_checkpoint(tmp_path / "broken.pt", "module.backbone.", backbone)
     with pytest.raises(ValueError, match=r"(?s)broken\.pt.*embedding\.layer4\.2\.conv3\.weight"):
         load_deezer_checkpoint(path)
 
@@ -135,7 +104,7 @@ def _deezer_filterbank(dtype: torch.dtype = torch.float32, **changes: object) ->
     ],
 )
 def test_filterbank_rounding_differences_are_accepted(filterbank: object) -> None:
-    state = _deezer_backbone_state()
+    state = deezer_backbone_state()
     state["spec.spec.mel_scale.fb"] = filterbank()
     assert not torch.equal(state["spec.spec.mel_scale.fb"], _deezer_filterbank())
     build_backbone("resnet", f_max=11025.0, mel_norm=None).load_state_dict(state, strict=True)
@@ -146,7 +115,7 @@ def test_filterbank_rounding_differences_are_accepted(filterbank: object) -> Non
     "changes", [{"f_max": 11000.0}, {"norm": "slaney"}, {"n_mels": 96}], ids=["f_max", "norm", "n_mels"]
 )
 def test_a_different_frontend_is_still_refused(changes: dict[str, object]) -> None:
-    state = _deezer_backbone_state()
+    state = deezer_backbone_state()
     state["spec.spec.mel_scale.fb"] = _deezer_filterbank(**changes)
     with pytest.raises(RuntimeError, match="front end differs"):
         build_backbone("resnet", f_max=11025.0, mel_norm=None).load_state_dict(state, strict=True)
@@ -154,7 +123,7 @@ def test_a_different_frontend_is_still_refused(changes: dict[str, object]) -> No
 
 @pytest.mark.filterwarnings("ignore:LogMelFrontend. f_max")
 def test_optimizer_and_gin_settings_are_read_and_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    backbone = _deezer_backbone_state()
+    backbone = deezer_backbone_state()
     model = {"module.backbone." + key: value for key, value in backbone.items()}
     weight = torch.nn.Parameter(torch.zeros(3))
     optimizer = torch.optim.AdamW([weight], lr=2.5e-4, weight_decay=0.04)
@@ -185,6 +154,6 @@ def test_optimizer_and_gin_settings_are_read_and_reported(tmp_path: Path, capsys
 
 @pytest.mark.filterwarnings("ignore:LogMelFrontend. f_max")
 def test_checkpoint_without_settings_says_so(tmp_path: Path) -> None:
-    path = _save_checkpoint(tmp_path / "bare.pt", "module.backbone.", _deezer_backbone_state())
+    path = save_deezer_checkpoint(tmp_path / "bare.pt", "module.backbone.", deezer_backbone_state())
     _, info = load_deezer_checkpoint(path)
     assert "optimizer: not saved" in info.report() and "gin configuration: not saved" in info.report()
