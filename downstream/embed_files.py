@@ -39,6 +39,7 @@ from musicssl.downstream.extract_task import (
     ExtractionSettings,
     default_device,
     embed_tracks,
+    pool_windows,
     prepare_backbone,
     track_windows,
     with_progress,
@@ -119,7 +120,7 @@ def embed_files(backbone: nn.Module, files: Sequence[tuple[str, Path]], settings
             yield track_windows(wave, backbone.num_samples)
 
     per_track = embed_tracks(backbone, decoded_windows(), settings.batch_size, settings.bf16)
-    means = [windows.mean(axis=0) for windows in with_progress(per_track, len(files), "embedding", True)]
+    means = [pool_windows(windows) for windows in with_progress(per_track, len(files), "embedding", True)]
     embeddings = np.stack(means) if means else np.zeros((0, backbone.embed_dim), dtype=np.float32)
     return EmbeddedFiles(track_ids, embeddings.astype(np.float32, copy=False), failures)
 

@@ -136,6 +136,15 @@ def with_progress(
             yield embeddings
 
 
+def pool_windows(windows: np.ndarray, pooling: str = "mean") -> np.ndarray:
+    """One vector from a track's window embeddings (n, D): their mean, or their element-wise max."""
+    if pooling == "mean":
+        return windows.mean(axis=0)
+    if pooling == "max":
+        return windows.max(axis=0)
+    raise ValueError(f"unknown pooling {pooling!r}; use mean or max")
+
+
 def track_windows(wave: np.ndarray, window: int, max_windows: int | None = None) -> np.ndarray:
     """The track's non-overlapping windows (n, window), the first `max_windows` only when given."""
     return np.stack(list(itertools.islice(iter_windows(wave, window), max_windows)))
