@@ -157,6 +157,7 @@ class Throughput:
     tracks: int = 0
     audio_s: float = 0.0
     elapsed_s: float = 0.0
+    cpu_s: float = 0.0  # CPU time of this process over the same span (all its threads)
     parts: int = 0
 
     @property
@@ -166,6 +167,10 @@ class Throughput:
     @property
     def audio_hours_per_s(self) -> float:
         return self.audio_s / 3600 / self.elapsed_s if self.elapsed_s else 0.0
+
+    @property
+    def audio_hours_per_cpu_hour(self) -> float:
+        return self.audio_s / self.cpu_s if self.cpu_s else 0.0
 
 
 @dataclass
@@ -201,7 +206,7 @@ def embed_catalogue(backbone: nn.Module, job: CatalogueJob, settings: Extraction
         raise UserError(f"{job.shards.location}: its shards cannot be read by offset (a pipe: URL); copy the set")
     stall_after = int(os.environ.get(STALL_VARIABLE, "0"))
     stats = Throughput()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     total = sum(len(rows) for _, rows in pending)
     rate = backbone.sample_rate
     description = "embedding" if job.launch.world == 1 else f"rank {job.launch.rank} embedding"
@@ -242,7 +247,7 @@ def embed_catalogue(backbone: nn.Module, job: CatalogueJob, settings: Extraction
             if stall_after and stats.parts >= stall_after:
                 while True:  # a test kills the run here, with a part committed and others pending
                     time.sleep(1)
-    stats.elapsed_s = time.perf_counter() - start
+    stats.elapsed_s, stats.cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
     return stats
 
 
@@ -287,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     job = CatalogueJob(shards, table, args.out, args.chunk_tracks, args.windows, args.pooling, launch)
     stats = embed_catalogue(backbone, job, settings)
     print(f"rank {launch.rank}/{launch.world}: {stats.tracks} tracks in {stats.parts} parts, "
-          f"{stats.tracks_per_s:.1f} tracks/s, {stats.audio_hours_per_s:.4f} audio-hours/s -> {args.out}")  # fmt: skip
+          f"{stats.tracks_per_s:.2f} tracks/s, {stats.audio_hours_per_s:.4f} audio-hours/s, "
+          f"{stats.audio_hours_per_cpu_hour:.0f} audio-hours per CPU-hour ({torch.get_num_threads()} threads) "
+          f"-> {args.out}")  # fmt: skip
     return 0
 
 
