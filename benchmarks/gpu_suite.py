@@ -15,6 +15,8 @@ Sections, in this order:
   sync       host synchronisations per step of the Trainer under torch.cuda.set_sync_debug_mode("warn")
   deepspeed  the thesis VICReg preset through `accelerate launch` with DeepSpeed ZeRO-2 (if it imports), then
              with the plain one-GPU config
+  embed      `python -m downstream.embed`'s core, one process, paper ResNet in bf16, on the small generated set at
+             256 and 1024 windows per batch: tracks/s and audio-hours/s (after an uncounted warm-up pass)
 Each section fails soft (its error goes into the JSON and the next one runs), starts no new measurement once
 its time budget (`--budget NAME=SECONDS`) is spent and lists what it skipped; the JSON is rewritten after each.
 """
@@ -37,6 +39,7 @@ from typing import Any
 
 import torch
 
+from benchmarks.gpu.embed_section import embed_section
 from benchmarks.gpu.measure import (
     measure_run,
     release_memory,
@@ -62,6 +65,7 @@ SECTION_RUNNERS: dict[str, Callable[[Run], dict[str, Any]]] = {
     "loader": loader_section,
     "sync": sync_section,
     "deepspeed": deepspeed_section,
+    "embed": embed_section,
 }
 
 

@@ -236,7 +236,7 @@ def embed_catalogue(backbone: nn.Module, job: CatalogueJob, settings: Extraction
                 stats.tracks += 1
                 stats.audio_s += float(table.num_samples[row]) / rate
                 bar.update(1)
-                elapsed = time.perf_counter() - start
+                elapsed = max(time.perf_counter() - start, 1e-9)
                 bar.set_postfix_str(f"{stats.tracks / elapsed:.1f} tracks/s, "
                                     f"{stats.audio_s / 3600 / elapsed:.3f} audio-h/s", refresh=False)  # fmt: skip
             data = parquet_bytes(

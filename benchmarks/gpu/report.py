@@ -85,6 +85,13 @@ COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("data wait", "data_wait_fraction", ".1%"),
         ("peak GiB", "peak_memory_gib", ".2f"),
     ),
+    "embed": (
+        ("batch", "batch_size", "d"),
+        ("bf16", "bf16", "s"),
+        ("tracks", "tracks", "d"),
+        ("tracks/s", "tracks_per_s", ".1f"),
+        ("audio-h/s", "audio_hours_per_s", ".3f"),
+    ),
 }
 
 

@@ -18,7 +18,7 @@ from musicssl.trainer.cli import parse_config
 from musicssl.trainer.config import TrainConfig
 from musicssl.trainer.pretexts import PRETEXTS
 
-SECTIONS = ("step", "memory", "samplecnn", "loader", "sync", "deepspeed")
+SECTIONS = ("step", "memory", "samplecnn", "loader", "sync", "deepspeed", "embed")
 RESULT_NAME = "gpu_suite.json"
 TABLE_NAME = "gpu_suite.txt"
 CARD_GIB = 12.0  # a TITAN X (Maxwell or Pascal): the paper's card class
@@ -60,6 +60,8 @@ class Sizes:
     deepspeed_steps: int
     deepspeed_launchers: tuple[str, ...]
     """Accelerate configs (configs/accelerate/NAME.yaml) to run the thesis VICReg preset with, in order."""
+    embed_batch_sizes: tuple[int, ...] = (256,)
+    """Windows per forward pass of the embed section (`python -m downstream.embed` on the small set)."""
     budgets_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -87,7 +89,8 @@ FULL = Sizes(
     deepspeed_flags=("--pairs.num-workers", "8"),
     deepspeed_steps=25,
     deepspeed_launchers=("deepspeed_zero2", "single_gpu"),
-    budgets_s={"step": 130, "memory": 30, "samplecnn": 35, "loader": 110, "sync": 20, "deepspeed": 60},
+    embed_batch_sizes=(256, 1024),
+    budgets_s={"step": 130, "memory": 30, "samplecnn": 35, "loader": 110, "sync": 20, "deepspeed": 60, "embed": 20},
 )
 TINY_PAIRS = ("--pairs.pair-shuffle", "8", "--pairs.track-shuffle", "2")
 SMOKE = Sizes(
@@ -123,6 +126,7 @@ SMOKE = Sizes(
     ),
     deepspeed_steps=3,
     deepspeed_launchers=("deepspeed_zero2", "single_gpu"),
+    embed_batch_sizes=(8,),
     budgets_s=dict.fromkeys(SECTIONS, 3600.0),  # never binding: the smoke test must see every path, loaded or not
 )
 

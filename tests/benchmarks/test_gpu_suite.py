@@ -14,7 +14,7 @@ from benchmarks import gpu_wheels
 from tests.support.paths import REPO as ROOT
 
 SUITE = "benchmarks.gpu_suite"  # run from ROOT, as docs/benchmarks.md runs it
-SECTIONS = {"step", "memory", "samplecnn", "loader", "sync", "deepspeed"}
+SECTIONS = {"step", "memory", "samplecnn", "loader", "sync", "deepspeed", "embed"}
 PRETEXTS = {"contrastive", "byol", "clustering", "barlow_twins", "vicreg"}
 
 
@@ -94,6 +94,13 @@ def test_smoke_trainer_sections_measure_steps_data_wait_and_say_why_cuda_parts_s
     assert [r["launcher"] for r in sections["deepspeed"]["rows"]] == ["single_gpu"]
     (zero2,) = sections["deepspeed"]["skipped"]
     assert zero2["launcher"] == "deepspeed_zero2" and "DeepSpeed" in zero2["reason"]
+
+
+@pytest.mark.slow
+def test_smoke_embed_section_embeds_every_track_of_the_small_set(smoke: tuple[dict[str, Any], str]) -> None:
+    (row,) = smoke[0]["sections"]["embed"]["rows"]
+    assert row["tracks"] == 3 and row["bf16"] is False
+    assert positive(row["tracks_per_s"]) and positive(row["audio_hours_per_s"])
 
 
 def test_the_suite_imports_neither_pyav_nor_mlflow() -> None:
