@@ -23,6 +23,7 @@ from musicssl.sharding.windows import iter_tracks
 from musicssl.trainer.export import export_backbone
 from tests.support.labelled_shard_factory import tiny_backbone
 from tests.support.launching import free_port
+from tests.support.paths import REPO
 from tests.support.shard_factory import write_shard_set
 
 NUM_TRACKS = 9
@@ -124,6 +125,26 @@ def torchrun(backbone: Path, shards: Path, out: Path, env: dict[str, str] | None
 
 
 @pytest.mark.distributed
+def test_accelerate_launch_shares_the_chunks_out_the_same_way(
+    backbone_file: Path, shard_set: Path, tmp_path: Path
+) -> None:
+    single, launched = tmp_path / "single", tmp_path / "accelerate"
+    assert main(args(backbone_file, shard_set, single, "--chunk-tracks", "4", "--no-progress")) == 0
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("ACCELERATE_", "DS_"))}
+    env |= {"OMP_NUM_THREADS": "1", "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/one_node.yaml",
+               "--num_processes", "2", "--main_process_port", str(free_port()), "-m", "musicssl.downstream.embed",
+               *args(backbone_file, shard_set, launched, "--chunk-tracks", "4", "--no-progress")]  # fmt: skip
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "rank 0/2: 5 tracks in 2 parts" in done.stdout and "rank 1/2: 4 tracks in 1 parts" in done.stdout
+    rows, expected = read_dataset(launched), read_dataset(single)
+    assert rows.keys() == expected.keys()
+    for track_id, vector in expected.items():
+        np.testing.assert_allclose(rows[track_id], vector, atol=1e-5)
+
+
+@pytest.mark.distributed
 def test_two_processes_equal_one_and_a_killed_run_resumes_without_gaps_or_duplicates(
     backbone_file: Path, shard_set: Path, tmp_path: Path
 ) -> None:
@@ -151,12 +172,15 @@ def test_two_processes_equal_one_and_a_killed_run_resumes_without_gaps_or_duplic
         time.sleep(0.2)
     os.killpg(run.pid, signal.SIGKILL)
     run.wait()
-    first = {p.name: p.read_bytes() for p in killed.glob("part-*.parquet")}
+    first = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in killed.glob("part-*.parquet")}
     assert sorted(first) == ["part-00000-00000.parquet", "part-00001-00001.parquet"]
     rerun = torchrun(backbone_file, shard_set, killed)
     output, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, output.decode()
-    assert {name: (killed / name).read_bytes() for name in first} == first  # committed parts were not redone
+    again = {name: ((killed / name).stat().st_ino, (killed / name).stat().st_mtime_ns) for name in first}
+    assert again == first  # committed parts were neither redone nor replaced
+    text = output.decode()
+    assert "rank 0/2: 3 tracks in 2 parts" in text and "rank 1/2: 2 tracks in 1 parts" in text, text
     assert len(list(killed.glob("part-*.parquet"))) == 5
     rows = read_dataset(killed)
     assert rows.keys() == expected.keys()
