@@ -164,6 +164,10 @@ def test_two_processes_equal_one_and_a_killed_run_resumes_without_gaps_or_duplic
     for track_id, vector in expected.items():
         np.testing.assert_allclose(rows[track_id], vector, atol=1e-5)
 
+    (whole / "part-00001-00003.parquet").unlink()  # a part lost; finished by 1 process: chunk ids do not move
+    assert main(args(backbone_file, shard_set, whole, "--chunk-tracks", "2", "--no-progress")) == 0
+    assert (whole / "part-00000-00003.parquet").exists() and read_dataset(whole).keys() == expected.keys()
+
     killed = tmp_path / "killed"
     run = torchrun(backbone_file, shard_set, killed, {STALL_VARIABLE: "1"})  # each rank stops after one part
     deadline = time.monotonic() + 300
