@@ -3,6 +3,7 @@ window, by one or two processes, and resumed after a kill -9 without a missing o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -124,6 +125,30 @@ def torchrun(backbone: Path, shards: Path, out: Path, env: dict[str, str] | None
     )
 
 
+def kill_every_process_naming(folder: Path) -> None:
+    """SIGKILL the launcher and its ranks, every process whose command line names `folder`, and wait until they are
+    gone: torchrun starts each rank in a session of its own, so killing the launcher's group leaves them running."""
+    deadline = time.monotonic() + 60
+    while pids := [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and str(folder).encode() in read_command_line(entry)
+    ]:
+        assert time.monotonic() < deadline, f"processes {pids} outlived SIGKILL"
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+
+
+def read_command_line(process: Path) -> list[bytes]:
+    """A /proc entry's command-line arguments; none for a process that has gone (or a zombie's empty line)."""
+    try:
+        return (process / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
 @pytest.mark.distributed
 def test_accelerate_launch_shares_the_chunks_out_the_same_way(
     backbone_file: Path, shard_set: Path, tmp_path: Path
@@ -174,7 +199,7 @@ def test_two_processes_equal_one_and_a_killed_run_resumes_without_gaps_or_duplic
     while len(list(killed.glob("part-*.parquet"))) < 2:
         assert run.poll() is None and time.monotonic() < deadline, "the stalled run ended or never committed"
         time.sleep(0.2)
-    os.killpg(run.pid, signal.SIGKILL)
+    kill_every_process_naming(killed)
     run.wait()
     first = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in killed.glob("part-*.parquet")}
     assert sorted(first) == ["part-00000-00000.parquet", "part-00001-00001.parquet"]
