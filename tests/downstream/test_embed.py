@@ -21,7 +21,6 @@ from musicssl.downstream.embed import STALL_VARIABLE, chunk_rows, launch_from_en
 from musicssl.downstream.extract_task import embed_windows, track_windows
 from musicssl.sharding.shard_set import ShardSet
 from musicssl.sharding.windows import iter_tracks
-from musicssl.trainer.export import export_backbone
 from tests.support.labelled_shard_factory import tiny_backbone
 from tests.support.launching import free_port
 from tests.support.paths import REPO
@@ -29,12 +28,6 @@ from tests.support.shard_factory import write_shard_set
 
 NUM_TRACKS = 9
 RATE = 16000
-
-
-@pytest.fixture(scope="module")
-def backbone_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    backbone, recipe = tiny_backbone()
-    return export_backbone(backbone, recipe, tmp_path_factory.mktemp("model") / "backbone.safetensors")
 
 
 @pytest.fixture(scope="module")

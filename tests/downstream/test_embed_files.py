@@ -11,15 +11,8 @@ from musicssl.data_prep.decode import decode_file
 from musicssl.data_prep.entry import UserError
 from musicssl.downstream.embed_files import main
 from musicssl.downstream.extract_task import embed_windows, track_windows
-from musicssl.trainer.export import export_backbone
 from tests.support.audio_factory import write_chord, write_garbage
 from tests.support.labelled_shard_factory import tiny_backbone
-
-
-@pytest.fixture(scope="module")
-def backbone_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    backbone, recipe = tiny_backbone()
-    return export_backbone(backbone, recipe, tmp_path_factory.mktemp("model") / "backbone.safetensors")
 
 
 @pytest.fixture(scope="module")

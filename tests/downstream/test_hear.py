@@ -10,22 +10,14 @@ import torch
 
 from musicssl.downstream import hear
 from musicssl.downstream.extract_task import embed_windows, track_windows
-from musicssl.trainer.export import export_backbone
 from tests.support.deezer_checkpoint import deezer_backbone_state, save_deezer_checkpoint
-from tests.support.labelled_shard_factory import tiny_backbone
 
 SR = 16000
 
 
 @pytest.fixture(scope="module")
-def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    backbone, recipe = tiny_backbone()
-    return export_backbone(backbone, recipe, tmp_path_factory.mktemp("model") / "backbone.safetensors")
-
-
-@pytest.fixture(scope="module")
-def model(export: Path) -> hear.HearModel:
-    return hear.load_model(str(export), hop_ms=250.0, batch_size=3).to("cpu")
+def model(backbone_file: Path) -> hear.HearModel:
+    return hear.load_model(str(backbone_file), hop_ms=250.0, batch_size=3).to("cpu")
 
 
 def noise(n_sounds: int, seconds: float, seed: int = 0) -> torch.Tensor:
@@ -33,8 +25,8 @@ def noise(n_sounds: int, seconds: float, seed: int = 0) -> torch.Tensor:
     return torch.rand((n_sounds, int(seconds * SR)), generator=generator) * 2 - 1
 
 
-def test_load_model_has_the_hear_attributes(export: Path) -> None:
-    model = hear.load_model(str(export))
+def test_load_model_has_the_hear_attributes(backbone_file: Path) -> None:
+    model = hear.load_model(str(backbone_file))
     assert isinstance(model, torch.nn.Module)
     assert (model.sample_rate, model.scene_embedding_size, model.timestamp_embedding_size) == (SR, 16, 16)
     assert all(isinstance(value, int) for value in (model.sample_rate, model.scene_embedding_size))
