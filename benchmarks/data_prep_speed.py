@@ -5,8 +5,10 @@
 Generates its own 44.1 kHz tracks (synthetic music, mp3/flac/ogg) in a temporary folder, then measures:
 - baseline: PyAV alone decoding, downmixing and resampling each file to 16 kHz (the least any pipeline does);
 - data_prep with --workers 1 and 2 (decode + checks + normalise + hash + shard writing + report), wall time
-  of the whole call, including the start-up of worker processes.
-Overhead is data_prep (1 worker) time over baseline time, minus one; the goal is <= 20 %.
+  of the whole call, including the start-up of worker processes;
+- the same with --layout logmel (uint8): the log-mel of every track computed in the decoding workers.
+Overhead is data_prep (1 worker) time over baseline time, minus one; the goal is <= 20 %. The log-mel cost is
+data_prep --layout logmel time over data_prep's, minus one, at the same workers; the goal is <= 25 %.
 """
 
 from __future__ import annotations
@@ -52,12 +54,16 @@ def decode_only(path: Path) -> int:
     return len(np.concatenate(chunks))
 
 
-def prepare_fresh(source: Path, scratch: Path, workers: int, tracks: int) -> None:
-    """data_prep into a new output folder, checking every track made it."""
+def prepare_fresh(source: Path, scratch: Path, workers: int, tracks: int, logmel: bool = False) -> None:
+    """data_prep into a new output folder (in the uint8 log-mel layout with `logmel`), checking every track made
+    it."""
     from musicssl.sharding.build import prepare_shards  # here: spawned workers re-import this script, not torch
+    from musicssl.sharding.layout import PCM_LAYOUT, Layout
+    from musicssl.sharding.mel import MelSettings
 
+    layout = Layout.logmel("uint8", MelSettings(TARGET_RATE)) if logmel else PCM_LAYOUT
     out = Path(tempfile.mkdtemp(dir=scratch, prefix=f"out{workers}-"))
-    summary = prepare_shards(source, out, PrepSettings(), workers=workers, progress=False)
+    summary = prepare_shards(source, out, PrepSettings(), workers=workers, progress=False, layout=layout)
     if summary.statuses["ok"] != tracks:
         raise RuntimeError(f"benchmark inputs were not all prepared: {dict(summary.statuses)}")
 
@@ -83,13 +89,17 @@ def run(tracks: int, seconds: float, repeats: int) -> dict[str, object]:
         results["pyav_decode_only"] = rates(
             tracks, audio_s, best_seconds(lambda: [decode_only(p) for p in paths], repeats), 1
         )
-        for workers in (1, 2):
-            prepare = partial(prepare_fresh, folder / "in", folder, workers, tracks)
-            results[f"data_prep_workers_{workers}"] = rates(tracks, audio_s, best_seconds(prepare, repeats), workers)
-    base = results["pyav_decode_only"]["seconds"]  # type: ignore[index]
-    one, two = (results[f"data_prep_workers_{w}"]["seconds"] for w in (1, 2))  # type: ignore[index]
-    results["overhead_vs_pyav_1_worker"] = round(one / base - 1, 3)
+        for workers, logmel in ((1, False), (2, False), (1, True), (2, True)):
+            prepare = partial(prepare_fresh, folder / "in", folder, workers, tracks, logmel)
+            name = f"data_prep{'_logmel' * logmel}_workers_{workers}"
+            results[name] = rates(tracks, audio_s, best_seconds(prepare, repeats), workers)
+    seconds = {name: r["seconds"] for name, r in results.items() if isinstance(r, dict)}
+    one, two = seconds["data_prep_workers_1"], seconds["data_prep_workers_2"]
+    results["overhead_vs_pyav_1_worker"] = round(one / seconds["pyav_decode_only"] - 1, 3)
     results["speedup_2_workers"] = round(one / two, 3)
+    for workers in (1, 2):
+        pcm = seconds[f"data_prep_workers_{workers}"]
+        results[f"logmel_cost_workers_{workers}"] = round(seconds[f"data_prep_logmel_workers_{workers}"] / pcm - 1, 3)
     return results
 
 
@@ -106,15 +116,18 @@ def main() -> None:
         print_json(results, indent=1)
         return
     print(f"{args.tracks} tracks x {args.seconds:g} s ({', '.join(FORMATS)}), 44.1 kHz -> 16 kHz mono")
-    for name in ("pyav_decode_only", "data_prep_workers_1", "data_prep_workers_2"):
+    names = ("pyav_decode_only", "data_prep_workers_1", "data_prep_workers_2")
+    for name in (*names, "data_prep_logmel_workers_1", "data_prep_logmel_workers_2"):
         r = results[name]
         print(
-            f"{name:22s} {r['seconds']:7.2f} s  {r['files_per_s']:6.2f} files/s  "  # type: ignore[index]
+            f"{name:29s} {r['seconds']:7.2f} s  {r['files_per_s']:6.2f} files/s  "  # type: ignore[index]
             f"{r['audio_hours_per_s']:.4f} audio-h/s  per worker: {r['files_per_s_per_worker']:.2f} files/s, "  # type: ignore[index]
             f"{r['audio_hours_per_s_per_worker']:.4f} audio-h/s"  # type: ignore[index]
         )
     print(f"overhead vs PyAV alone (1 worker): {results['overhead_vs_pyav_1_worker']:+.1%}")
     print(f"speed-up with 2 workers: {results['speedup_2_workers']:.2f}x")
+    for workers in (1, 2):
+        print(f"log-mel (uint8) cost, {workers} worker(s): {results[f'logmel_cost_workers_{workers}']:+.1%}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ Sections, in this order:
   memory     peak memory of that step per pretext in bf16 and in fp16 with loss scaling; fits a 12 GiB card?
   samplecnn  thesis presets: VICReg at 768 pairs (8192-8192-8192), CLMR at 256, the augmentation chain on the
              device and its share of the step
-  loader     the Trainer (`train.py --preset paper`) on shards of generated 3-5 minute tracks written here, with
-             4, 8 and 16 loader workers, each reader: pairs/s end to end, data-wait share, GPU utilisation
+  loader     the Trainer (`train.py --preset paper`) on shards of generated 3-5 minute tracks written here, as PCM
+             and converted to log-mel (fp16, uint8), with 4, 8 and 16 loader workers, each reader (the stream
+             on PCM): pairs/s end to end, data-wait share, GPU utilisation
   sync       host synchronisations per step of the Trainer under torch.cuda.set_sync_debug_mode("warn")
   deepspeed  the thesis VICReg preset through `accelerate launch` with DeepSpeed ZeRO-2 (if it imports), then
              with the plain one-GPU config

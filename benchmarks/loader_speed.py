@@ -1,10 +1,11 @@
 """Pair reader speed: random access (`sharding.read.random_access`) against the stream (`sharding.read.stream`).
 
 Builds a temporary shard set of 3-5 minute synthetic tracks at 16 kHz (and a few of them as 44.1 kHz stereo
-mp3 for the baseline), then measures in one run, on the same shards:
+mp3 for the baseline), converts it to the log-mel layouts (fp16, uint8; `python -m sharding convert`), then
+measures in one run, on the same tracks:
   1. pairs/s per worker, in this process and through real DataLoader worker processes (per worker = total /
-     workers): random access at 1 pair per track, the stream at each `pairs_per_track`, and the baseline a user
-     would write (PyAV decode + resample of the mp3 on every visit, then crop);
+     workers): random access at 1 pair per track from each layout, the stream at each `pairs_per_track`, and
+     the baseline a user would write (PyAV decode + resample of the mp3 on every visit, then crop);
   2. bytes read per pair (`loader.stats`);
   3. same-track pairs per batch: random access from its epoch plan (`EpochPlan` + `TrackOrder`) for a large
      catalogue and the bench set, the stream simulated on track-visit ids, with its `pair_shuffle` grid;
@@ -33,7 +34,7 @@ from pathlib import Path
 import tyro
 
 from benchmarks.harness import print_json
-from benchmarks.loader.common import RATE, Args, Row, build_sets
+from benchmarks.loader.common import RATE, Args, Row, build_sets, mel_sets
 from benchmarks.loader.composition import (
     Composition,
     PlanComposition,
@@ -56,6 +57,7 @@ class Report:
     load_average: float
     batch_size: int
     runtime_s: float = 0.0
+    conversion_s: dict[str, float] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
     resume: list[Resume] = field(default_factory=list)
     http: list[HttpRow] = field(default_factory=list)
@@ -73,7 +75,9 @@ def run(args: Args) -> Report:
     report = Report(0.0, os.cpu_count() or 1, os.getloadavg()[0], args.batch_size)
     with tempfile.TemporaryDirectory(prefix="loader-speed-") as tmp:
         shards, mp3s, report.track_seconds_mean = build_sets(args, Path(tmp))
-        report.rows = [bench_baseline(mp3s, args.baseline_visits), *speed_rows(shards, args)]
+        mel = mel_sets(shards, Path(tmp))
+        report.conversion_s = {encoding: seconds for encoding, (_, seconds) in mel.items()}
+        report.rows = [bench_baseline(mp3s, args.baseline_visits), *speed_rows(shards, mel, args)]
         stream_rate = next(r.pairs_per_s for r in report.rows if r.reader == "stream" and r.pairs_per_track == 1)
         report.resume = resume_rows(shards, args, stream_rate)
         report.http, report.http_matches_local = http_rows(shards, args)
@@ -92,6 +96,8 @@ def print_report(report: Report) -> None:
         f"tracks {report.track_seconds_mean:.0f} s mean at {RATE} Hz, batch {report.batch_size}, "
         f"{report.cpu_count} CPUs, load average {report.load_average:.1f} at the start, run {report.runtime_s:.0f} s"
     )
+    converted = ", ".join(f"{encoding} {seconds:.1f} s" for encoding, seconds in report.conversion_s.items())
+    print(f"converting the PCM set to log-mel (`python -m sharding convert`): {converted}")
     print_speed(report.rows)
     print_resume(report.resume)
     print_http(report.http, report.http_matches_local)

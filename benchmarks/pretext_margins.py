@@ -28,6 +28,7 @@ import tyro
 
 from benchmarks.harness import print_json
 from musicssl.downstream.cli import EvaluateArgs, evaluate
+from musicssl.downstream.evaluation import EvaluationResult
 from musicssl.downstream.paired import PairedConfig, paired_bootstrap
 from musicssl.downstream.tracking import RANDOM_PRETEXT
 from musicssl.trainer.pretexts import PRETEXTS
@@ -98,37 +99,45 @@ def last_diagnostics(output: Path) -> dict[str, float]:
     return {key.removeprefix("diag/"): round(v, 4) for key, v in sorted(metrics.items()) if key.startswith("diag/")}
 
 
+def train_demo(work: Path, data: Path, output: Path, pretext: str, seed: int, flags: str) -> float:
+    """`train.py --preset demo` on `data` into `output`; returns the seconds it took."""
+    train = [str(REPO / "train.py"), "--preset", "demo", "--pretext", pretext, "--data", str(data)]
+    train += ["--seed", str(seed), "--output-dir", str(output), "--monitor.data", "None", *shlex.split(flags)]
+    started = time.perf_counter()
+    run(train, work)
+    return time.perf_counter() - started
+
+
+def probe(
+    work: Path, shards: Path, backbone: Path, pretext: str, seed: int, random_init: bool = False
+) -> EvaluationResult:
+    """The Makefile's probe of `backbone` (or of its architecture with random weights) on the demo tags."""
+    settings = EvaluateArgs(
+        backbone=str(backbone),
+        data=str(shards),
+        task="demo-tags",
+        experiment="demo-margin",
+        epochs=PROBE_EPOCHS,
+        steps=PROBE_STEPS,
+        seed=seed,
+        random_init=random_init,
+        pretext=RANDOM_PRETEXT if random_init else pretext,
+        cache_dir=work / "cache",
+    )
+    (result,) = evaluate(settings)
+    return result
+
+
 def measure_seed(args: Args, work: Path, shards: Path, pretext: str, seed: int) -> SeedMargin:
     """Train one pretext with one seed, probe it and random weights, and compare them paired on the test tracks."""
     output = work / pretext / f"seed-{seed}"
-    train = [str(REPO / "train.py"), "--preset", "demo", "--pretext", pretext, "--data", str(shards)]
-    train += [
-        "--seed",
-        str(seed),
-        "--output-dir",
-        str(output),
-        "--monitor.data",
-        "None",
-        *shlex.split(args.train_flags),
-    ]
-    started = time.perf_counter()
-    run(train, work)
-    train_seconds = time.perf_counter() - started
-    results = {}
-    for random_init in (False, True):
-        probe = EvaluateArgs(
-            backbone=str(output / "backbone.safetensors"),
-            data=str(shards),
-            task="demo-tags",
-            experiment="demo-margin",
-            epochs=PROBE_EPOCHS,
-            steps=PROBE_STEPS,
-            seed=seed,
-            random_init=random_init,
-            pretext=RANDOM_PRETEXT if random_init else pretext,
-            cache_dir=work / "cache",
+    train_seconds = train_demo(work, shards, output, pretext, seed, args.train_flags)
+    results = {
+        "random" if random_init else "pretrained": probe(
+            work, shards, output / "backbone.safetensors", pretext, seed, random_init
         )
-        (results["random" if random_init else "pretrained"],) = evaluate(probe)
+        for random_init in (False, True)
+    }
     config = PairedConfig(num_resamples=args.paired_resamples)
     paired = paired_bootstrap(results["pretrained"].predictions, results["random"].predictions, config, METRICS)
     return SeedMargin(

@@ -31,7 +31,7 @@ import tyro
 
 from benchmarks.harness import print_json, print_table
 from benchmarks.step_timing import training_parts
-from musicssl.sharding.read.batches import pairs_to_float
+from musicssl.sharding.layout import PCM_LAYOUT
 from musicssl.sharding.shard_set import ShardSet
 from musicssl.trainer.backbones.resnet import ResNetConfig
 from musicssl.trainer.config import CheckpointConfig, PretextName, TrainConfig, TrainPairsConfig
@@ -158,7 +158,8 @@ def bare_loop(config: TrainConfig, clock: StepClock) -> None:
     batches = ResumablePairs(ShardSet.open(config.data), pairs, config, config.batch_size, 0, 1)
     pretext.student.train()
     for step, views in zip(range(config.total_steps), batches.from_position([0, 0]), strict=False):
-        pretext.compute_loss(pairs_to_float(views.to(device, non_blocking=True)), pretext.student).loss.backward()
+        pairs = PCM_LAYOUT.to_model_input(views.to(device, non_blocking=True))
+        pretext.compute_loss(pairs, pretext.student).loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         pretext.after_optimizer_step(step, config.total_steps)

@@ -9,7 +9,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 
@@ -36,6 +36,11 @@ class PrepArgs:
     """With --parts N: prepare only inputs number part, part+N, part+2N, ... (one Slurm array task each)."""
     parts: int = 1
     """Split the inputs into this many interleaved parts; give each part its own --out folder."""
+    layout: Literal["pcm", "logmel"] = "pcm"
+    """What the shards hold per track: pcm (int16 samples, any model and augmentation) or logmel (the paper
+    ResNet's log-mel at --sample-rate, 4-8x fewer bytes a pair, temporal views only; docs/data-layout.md)."""
+    mel_encoding: Literal["uint8", "fp16"] = "uint8"
+    """With --layout logmel: uint8 (0.5 dB steps from -100 dB, 16 KB a 4 s crop) or fp16 (32 KB a crop)."""
     progress: bool = True
     """Show a progress bar on stderr."""
 
@@ -52,9 +57,23 @@ def prepare(argv: list[str]) -> int:
     # Imported here, not at the top: spawned workers re-import this module, and the shard builder pulls in
     # webdataset and with it torch (~1.5 s per worker) which decoding does not need.
     from musicssl.sharding.build import prepare_shards
+    from musicssl.sharding.layout import PCM_LAYOUT, Layout
+    from musicssl.sharding.mel import MelSettings
 
+    layout = (
+        Layout.logmel(args.mel_encoding, MelSettings(sample_rate=args.settings.sample_rate))
+        if args.layout == "logmel"
+        else PCM_LAYOUT
+    )
     summary = prepare_shards(
-        args.input, args.out, args.settings, args.shard_size, args.workers, (args.part, args.parts), args.progress
+        args.input,
+        args.out,
+        args.settings,
+        args.shard_size,
+        args.workers,
+        (args.part, args.parts),
+        args.progress,
+        layout,
     )
     print("\n".join(summary.lines()))
     return 0

@@ -216,7 +216,7 @@ def embed_catalogue(backbone: nn.Module, job: CatalogueJob, settings: Extraction
             def windows_of(rows: range = rows) -> Iterator[np.ndarray]:
                 for row in rows:
                     wave = read_track(
-                        source, urls[table.shard[row]], int(table.pcm_offset[row]), int(table.num_samples[row])
+                        source, urls[table.shard[row]], int(table.payload_offset[row]), int(table.num_samples[row])
                     )
                     yield track_windows(wave, backbone.num_samples)
 

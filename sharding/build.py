@@ -8,6 +8,7 @@ same command skips inputs that already have a row, so a killed run continues whe
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -15,6 +16,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from musicssl.data_prep.atomic import remove_temporaries
 from musicssl.data_prep.inputs import InputTrack, find_inputs
@@ -25,6 +27,7 @@ from musicssl.data_prep.progress import progress_bar
 from musicssl.data_prep.report import Report, ReportRow
 from musicssl.data_prep.track import PrepSettings, TrackResult, prepare_track
 from musicssl.sharding.format import TrackMeta
+from musicssl.sharding.layout import PCM_LAYOUT, Layout, payload_sha1
 from musicssl.sharding.recover import load_or_rebuild_index, reconcile_report
 from musicssl.sharding.writer import DEFAULT_SHARD_SIZE, ShardSetWriter
 
@@ -62,23 +65,30 @@ def prepare_shards(
     workers: int = 1,
     part: tuple[int, int] = (0, 1),
     progress: bool = True,
+    layout: Layout = PCM_LAYOUT,
 ) -> Summary:
-    """Decode and check every input of `source` (or one `(part, parts)` share) into `out`, resuming there; `out`
-    is held for the whole run, so a second writer is refused at start naming this one."""
+    """Decode and check every input of `source` (or one `(part, parts)` share) into `out` in `layout`, resuming
+    there; `out` is held for the whole run, so a second writer is refused at start naming this one."""
     inputs = select_part(find_inputs(source), *part)
     with exclusive_folder(out, f"python -m data_prep {source} --out {out}"):
         remove_temporaries(out)
-        return _prepare_held(inputs, out, settings, shard_size, workers, progress)
+        return _prepare_held(inputs, out, settings, shard_size, workers, progress, layout)
 
 
 def _prepare_held(
-    inputs: list[InputTrack], out: Path, settings: PrepSettings, shard_size: int, workers: int, progress: bool
+    inputs: list[InputTrack],
+    out: Path,
+    settings: PrepSettings,
+    shard_size: int,
+    workers: int,
+    progress: bool,
+    layout: Layout,
 ) -> Summary:
     """prepare_shards once `out` is held; the index and the report's ok rows are rebuilt from the shards where
     either is missing or damaged, so a rerun neither deletes nor repeats stored tracks."""
-    load_or_rebuild_index(out, settings.sample_rate, settings.normalisation)
+    load_or_rebuild_index(out, settings.sample_rate, settings.normalisation, layout)
     writer: ShardSetWriter[ReportRow] = ShardSetWriter.open(
-        out, settings.sample_rate, settings.normalisation, shard_size
+        out, settings.sample_rate, settings.normalisation, shard_size, layout=layout
     )
     report = Report.open(out, writer.committed_names)
     reconcile_report(report, out, writer.index)
@@ -90,14 +100,30 @@ def _prepare_held(
     bar = progress_bar(total=len(todo), unit="file", disable=not progress, smoothing=0.1)
     outcomes: Counter[str] = Counter()
     with writer, bar:
-        for result in map_in_order(partial(prepare_track, settings=settings), todo, workers):
-            status = _record(result, settings, writer, report, known)
+        # log-mel is computed in the decoding workers, so it scales with them; PCM workers do not import torch
+        work = (
+            partial(prepare_encoded, settings=settings, layout=layout)
+            if layout.is_mel
+            else partial(prepare_track, settings=settings)
+        )
+        for outcome in map_in_order(work, todo, workers):
+            result, encoded = outcome if layout.is_mel else (outcome, None)
+            status = _record(result, encoded, settings, writer, report, known)
             audio_s += result.duration_s or 0.0
             outcomes[status] += 1
             bar.update()
             hours_per_s = audio_s / SECONDS_PER_HOUR / max(time.perf_counter() - started, 1e-9)
             bar.set_postfix(audio_h_per_s=f"{hours_per_s:.3f}", skipped=outcomes["skipped"], failed=outcomes["failed"])
     return _summarise(inputs, report, len(todo), audio_s, time.perf_counter() - started)
+
+
+def prepare_encoded(track: InputTrack, settings: PrepSettings, layout: Layout) -> tuple[TrackResult, bytes | None]:
+    """`prepare_track`, then the ok track's payload in `layout`: runs in a decoding worker, so the log-mel of a
+    track is computed where it was decoded (such workers import torch; PCM workers run `prepare_track` alone)."""
+    if multiprocessing.parent_process() is not None:
+        torch.set_num_threads(1)  # one decoding worker per core already
+    result = prepare_track(track, settings)
+    return result, layout.encode(result.pcm) if result.pcm is not None else None
 
 
 def select_part(inputs: list[InputTrack], part: int, parts: int) -> list[InputTrack]:
@@ -107,9 +133,12 @@ def select_part(inputs: list[InputTrack], part: int, parts: int) -> list[InputTr
     return inputs[part::parts]
 
 
-def track_meta(track: InputTrack, pcm: np.ndarray, audio_sha1: str, settings: PrepSettings) -> TrackMeta:
-    """Shard metadata of an ok track: its input's id, tags, split and extras, its length, audio hash and the
-    settings it was prepared with."""
+def track_meta(
+    track: InputTrack, pcm: np.ndarray, audio_sha1: str, settings: PrepSettings, layout: Layout, encoded: bytes | None
+) -> TrackMeta:
+    """Shard metadata of an ok track: its input's id, tags, split and extras, its length, audio (and log-mel)
+    hash and the settings and layout it was prepared with."""
+    hashes = {PCM_SHA1_KEY: audio_sha1} | ({layout.hash_key: payload_sha1(encoded)} if encoded is not None else {})
     return TrackMeta(
         track_id=track.track_id,
         source=str(track.path),
@@ -118,13 +147,15 @@ def track_meta(track: InputTrack, pcm: np.ndarray, audio_sha1: str, settings: Pr
         num_samples=len(pcm),
         tags=list(track.tags),
         split=track.split,
-        extra={**track.extra, PCM_SHA1_KEY: audio_sha1},
+        extra={**track.extra, **hashes},
         normalisation=settings.normalisation,
+        layout=layout.to_json(),
     )
 
 
 def _record(
     result: TrackResult,
+    encoded: bytes | None,
     settings: PrepSettings,
     writer: ShardSetWriter[ReportRow],
     report: Report,
@@ -141,8 +172,8 @@ def _record(
         report.append([replace(row, status="skipped", reason=f"duplicate: same audio as {original}")])
         return "skipped"
     known[result.audio_sha1] = row.path
-    meta = track_meta(track, result.pcm, result.audio_sha1, settings)
-    writer.add(track.key, result.pcm, meta, replace(row, audio_sha1=result.audio_sha1))
+    meta = track_meta(track, result.pcm, result.audio_sha1, settings, writer.layout, encoded)
+    writer.add(track.key, result.pcm, meta, replace(row, audio_sha1=result.audio_sha1), encoded)
     return "ok"
 
 

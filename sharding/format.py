@@ -1,4 +1,7 @@
-"""The on-disk shard format: one tar sample per track (raw PCM16 audio + JSON metadata) and the set's index.
+"""The on-disk shard format: one tar sample per track (its payload + JSON metadata) and the set's index.
+
+A track's payload is raw int16 PCM (`pcm` member) or, in a log-mel set, its log-mel frames (`mel` member); the
+index names the layout (`sharding.layout`): `encoding`, and for log-mel the front-end settings under `mel`.
 
 Every other module reads and writes shards through the helpers here, so the format lives in one place. The
 PCM conversions (`data_prep.pcm`) and atomic writes (`data_prep.atomic`) live left of sharding in the data flow;
@@ -16,14 +19,15 @@ from typing import Any
 import numpy as np
 
 from musicssl.data_prep.atomic import write_atomic
+from musicssl.sharding.layout import PCM_ENCODING, Layout
+from musicssl.sharding.mel import MelSettings
 
 FORMAT_VERSION = 1
+MEL_FORMAT_VERSION = 2  # log-mel sets: code that reads only PCM (version 1) refuses them instead of misreading
 INDEX_NAME = "index.json"
 TRACKS_NAME = "tracks.parquet"  # every track's byte offsets: sharding/tracks.py
 SHARD_PATTERN = "shard-%06d.tar"
-AUDIO_KEY = "pcm"  # raw little-endian int16 mono samples, no header
 META_KEY = "json"  # TrackMeta as JSON
-ENCODING = "pcm_s16le"
 
 
 class DamagedIndex(ValueError):
@@ -51,6 +55,9 @@ class TrackMeta:
     normalisation: str | None = None
     """How the audio was levelled (peak, rms, none): with the rate, what a lost index.json is rebuilt from; None
     in sets written before it was stored."""
+    layout: dict[str, Any] | None = None
+    """The set's layout (`Layout.to_json`) for log-mel sets, so a lost index.json is rebuilt from the tracks too;
+    None for PCM."""
 
 
 @dataclass
@@ -72,7 +79,21 @@ class ShardIndex:
     normalisation: str
     shards: list[ShardInfo] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
-    encoding: str = ENCODING
+    encoding: str = PCM_ENCODING
+    mel: dict[str, Any] | None = None
+    """Log-mel sets: the front-end settings (`sharding.mel.MelSettings`) the stored mel was computed with."""
+
+    @classmethod
+    def new(cls, sample_rate: int, normalisation: str, layout: Layout) -> ShardIndex:
+        """An empty index of a set in `layout`."""
+        mel = layout.mel.to_json() if layout.mel is not None else None
+        version = MEL_FORMAT_VERSION if layout.is_mel else FORMAT_VERSION
+        return cls(sample_rate, normalisation, format_version=version, encoding=layout.encoding, mel=mel)
+
+    @property
+    def layout(self) -> Layout:
+        """What each track's payload holds."""
+        return Layout(self.encoding, MelSettings.from_json(self.mel) if self.mel is not None else None)
 
     @property
     def num_tracks(self) -> int:
@@ -97,10 +118,10 @@ class ShardIndex:
         except ValueError as err:
             raise DamagedIndex(f"{origin}: not a shard index ({err}); {repair_hint(origin)}") from None
         version = body.get("format_version") if isinstance(body, dict) else None
-        if isinstance(body, dict) and version not in (FORMAT_VERSION, None):
+        if isinstance(body, dict) and version not in (FORMAT_VERSION, MEL_FORMAT_VERSION, None):
             raise ValueError(
-                f"{origin}: shard format version {version!r}, this code reads {FORMAT_VERSION}; "
-                "re-run data_prep with this version to rebuild the shards"
+                f"{origin}: shard format version {version!r}, this code reads {FORMAT_VERSION} and "
+                f"{MEL_FORMAT_VERSION}; re-run data_prep with this version to rebuild the shards"
             )
         try:
             return cls(
@@ -108,7 +129,8 @@ class ShardIndex:
                 normalisation=str(body["normalisation"]),
                 shards=[ShardInfo(**s) for s in body["shards"]],
                 format_version=int(version),
-                encoding=body.get("encoding", ENCODING),
+                encoding=body.get("encoding", PCM_ENCODING),
+                mel=body.get("mel"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise DamagedIndex(
@@ -129,25 +151,34 @@ class ShardIndex:
         return cls.from_json(path.read_bytes().decode("utf-8", errors="replace"), origin=str(path))
 
 
-def encode_track(key: str, pcm: np.ndarray, meta: TrackMeta) -> dict[str, Any]:
-    """A webdataset sample for one track; `pcm` is int16 mono."""
-    if pcm.dtype != np.int16 or pcm.ndim != 1:
-        raise ValueError(f"{meta.source}: expected mono int16 audio, got {pcm.dtype} with shape {pcm.shape}")
-    return {
-        "__key__": key,
-        AUDIO_KEY: pcm.astype("<i2", copy=False).tobytes(),
-        META_KEY: json.dumps(asdict(meta)).encode(),
-    }
+def encode_track(key: str, payload: bytes, meta: TrackMeta, layout: Layout) -> dict[str, Any]:
+    """A webdataset sample for one track; `payload` is `layout.encode` of its int16 PCM."""
+    expected = layout.payload_bytes(meta.num_samples)
+    if len(payload) != expected:
+        raise ValueError(f"{meta.source}: {len(payload)} payload bytes, {layout.encoding} needs {expected}")
+    return {"__key__": key, layout.member: payload, META_KEY: json.dumps(asdict(meta)).encode()}
 
 
-def decode_track(sample: dict[str, Any]) -> tuple[np.ndarray, TrackMeta]:
-    """Int16 samples and metadata of a raw webdataset sample; raises ValueError on a corrupt member."""
-    key = sample.get("__key__", "?")
+def read_meta(sample: dict[str, Any]) -> TrackMeta:
+    """The metadata of a raw webdataset sample; ValueError naming the sample when it is missing or unreadable."""
     try:
-        meta = TrackMeta(**json.loads(sample[META_KEY]))
-        raw = sample[AUDIO_KEY]
+        return TrackMeta(**json.loads(sample[META_KEY]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"sample {sample.get('__key__', '?')}: missing or unreadable member ({err})") from err
+
+
+def decode_track(sample: dict[str, Any], layout: Layout) -> tuple[np.ndarray, TrackMeta]:
+    """The payload (`layout.decode`: samples or frames) and metadata of a raw webdataset sample; raises
+    ValueError on a corrupt member."""
+    key = sample.get("__key__", "?")
+    meta = read_meta(sample)
+    try:
+        raw = sample[layout.member]
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"sample {key}: missing or unreadable member ({err})") from err
-    if len(raw) % 2 or len(raw) // 2 != meta.num_samples:
-        raise ValueError(f"sample {key}: {len(raw)} audio bytes, metadata says {meta.num_samples} samples")
-    return np.frombuffer(raw, dtype="<i2"), meta
+    if len(raw) != layout.payload_bytes(meta.num_samples):
+        raise ValueError(
+            f"sample {key}: {len(raw)} {layout.member} bytes, metadata says {meta.num_samples} samples "
+            f"({layout.payload_bytes(meta.num_samples)} bytes in {layout.encoding})"
+        )
+    return layout.decode(raw), meta

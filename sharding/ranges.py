@@ -43,6 +43,8 @@ class LocalRanges:
         self._pid = os.getpid()
 
     def read(self, requests: Sequence[RangeRequest]) -> list[int | Exception]:
+        if self._pid != os.getpid():  # a forked worker must not share file positions with its parent
+            self._files, self._pid = OrderedDict(), os.getpid()
         results: list[int | Exception] = []
         for request in requests:
             try:
@@ -52,8 +54,6 @@ class LocalRanges:
         return results
 
     def _descriptor(self, path: str) -> int:
-        if self._pid != os.getpid():  # a forked worker must not share file positions with its parent
-            self._files, self._pid = OrderedDict(), os.getpid()
         if path in self._files:
             self._files.move_to_end(path)
             return self._files[path]

@@ -20,7 +20,8 @@ from webdataset import TarWriter
 from musicssl.data_prep.locks import exclusive_folder
 from musicssl.data_prep.pcm import PCM_SHA1_KEY
 from musicssl.data_prep.report import Report, ReportRow
-from musicssl.sharding.format import INDEX_NAME, DamagedIndex, ShardIndex, ShardInfo, TrackMeta, decode_track
+from musicssl.sharding.format import INDEX_NAME, DamagedIndex, ShardIndex, ShardInfo, TrackMeta, read_meta
+from musicssl.sharding.layout import Layout
 from musicssl.sharding.merge import PART_NAME
 from musicssl.sharding.tracks import build_track_table
 from musicssl.sharding.verify import check_sample, iter_samples
@@ -48,7 +49,7 @@ class Rebuilt:
     lost: list[str]
 
 
-def load_or_rebuild_index(directory: Path, sample_rate: int, normalisation: str) -> ShardIndex:
+def load_or_rebuild_index(directory: Path, sample_rate: int, normalisation: str, layout: Layout) -> ShardIndex:
     """The set's index; rebuilt from the shard files when it is missing or damaged (set aside as
     index.json.damaged), a new empty one for a folder without shards."""
     try:
@@ -57,18 +58,18 @@ def load_or_rebuild_index(directory: Path, sample_rate: int, normalisation: str)
         os.replace(directory / INDEX_NAME, directory / (INDEX_NAME + DAMAGED_SUFFIX))
     except FileNotFoundError:
         pass
-    index = rebuild_index(directory, sample_rate, normalisation).index
+    index = rebuild_index(directory, sample_rate, normalisation, layout).index
     index.save(directory)
     return index
 
 
-def rebuild_index(directory: Path, sample_rate: int, normalisation: str) -> Rebuilt:
+def rebuild_index(directory: Path, sample_rate: int, normalisation: str, layout: Layout) -> Rebuilt:
     """An index of every readable shard file in `directory`, damaged ones rewritten without their bad tracks."""
-    index = ShardIndex(sample_rate=sample_rate, normalisation=normalisation)
+    index = ShardIndex.new(sample_rate, normalisation, layout)
     metas: dict[str, list[TrackMeta]] = {}
     lost: list[str] = []
     for path in sorted(p for p in directory.iterdir() if SHARD_NAME.match(p.name)):
-        scan = scan_shard_file(path, sample_rate, normalisation)
+        scan = scan_shard_file(path, index)
         lost += scan.lost
         if scan.lost:
             rewrite_without_lost(scan)
@@ -88,17 +89,19 @@ def rebuild_index(directory: Path, sample_rate: int, normalisation: str) -> Rebu
     return Rebuilt(index, metas, lost)
 
 
-def scan_shard_file(path: Path, sample_rate: int, normalisation: str) -> ShardScan:
-    """Read every track of a shard with verify's checks; refuses tracks prepared with other settings."""
+def scan_shard_file(path: Path, index: ShardIndex) -> ShardScan:
+    """Read every track of a shard with verify's checks; refuses tracks prepared with other settings than the
+    index's."""
     scan = ShardScan(path)
+    layout = index.layout
     try:
         for sample in read_samples(path):
-            refuse_other_settings(path, sample, sample_rate, normalisation)
-            problems, _ = check_sample(path.name, sample, sample_rate)
+            refuse_other_settings(path, sample, index)
+            problems, _ = check_sample(path.name, sample, index.sample_rate, layout)
             if problems:
                 scan.lost.append(f"{path.name}: {sample['__key__']}: {'; '.join(p.message for p in problems)}")
                 continue
-            scan.metas.append(decode_track(sample)[1])
+            scan.metas.append(read_meta(sample))
             scan.keys.append(sample["__key__"])
     except (OSError, tarfile.TarError, EOFError) as err:
         last = f" after {scan.keys[-1]}" if scan.keys else ""
@@ -106,13 +109,19 @@ def scan_shard_file(path: Path, sample_rate: int, normalisation: str) -> ShardSc
     return scan
 
 
-def refuse_other_settings(path: Path, sample: dict[str, Any], sample_rate: int, normalisation: str) -> None:
-    """Stop before anything is rewritten when a readable track was prepared at another rate or levelling than
-    the set's (a track of an older set, which did not store its levelling, is taken as the set's)."""
+def refuse_other_settings(path: Path, sample: dict[str, Any], index: ShardIndex) -> None:
+    """Stop before anything is rewritten when a readable track was prepared at another rate, levelling or layout
+    than the set's (a track of an older set, which did not store its levelling, is taken as the set's)."""
+    sample_rate, normalisation = index.sample_rate, index.normalisation
     try:
-        meta = decode_track(sample)[1]
+        meta = read_meta(sample)
     except ValueError:
         return  # unreadable: check_sample names it
+    if Layout.from_json(meta.layout) != index.layout:
+        raise ValueError(
+            f"{path}: holds tracks in layout {Layout.from_json(meta.layout).describe()}, the set has "
+            f"{index.layout.describe()}; use the same settings to resume, or a new output folder"
+        )
     if meta.sample_rate != sample_rate:
         raise ValueError(
             f"{path}: holds tracks at {meta.sample_rate} Hz, the set has {sample_rate} Hz; use the same settings "
@@ -162,7 +171,7 @@ def reconcile_report(
         if info.name in known or counts.get(info.name, 0) != info.samples:
             metas = known.get(info.name)
             if metas is None:
-                metas = scan_shard_file(directory / info.name, index.sample_rate, index.normalisation).metas
+                metas = scan_shard_file(directory / info.name, index).metas
             shards[info.name] = [row_of(meta, info.name) for meta in metas]
     return report.replace_shards(shards)
 
@@ -201,10 +210,10 @@ def repair_set(directory: Path, normalisation: str | None = None) -> Repaired:
         except (DamagedIndex, FileNotFoundError):
             old = None
         if old is not None:
-            sample_rate, stored = old.sample_rate, old.normalisation
+            sample_rate, stored, layout = old.sample_rate, old.normalisation, old.layout
         else:
             first = first_track(directory)
-            sample_rate, stored = first.sample_rate, first.normalisation
+            sample_rate, stored, layout = first.sample_rate, first.normalisation, Layout.from_json(first.layout)
         normalisation = normalisation or stored
         if normalisation is None:
             raise ValueError(
@@ -213,7 +222,7 @@ def repair_set(directory: Path, normalisation: str | None = None) -> Repaired:
             )
         for partial in directory.glob(f"*{PARTIAL_SUFFIX}"):
             partial.unlink()
-        rebuilt = rebuild_index(directory, sample_rate, normalisation)
+        rebuilt = rebuild_index(directory, sample_rate, normalisation, layout)
         rebuilt.index.save(directory)
         report = Report.open(directory, {info.name for info in rebuilt.index.shards})
         gone = reconcile_report(report, directory, rebuilt.index, rebuilt.metas)
@@ -226,7 +235,7 @@ def first_track(directory: Path) -> TrackMeta:
     for path in sorted(p for p in directory.iterdir() if SHARD_NAME.match(p.name)):
         try:
             for sample in read_samples(path):
-                return decode_track(sample)[1]
+                return read_meta(sample)
         except (OSError, tarfile.TarError, EOFError, ValueError):
             continue
     raise FileNotFoundError(f"{directory}: no readable shard; prepare the set again with `python -m data_prep`")

@@ -46,6 +46,14 @@ class ShardSet:
                 f"re-run `python -m data_prep ... --sample-rate {sample_rate}`"
             )
 
+    def require_pcm(self, what: str) -> None:
+        """Refuse a log-mel set where `what` needs the waveforms, saying which set to use instead."""
+        if self.index.layout.is_mel:
+            raise ValueError(
+                f"{self.location}: holds log-mel ({self.index.encoding}), not PCM, and {what} needs waveforms; use "
+                "a PCM set of the same tracks (`python -m data_prep` without --layout logmel)"
+            )
+
     def track_table(self) -> TrackTable:
         """The track table (without track ids), read once; StaleTrackTable, every time, when it is missing or
         does not match the index."""

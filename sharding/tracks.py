@@ -1,7 +1,8 @@
-"""The track table: where every track's PCM lies in the shards, so a reader can fetch any crop of any track.
+"""The track table: where every track's payload lies in the shards, so a reader can fetch any crop of any track.
 
 One Parquet file per set, `tracks.parquet` beside index.json, with a row per track: its shard (position in the
-index), the byte offset of its `.pcm` payload in that tar, its number of samples, its id and its split. The tar
+index), the byte offset of its payload (`.pcm` or `.mel` member, `sharding.layout`) in that tar, its number of
+samples, its id and its split. The tar
 shards stay plain WebDataset shards. The table names the shards it covers (name and sha256) in its metadata, so
 a table that no longer matches index.json is refused, and `build_track_table` rebuilds it incrementally: only
 shards it does not cover are scanned (headers and the small JSON members; the audio is seeked over).
@@ -22,20 +23,21 @@ import pyarrow.parquet as pq
 
 from musicssl.data_prep.atomic import write_atomic
 from musicssl.data_prep.progress import progress_bar
-from musicssl.sharding.format import AUDIO_KEY, INDEX_NAME, META_KEY, TRACKS_NAME, ShardIndex, ShardInfo
+from musicssl.sharding.format import INDEX_NAME, META_KEY, TRACKS_NAME, ShardIndex, ShardInfo
+from musicssl.sharding.layout import Layout
 from musicssl.sharding.location import iter_tar_members, read_set_file
 
 SHARDS_KEY = b"musicssl.shards"  # parquet metadata: [[name, sha256, tracks], ...] in index order
 SCHEMA = pa.schema(
     [
         ("shard", pa.int32()),
-        ("pcm_offset", pa.int64()),
+        ("payload_offset", pa.int64()),
         ("num_samples", pa.int64()),
         ("track_id", pa.string()),
         ("split", pa.dictionary(pa.int16(), pa.string())),
     ]
 )
-READER_COLUMNS = ("shard", "pcm_offset", "num_samples", "split")  # what training needs: no track ids
+READER_COLUMNS = ("shard", "payload_offset", "num_samples", "split")  # what training needs: no track ids
 
 
 class StaleTrackTable(ValueError):
@@ -48,7 +50,7 @@ class TrackTable:
 
     shards: list[ShardInfo]  # the index's shards, in index order; `shard` holds positions in this list
     shard: np.ndarray  # int32
-    pcm_offset: np.ndarray  # int64, byte offset of the first sample in the shard
+    payload_offset: np.ndarray  # int64, byte offset of the track's first sample or frame in the shard
     num_samples: np.ndarray  # int64
     split_code: np.ndarray  # int16 position in `split_names`, -1 for a track without a split
     split_names: list[str]
@@ -65,23 +67,24 @@ class TrackTable:
         return np.flatnonzero(np.isin(self.split_code, wanted))
 
 
-def scan_shard(path: str | os.PathLike[str], shard_position: int) -> pa.Table:
-    """The track table rows of one local shard, read from its headers and JSON members only."""
+def scan_shard(path: str | os.PathLike[str], shard_position: int, layout: Layout) -> pa.Table:
+    """The track table rows of one local shard of a set in `layout`, read from its headers and JSON members only."""
     offsets: dict[str, tuple[int, int]] = {}
     metas: dict[str, dict] = {}
     with open(path, "rb") as stream:
         for member in iter_tar_members(stream, wanted=lambda name: name.endswith(f".{META_KEY}")):
             key, _, extension = member.name.partition(".")
-            if extension == AUDIO_KEY:
+            if extension == layout.member:
                 offsets[key] = (member.offset, member.size)
             elif extension == META_KEY and member.data is not None:
                 metas[key] = json.loads(member.data)
     rows = []
     for key, (offset, size) in offsets.items():
         meta = metas.get(key)
-        if meta is None or size != 2 * meta["num_samples"]:
+        if meta is None or size != layout.payload_bytes(meta["num_samples"]):
             raise ValueError(
-                f"{path}: sample {key} has {size} audio bytes and metadata {meta and meta['num_samples']} samples; "
+                f"{path}: sample {key} has {size} {layout.member} bytes and metadata {meta and meta['num_samples']} "
+                f"samples ({layout.encoding}); "
                 "check the shard with `python -m sharding verify` and rebuild it with `python -m data_prep`"
             )
         rows.append((shard_position, offset, meta["num_samples"], meta["track_id"], meta.get("split")))
@@ -131,7 +134,7 @@ def build_track_table(
     ):
         piece = known.get((info.name, info.sha256))
         if piece is None:
-            piece = scan_shard(directory / info.name, position)
+            piece = scan_shard(directory / info.name, position, index.layout)
         else:
             piece = piece.set_column(0, "shard", pa.array(np.full(len(piece), position, np.int32)))
         if len(piece) != info.samples:
@@ -172,7 +175,7 @@ def load_track_table(location: str | os.PathLike[str], index: ShardIndex, with_t
     return TrackTable(
         shards=list(index.shards),
         shard=table.column("shard").to_numpy(),
-        pcm_offset=table.column("pcm_offset").to_numpy(),
+        payload_offset=table.column("payload_offset").to_numpy(),
         num_samples=table.column("num_samples").to_numpy(),
         split_code=split.indices.fill_null(-1).to_numpy().astype(np.int16),
         split_names=split.dictionary.to_pylist(),

@@ -1,9 +1,9 @@
 """Re-read every shard the index lists and report anything that does not match it.
 
 Checks per shard: size and sha256 against the index, the tar structure, every sample decodable with
-format.decode_track, its audio against the `pcm_sha1` stored in its metadata (so flipped audio bytes name the
-member), its sample rate, the shard's track count and total duration, and the byte offsets and lengths the
-track table (tracks.parquet) gives for its audio members, which random access reads by.
+format.decode_track, its payload (PCM or log-mel, `sharding.layout`) against the sha1 stored in its metadata (so
+flipped bytes name the member), its sample rate, the shard's track count and total duration, and the byte offsets
+and lengths the track table (tracks.parquet) gives for its payload members, which random access reads by.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import IO, Any
 
 from webdataset.gopen import gopen
 
-from musicssl.data_prep.pcm import PCM_SHA1_KEY, pcm_sha1
 from musicssl.data_prep.progress import progress_bar
-from musicssl.sharding.format import AUDIO_KEY, TRACKS_NAME, ShardIndex, ShardInfo, decode_track
+from musicssl.sharding.format import TRACKS_NAME, ShardIndex, ShardInfo, decode_track
+from musicssl.sharding.layout import Layout, payload_sha1
 from musicssl.sharding.location import resolve
 from musicssl.sharding.shard_set import ShardSet
 from musicssl.sharding.tracks import StaleTrackTable
@@ -87,6 +87,7 @@ def verify_shard(shards: ShardSet, info: ShardInfo, audio_at: list[tuple[int, in
     `audio_at`: the (byte offset, size) of each track's audio in tar order, as the track table gives them.
     """
     problems: list[Problem] = []
+    layout = shards.index.layout
     count, duration_s, last_key = 0, 0.0, None
     found_at: list[tuple[int, int]] = []
     try:
@@ -96,9 +97,9 @@ def verify_shard(shards: ShardSet, info: ShardInfo, audio_at: list[tuple[int, in
                 for sample in iter_samples(tar):
                     last_key = sample["__key__"]
                     count += 1
-                    if AUDIO_KEY in sample["__offsets__"]:
-                        found_at.append(sample["__offsets__"][AUDIO_KEY])
-                    sample_problems, sample_duration_s = check_sample(info.name, sample, shards.sample_rate)
+                    if layout.member in sample["__offsets__"]:
+                        found_at.append(sample["__offsets__"][layout.member])
+                    sample_problems, sample_duration_s = check_sample(info.name, sample, shards.sample_rate, layout)
                     problems += sample_problems
                     duration_s += sample_duration_s
             reader.drain()
@@ -144,9 +145,10 @@ def verify_set(shards: ShardSet, progress: bool = False) -> tuple[ShardIndex, li
             problems.append(Problem(TRACKS_NAME, None, str(err)))
     else:
         found: list[list[tuple[int, int]]] = [[] for _ in index.shards]
-        columns = table.shard.tolist(), table.pcm_offset.tolist(), table.num_samples.tolist()
-        for shard, offset, samples in zip(*columns, strict=True):
-            found[shard].append((offset, 2 * samples))
+        sizes = index.layout.payload_bytes(table.num_samples)
+        columns = table.shard.tolist(), table.payload_offset.tolist(), sizes.tolist()
+        for shard, offset, size in zip(*columns, strict=True):
+            found[shard].append((offset, size))
         audio_at = list(found)
     for info, expected in zip(shard_progress(index, "verifying", progress), audio_at, strict=True):
         problems += verify_shard(shards, info, expected)
@@ -162,17 +164,20 @@ def shard_progress(index: ShardIndex, action: str, enabled: bool) -> Iterator[Sh
             bar.update(info.bytes)
 
 
-def check_sample(shard: str, sample: dict[str, Any], sample_rate: int) -> tuple[list[Problem], float]:
-    """Problems of one track (undecodable members, damaged audio, a foreign sample rate) and its duration."""
+def check_sample(shard: str, sample: dict[str, Any], sample_rate: int, layout: Layout) -> tuple[list[Problem], float]:
+    """Problems of one track (undecodable members, damaged payload, a foreign sample rate) and its duration."""
     key = sample["__key__"]
     try:
-        pcm, meta = decode_track(sample)
+        _, meta = decode_track(sample, layout)
     except ValueError as err:
         return [Problem(shard, None, str(err))], 0.0  # the message names the sample
     problems = []
-    expected = meta.extra.get(PCM_SHA1_KEY)
-    if expected and pcm_sha1(pcm) != expected:
-        problems.append(Problem(shard, f"{key}.pcm", "audio bytes differ from their sha1 in the metadata"))
+    expected = meta.extra.get(layout.hash_key)
+    if expected and payload_sha1(sample[layout.member]) != expected:
+        what = "log-mel" if layout.is_mel else "audio"
+        problems.append(
+            Problem(shard, f"{key}.{layout.member}", f"{what} bytes differ from their sha1 in the metadata")
+        )
     if meta.sample_rate != sample_rate:
         problems.append(Problem(shard, f"{key}.json", f"sample rate {meta.sample_rate}, the set has {sample_rate}"))
     return problems, meta.duration_s

@@ -25,6 +25,7 @@ import numpy as np
 from webdataset import ShardWriter
 
 from musicssl.sharding.format import SHARD_PATTERN, ShardIndex, ShardInfo, TrackMeta, encode_track
+from musicssl.sharding.layout import PCM_LAYOUT, Layout
 from musicssl.sharding.tracks import build_track_table
 
 PARTIAL_SUFFIX = ".partial"
@@ -60,22 +61,24 @@ class ShardSetWriter(Generic[Payload]):
         normalisation: str,
         shard_size: int = DEFAULT_SHARD_SIZE,
         on_shard_ready: Callable[[str, list[Payload]], None] | None = None,
+        layout: Layout = PCM_LAYOUT,
     ) -> ShardSetWriter[Payload]:
-        """Start a new set or resume one made with the same settings, after removing uncommitted files."""
+        """Start a new set in `layout` or resume one made with the same settings, after removing uncommitted
+        files."""
         if shard_size <= 0:
             raise ValueError(f"shard size {shard_size} bytes: must be positive")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         if (directory / "index.json").exists():
             index = ShardIndex.load_local(directory)
-            if (index.sample_rate, index.normalisation) != (sample_rate, normalisation):
+            if (index.sample_rate, index.normalisation, index.layout) != (sample_rate, normalisation, layout):
                 raise ValueError(
                     f"{directory}: existing shard set has {index.sample_rate} Hz, {index.normalisation!r} "
-                    f"normalisation; this run asks for {sample_rate} Hz, {normalisation!r}. Use the same "
-                    "settings to resume, or a new output folder"
+                    f"normalisation, layout {index.layout.describe()}; this run asks for {sample_rate} Hz, "
+                    f"{normalisation!r}, {layout.describe()}. Use the same settings to resume, or a new output folder"
                 )
         else:
-            index = ShardIndex(sample_rate=sample_rate, normalisation=normalisation)
+            index = ShardIndex.new(sample_rate, normalisation, layout)
             index.save(directory)
         remove_uncommitted(directory, index)
         return cls(directory, index, shard_size, on_shard_ready)
@@ -85,8 +88,16 @@ class ShardSetWriter(Generic[Payload]):
         """Names of the shards the index lists."""
         return {s.name for s in self.index.shards}
 
-    def add(self, key: str, pcm: np.ndarray, meta: TrackMeta, payload: Payload) -> None:
-        """Queue one track; `payload` comes back through `on_shard_ready` once its shard is committed."""
+    @property
+    def layout(self) -> Layout:
+        return self.index.layout
+
+    def add(self, key: str, pcm: np.ndarray, meta: TrackMeta, payload: Payload, encoded: bytes | None = None) -> None:
+        """Queue one track of int16 `pcm`, stored in the set's layout (`encoded`: that payload when computed
+        already, e.g. log-mel in a decoding worker); `payload` comes back through `on_shard_ready` once its shard
+        is committed."""
+        if encoded is None:
+            encoded = self.layout.encode(pcm)
         if self._sink is None:
             pattern = str(self.directory / (SHARD_PATTERN + PARTIAL_SUFFIX))
             self._sink = ShardWriter(
@@ -96,14 +107,18 @@ class ShardSetWriter(Generic[Payload]):
                 start_shard=_next_number(self.index),
                 verbose=0,
             )
-        self._sink.write(encode_track(key, pcm, meta))  # may commit the previous shard first
+        self._sink.write(encode_track(key, encoded, meta, self.layout))  # may commit the previous shard first
         self._pending.append((meta, payload))
 
-    def close(self) -> None:
-        """Commit the shard being written, if any, and bring the track table up to date."""
+    def end_shard(self) -> None:
+        """Commit the shard being written now, whatever its size; the next track starts a new one."""
         if self._sink is not None:
             self._sink.close()
             self._sink = None
+
+    def close(self) -> None:
+        """Commit the shard being written, if any, and bring the track table up to date."""
+        self.end_shard()
         build_track_table(self.directory)
 
     def abort(self) -> None:

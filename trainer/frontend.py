@@ -4,7 +4,9 @@ Matches deezer/multi-view-ssl-benchmark's ``SpecModule`` (ssl_framework/models/_
 ``n_fft`` 1024, hop ``n_fft // 2`` = 512, centred frames with reflect padding (``num_samples // 512 + 1``
 frames: 126 for 4 s at 16 kHz), power spectrogram normalised by the window's L2 norm
 (``normalized=True``), mel filterbank on the slaney mel scale, ``10 log10`` with the 100 dB floor taken
-per example. The submodule names (``spec``, ``amplitude_to_db``) are deezer's so their checkpoints load.
+per example. The submodule ``spec`` (torchaudio's MelSpectrogram) holds the window and filterbank under
+deezer's names so their checkpoints load; the arithmetic is `sharding.mel`'s, shared with the log-mel shard
+layout, so that a log-mel set stores exactly what this front end computes (`forward_db` takes such input).
 
 Deviations, both settable to deezer's values for reproduction (``DEEZER_FRONTEND``):
 - ``f_max`` defaults to the Nyquist frequency. deezer uses 11025 Hz at 16 kHz, above Nyquist: the mel
@@ -20,6 +22,8 @@ from typing import Any
 import torch
 import torchaudio
 from torch import nn
+
+from musicssl.sharding.mel import MelSettings, apply_floor, power_db
 
 DEEZER_FRONTEND: dict[str, Any] = {"f_max": 11025.0, "mel_norm": None}
 """Front-end settings that reproduce the published deezer checkpoints (16 kHz input)."""
@@ -68,6 +72,8 @@ class LogMelFrontend(nn.Module):
         self.hop_length = hop_length
         self.n_mels = n_mels
         self.f_max = f_max
+        self.top_db = top_db
+        self.settings = MelSettings(sample_rate, n_fft, hop_length, n_mels, f_min, f_max, mel_norm)
         with warnings.catch_warnings():
             # torchaudio's "all zero filterbank" warning repeats the one above in less useful words
             warnings.filterwarnings("ignore", message=".*filterbank.*all zero.*")
@@ -87,7 +93,6 @@ class LogMelFrontend(nn.Module):
             )
         # torchaudio's periodic window is a view into n_fft + 1 values; safetensors refuses such buffers
         self.spec.spectrogram.window = self.spec.spectrogram.window.clone()
-        self.amplitude_to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=top_db)
 
     def num_frames(self, num_samples: int) -> int:
         """Number of spectrogram frames for ``num_samples`` input samples (centred frames)."""
@@ -97,10 +102,16 @@ class LogMelFrontend(nn.Module):
         """Return the log-mel spectrogram of a (N, T) waveform batch as (N, 1, n_mels, frames) float32."""
         if waveform.dim() != 2:
             raise ValueError(f"LogMelFrontend expects a (N, T) waveform batch, got shape {tuple(waveform.shape)}")
-        with torch.autocast(device_type=waveform.device.type, enabled=False):
-            # 4-D input makes AmplitudeToDB take its top_db floor per example, not over the whole batch
-            power = self.spec(waveform.float().unsqueeze(1))
-            return self.amplitude_to_db(power)
+        db = power_db(waveform, self.spec.spectrogram.window, self.spec.mel_scale.fb, self.hop_length)
+        return apply_floor(db, self.top_db)
+
+    def forward_db(self, db: torch.Tensor) -> torch.Tensor:
+        """Floor (N, 1, n_mels, frames) mel power in dB read from a log-mel shard set, as `forward` floors its own."""
+        if db.dim() != 4 or db.shape[1:3] != (1, self.n_mels):
+            raise ValueError(
+                f"LogMelFrontend expects log-mel of shape (N, 1, {self.n_mels}, frames), got {tuple(db.shape)}"
+            )
+        return apply_floor(db.float(), self.top_db)
 
     def _load_from_state_dict(
         self,

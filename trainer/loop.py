@@ -25,7 +25,6 @@ from tqdm import tqdm
 
 from musicssl.data_prep.locks import exclusive_folder
 from musicssl.data_prep.progress import progress_bar
-from musicssl.sharding.read.batches import pairs_to_float
 from musicssl.sharding.read.chooser import training_tracks
 from musicssl.sharding.read.config import PairsConfig
 from musicssl.sharding.read.random_access import RandomAccessReader
@@ -56,6 +55,7 @@ from musicssl.trainer.run_parts import (
     micro_batch_size,
     optimizer_for,
     reader_pairs,
+    training_layout,
     view_chain,
 )
 from musicssl.trainer.state_files import check_loads_safely, load_state_files, state_files
@@ -143,6 +143,7 @@ class Trainer:
             raise ValueError(NO_DATA)
         shards = ShardSet.open(config.data)
         shards.require_sample_rate(backbone.sample_rate)
+        self.layout = training_layout(shards, backbone, config.pairs.views)
         pairs = reader_pairs(config, backbone.num_samples)
         self.config = resolve_epochs(config, lambda: training_tracks(shards, pairs), self.accelerator.print)
         return shards, pairs
@@ -347,7 +348,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=device)
         nonfinite = torch.zeros((), device=device)
         for _ in range(self.config.grad_accum):
-            pairs = pairs_to_float(next(self.batches).to(device, non_blocking=True))
+            pairs = self.layout.to_model_input(next(self.batches).to(device, non_blocking=True))
             views = make_views(pairs, self.config.pairs.views, self.chain, self.view_rng)
             with self.accelerator.accumulate(self.student):  # DDP syncs gradients on the last one only
                 with self.accelerator.autocast():

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import torch
 
+from musicssl.sharding.layout import Layout
 from musicssl.sharding.read.chooser import open_pairs
 from musicssl.sharding.read.config import PairsConfig
 from musicssl.sharding.shard_set import ShardSet
-from musicssl.trainer.augment import AugmentationChain, pair_gaps
+from musicssl.trainer.augment import AugmentationChain, ViewMode, pair_gaps
 from musicssl.trainer.backbones import BACKBONES
 from musicssl.trainer.checkpoints import CheckpointPolicy
 from musicssl.trainer.config import TrainConfig
@@ -50,6 +51,31 @@ def view_chain(config: TrainConfig, backbone: torch.nn.Module) -> AugmentationCh
         return None
     augment = dataclasses.replace(config.augment, sample_rate=backbone.sample_rate, crop_samples=backbone.num_samples)
     return AugmentationChain(augment)
+
+
+def training_layout(shards: ShardSet, backbone: torch.nn.Module, views: ViewMode) -> Layout:
+    """The set's layout, refused where this run cannot train on it: a log-mel set needs temporal views (the
+    augmentations work on waveforms) and a backbone whose front end computes that very mel."""
+    layout = shards.index.layout
+    if layout.mel is None:
+        return layout
+    frontend = backbone.mel_frontend
+    if frontend is None:
+        raise ValueError(
+            f"{shards.location}: holds log-mel ({layout.encoding}), and the {type(backbone).__name__} backbone takes "
+            "waveforms only; train it on a PCM set"
+        )
+    if views is not ViewMode.TEMPORAL:
+        raise ValueError(
+            f"{shards.location}: holds log-mel ({layout.encoding}), and --pairs.views {views.value} augments "
+            "waveforms; use --pairs.views temporal, or a PCM set for waveform augmentations"
+        )
+    if frontend.settings != layout.mel:
+        raise ValueError(
+            f"{shards.location}: log-mel computed with {layout.mel.describe()}, the backbone's front end has "
+            f"{frontend.settings.describe()}; convert the PCM set again with the backbone's settings, or train on PCM"
+        )
+    return layout
 
 
 def reader_pairs(config: TrainConfig, crop_samples: int) -> PairsConfig:

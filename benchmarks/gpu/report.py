@@ -71,6 +71,7 @@ COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("peak GiB", "peak_memory_gib", ".2f"),
     ),
     "loader": (
+        ("layout", "layout", "s"),
         ("reader", "reader", "s"),
         ("workers", "workers", "d"),
         ("pairs/s", "pairs_per_s", ".1f"),

@@ -1,5 +1,5 @@
-"""The suite's Trainer sections: the loader at several worker counts and both readers, host syncs per
-step, and DeepSpeed ZeRO-2 through `accelerate launch`."""
+"""The suite's Trainer sections: the loader at several worker counts, both readers and both layouts, host syncs
+per step, and DeepSpeed ZeRO-2 through `accelerate launch`."""
 
 from __future__ import annotations
 
@@ -25,31 +25,47 @@ from benchmarks.gpu.sizes import (
     THESIS_RATE,
     Run,
 )
+from musicssl.sharding.convert import convert_set
+from musicssl.sharding.layout import MEL_ENCODINGS, Layout
+from musicssl.sharding.mel import MelSettings
+from musicssl.sharding.shard_set import ShardSet
 
 READERS = ("stream", "random_access")  # both pair readers, side by side
+SOURCES = (("pcm_s16le", "stream"), ("pcm_s16le", "random_access"), ("logmel_f16", "random_access"))
+SOURCES += (("logmel_u8", "random_access"),)  # the stream reads PCM only
+"""(layout, reader) pairs the loader section trains from, on the same generated tracks."""
 
 
 def loader_section(run: Run) -> dict[str, Any]:
-    """The Trainer on generated shards with each worker count and reader: does the loader keep the GPU busy?"""
+    """The Trainer on generated shards, as PCM and converted to both log-mel encodings, with each worker count and
+    reader: does the loader keep the GPU busy, and how much does the layout change that?"""
     sizes = run.sizes
-    shards = run.work / "loader-shards"
+    shards = {"pcm_s16le": run.work / "loader-shards"}
     data = write_generated_shards(
-        shards, sizes.loader_tracks, sizes.loader_track_seconds, PAPER_RATE, sizes.loader_shard_bytes
+        shards["pcm_s16le"], sizes.loader_tracks, sizes.loader_track_seconds, PAPER_RATE, sizes.loader_shard_bytes
     )
     run.log(f"wrote {data['tracks']} tracks, {data['gib']:.2f} GiB in {data['shards']} shards")
+    for encoding, name in MEL_ENCODINGS.items():
+        shards[name] = run.work / f"loader-shards-{name}"
+        started = time.perf_counter()
+        layout = Layout.logmel(encoding, MelSettings(PAPER_RATE))
+        convert_set(ShardSet.open(shards["pcm_s16le"]), shards[name], layout, progress=False)
+        data[f"convert_{name}_s"] = round(time.perf_counter() - started, 1)
+        run.log(f"converted to {name} in {data[f'convert_{name}_s']} s")
     rows, skipped, cost = [], [], 0.0
     for workers in sizes.loader_workers:
-        for reader in READERS:
+        for layout_name, reader in SOURCES:
+            row = {"layout": layout_name, "reader": reader, "workers": workers}
             if not run.budget.allows(cost):
-                skipped.append({"reader": reader, "workers": workers, "reason": "time budget spent"})
+                skipped.append({**row, "reason": "time budget spent"})
                 continue
             start = time.perf_counter()
             flags = ["--pairs.num-workers", str(workers), "--pairs.reader", reader]
-            config = run.paper(*run.trainer_flags(str(shards), sizes.loader_steps), *flags)
-            rows.append({"reader": reader, "workers": workers, **measure_run(config, sizes.skip_steps)})
+            config = run.paper(*run.trainer_flags(str(shards[layout_name]), sizes.loader_steps), *flags)
+            rows.append({**row, **measure_run(config, sizes.skip_steps)})
             release_memory()
             cost = time.perf_counter() - start
-            run.log(f"{reader}, {workers} workers: {rows[-1]['pairs_per_s']:.0f} pairs/s")
+            run.log(f"{layout_name}, {reader}, {workers} workers: {rows[-1]['pairs_per_s']:.0f} pairs/s")
     return {"data": data, "readers": list(READERS), "rows": rows, "skipped": skipped}
 
 

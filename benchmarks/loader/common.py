@@ -15,6 +15,9 @@ import psutil
 import torch
 
 from benchmarks.harness import timed
+from musicssl.sharding.convert import convert_set
+from musicssl.sharding.layout import MEL_ENCODINGS, Layout
+from musicssl.sharding.mel import MelSettings
 from musicssl.sharding.read.batches import sample_pair_starts
 from musicssl.sharding.read.config import PairsConfig
 from musicssl.sharding.read.random_access import RandomAccessReader
@@ -69,6 +72,7 @@ class Row:
 
     reader: str
     setting: str
+    layout: str
     pairs_per_track: int
     workers: int
     pairs_per_s: float
@@ -178,7 +182,8 @@ def measure(
     batches.close()
     rate = count * batch_size / elapsed / max(1, workers)
     bytes_per_pair = (after.bytes - before.bytes) / max(1, after.pairs - before.pairs)
-    return Row(reader, setting, loader.config.pairs_per_track, workers, rate, bytes_per_pair, first, rss, pss)
+    layout = loader.layout.encoding
+    return Row(reader, setting, layout, loader.config.pairs_per_track, workers, rate, bytes_per_pair, first, rss, pss)
 
 
 def setting_name(workers: int) -> str:
@@ -192,7 +197,7 @@ def time_first(batches: Iterator[torch.Tensor]) -> tuple[torch.Tensor, float]:
 
 
 def build_sets(args: Args, workdir: Path) -> tuple[Path, list[Path], float]:
-    """The shard set (with its track table) and the baseline's mp3 files; returns the mean track length in s."""
+    """The PCM shard set (with its track table) and the baseline's mp3 files; returns the mean track length in s."""
     rng = np.random.default_rng(0)
     seconds = rng.uniform(180, 300, size=args.tracks)
     tracks = [(synthetic_music(rng, s, RATE) * 32767).astype(np.int16) for s in seconds]
@@ -204,6 +209,17 @@ def build_sets(args: Args, workdir: Path) -> tuple[Path, list[Path], float]:
         write_mp3(path, synthetic_music(rng, length, SOURCE_RATE), SOURCE_RATE)
         mp3s.append(path)
     return workdir / "shards", mp3s, float(seconds.mean())
+
+
+def mel_sets(shards: Path, workdir: Path) -> dict[str, tuple[Path, float]]:
+    """The log-mel layouts of the PCM set (`python -m sharding convert`), with the seconds each conversion took."""
+    sets = {}
+    for encoding in MEL_ENCODINGS:
+        out, layout = workdir / f"logmel-{encoding}", Layout.logmel(encoding, MelSettings(RATE))
+        started = time.perf_counter()
+        convert_set(ShardSet.open(shards), out, layout, progress=False)
+        sets[encoding] = (out, time.perf_counter() - started)
+    return sets
 
 
 def optional(value: float | None, spec: str) -> str:

@@ -22,8 +22,10 @@ from benchmarks.loader.common import (
     Args,
 )
 from musicssl.sharding.format import SHARD_PATTERN, TRACKS_NAME, ShardIndex, ShardInfo
+from musicssl.sharding.layout import PCM_LAYOUT
 from musicssl.sharding.read.config import PairsConfig
 from musicssl.sharding.read.epoch_plan import EpochPlan, TrackOrder
+from musicssl.sharding.read.random_access import pair_tracks
 from musicssl.sharding.tracks import SCHEMA, SHARDS_KEY, load_track_table
 
 T = TypeVar("T")
@@ -66,14 +68,14 @@ def scale_table(directory: Path, tracks: int, shards: int) -> ShardIndex:
     num_samples = rng.integers(180 * RATE, 300 * RATE, size=(shards, per_shard))
     member_bytes = 1536 + (2 * num_samples + 511) // 512 * 512  # json header + json + pcm header, padded pcm
     ends = np.cumsum(member_bytes, axis=1)
-    pcm_offset = ends - member_bytes + 1536
+    payload_offset = ends - member_bytes + 1536
     ids = pc.binary_join_element_wise("track", pc.cast(pa.array(np.arange(shards * per_shard)), pa.string()), "")
     split = pa.DictionaryArray.from_arrays(
         pa.array(rng.choice(3, size=shards * per_shard, p=[0.8, 0.1, 0.1]).astype(np.int16)),
         pa.array(["train", "valid", "test"]),
     )
     shard = np.repeat(np.arange(shards, dtype=np.int32), per_shard)
-    columns = [pa.array(shard), pa.array(pcm_offset.ravel()), pa.array(num_samples.ravel()), ids, split]
+    columns = [pa.array(shard), pa.array(payload_offset.ravel()), pa.array(num_samples.ravel()), ids, split]
     infos = [
         ShardInfo(
             SHARD_PATTERN % n, per_shard, float(num_samples[n].sum() / RATE), int(ends[n, -1] + 1024), f"{n:064x}"
@@ -89,10 +91,8 @@ def scale_table(directory: Path, tracks: int, shards: int) -> ShardIndex:
 def selected_columns(directory: Path, index: ShardIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What a random-access reader keeps of the table: the columns of the usable training tracks."""
     table = load_track_table(directory, index)
-    config = PairsConfig()
-    selected = table.select(config.split)
-    usable = selected[table.num_samples[selected] >= config.crop_length(RATE) + config.gap_bounds(RATE)[0]]
-    return table.shard[usable], table.pcm_offset[usable], table.num_samples[usable]
+    usable = pair_tracks(table, PairsConfig(), RATE, PCM_LAYOUT)[1]
+    return table.shard[usable], table.payload_offset[usable], table.num_samples[usable]
 
 
 def epoch_slices(plan: EpochPlan, workers: int) -> list[np.ndarray]:

@@ -50,15 +50,19 @@ def bench_baseline(mp3s: list[Path], visits: int) -> Row:
         return read
 
     read, elapsed = timed(visit_all)
-    return Row("pyav decode mp3", "in process", 1, 0, visits / elapsed, read / visits, notes="44.1 kHz stereo mp3")
+    return Row(
+        "pyav decode mp3", "in process", "mp3", 1, 0, visits / elapsed, read / visits, notes="44.1 kHz stereo mp3"
+    )
 
 
-def speed_rows(shards: Path, args: Args) -> list[Row]:
-    """Random access at 1 pair per track and the stream at each pairs_per_track, in process and in workers."""
+def speed_rows(shards: Path, mel: dict[str, tuple[Path, float]], args: Args) -> list[Row]:
+    """Random access at 1 pair per track, from the PCM set and its log-mel layouts (`mel`), and the stream at each
+    pairs_per_track, in process and in workers."""
     rows = []
-    for workers in (0, *args.workers):
-        loader = open_reader("random access", shards, args.batch_size, num_workers=workers)
-        rows.append(measure(loader, "random access", setting_name(workers), workers, args.measured_pairs))
+    for location in (shards, *(path for path, _ in mel.values())):
+        for workers in (0, *args.workers):
+            loader = open_reader("random access", location, args.batch_size, num_workers=workers)
+            rows.append(measure(loader, "random access", setting_name(workers), workers, args.measured_pairs))
     fresh = open_reader("random access", shards, args.batch_size, reuse_buffers=False, num_workers=0)
     rows.append(measure(fresh, "random access", "in process", 0, args.measured_pairs))
     rows[-1].notes = "a new batch tensor per batch (reuse_buffers=False)"
@@ -108,6 +112,7 @@ def print_speed(rows: list[Row]) -> None:
     header = (
         "reader",
         "setting",
+        "layout",
         "ppt",
         "pairs/s/wkr",
         "x stream",
@@ -123,11 +128,11 @@ def print_speed(rows: list[Row]) -> None:
         ratio = "" if stream is None else f"{row.pairs_per_s / stream.pairs_per_s:.1f}x"
         first, rss, pss = optional(row.first_batch_s, ".2f"), optional(row.rss_mb, ".0f"), optional(row.pss_mb, ".0f")
         kb = row.bytes_per_pair / 1024
-        lines.append(
-            (row.reader, row.setting, row.pairs_per_track, row.pairs_per_s, ratio, kb, first, rss, pss, row.notes)
-        )
-    specs = ("16", "21", "3d", "11,.1f", ">8", "8,.0f", ">11", ">7", ">7")
-    print_table(header, lines, specs, header_specs=("16", "21", ">3", ">11", ">8", ">8", ">11", ">7", ">7"), notes=True)
+        counts = (row.pairs_per_track, row.pairs_per_s, ratio, kb, first, rss, pss)
+        lines.append((row.reader, row.setting, row.layout, *counts, row.notes))
+    specs = ("16", "21", "10", "3d", "11,.1f", ">8", "8,.1f", ">11", ">7", ">7")
+    header_specs = ("16", "21", "10", ">3", ">11", ">8", ">8", ">11", ">7", ">7")
+    print_table(header, lines, specs, header_specs=header_specs, notes=True)
     print("x stream: random access / the stream at 1 pair per track in the same setting (same run)")
 
 

@@ -1,11 +1,13 @@
-"""Where a pair's two crops lie in a track, and the (B, 2, S) int16 batches pairs travel in from either reader."""
+"""Where a pair's two crops lie in a track, and the batches pairs travel in from either reader: (B, 2, S) int16
+samples, or (B, 2, frames, n_mels) log-mel (`sharding.layout`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from musicssl.data_prep.pcm import PCM_SCALE
+TORCH_DTYPES = {"<i2": torch.int16, "<f2": torch.float16, "|u1": torch.uint8}
+"""The tensor type a batch of each stored dtype is read into (`sharding.layout`)."""
 
 
 def sample_pair_starts(
@@ -33,15 +35,9 @@ def sample_pair_starts(
     return np.stack([anchor, positive], axis=1)
 
 
-def pairs_to_float(batch: torch.Tensor) -> torch.Tensor:
-    """int16 PCM batch -> float32 in [-1, 1), on the batch's device (run it after moving the batch there)."""
-    return batch.float().mul_(1.0 / PCM_SCALE)
-
-
-def empty_batch(batch_size: int, crop: int) -> torch.Tensor:
-    """A (B, 2, crop) int16 batch to fill, in shared memory inside a loader worker so handing it over copies
-    nothing."""
-    out = torch.empty((batch_size, 2, crop), dtype=torch.int16)
+def empty_batch(shape: tuple[int, ...], dtype: np.dtype) -> torch.Tensor:
+    """A batch to fill, in shared memory inside a loader worker so handing it over copies nothing."""
+    out = torch.empty(shape, dtype=TORCH_DTYPES[dtype.str])
     if torch.utils.data.get_worker_info() is not None:
         out.share_memory_()
     return out

@@ -75,4 +75,4 @@ def training_tracks(shards: ShardSet, config: PairsConfig) -> int:
             f"an epoch of one pass needs the number of training tracks, which {TRACKS_NAME} holds: {err}; "
             "or give the epoch a fixed length (--steps-per-epoch N)"
         ) from err
-    return len(pair_tracks(table, config, shards.sample_rate)[1])
+    return len(pair_tracks(table, config, shards.sample_rate, shards.index.layout)[1])

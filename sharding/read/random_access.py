@@ -1,5 +1,8 @@
 """The random-access pair reader: reads exactly the bytes of each pair's two crops, nothing else.
 
+Crops are runs of units of the set's layout (`sharding.layout`): samples of a PCM set, frames of a log-mel set
+(whose crop starts and gaps are whole hops); everything below works in those units.
+
 Every batch is a pure function of (seed, epoch, batch, rank) (`sharding.read.epoch_plan`): the tracks come from the
 epoch's permutation, the crop starts from a generator seeded by the global batch's position (each rank draws those of
 the whole global batch and keeps its slice: a step's pairs do not depend on the number of ranks), and the bytes from
@@ -19,6 +22,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from musicssl.sharding.layout import Layout
 from musicssl.sharding.ranges import RangeRequest, RangeSource, range_source, serves_ranges
 from musicssl.sharding.read.batches import empty_batch, sample_pair_starts
 from musicssl.sharding.read.config import PairsConfig
@@ -42,12 +46,19 @@ def ring_size(num_workers: int) -> int:
     return PREFETCH_FACTOR + 2 if num_workers else 2
 
 
-def pair_tracks(table: TrackTable, config: PairsConfig, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+def crop_units(config: PairsConfig, sample_rate: int, layout: Layout) -> tuple[int, tuple[int, int]]:
+    """A crop's length and the (min, max) start-to-start gap of a pair, in the layout's units."""
+    return layout.units(config.crop_length(sample_rate)), layout.gap_units(*config.gap_bounds(sample_rate))
+
+
+def pair_tracks(
+    table: TrackTable, config: PairsConfig, sample_rate: int, layout: Layout
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the table in the configured split, and those of them long enough for a pair: the tracks training
     draws from."""
     selected = table.select(config.split)
-    shortest = config.crop_length(sample_rate) + config.gap_bounds(sample_rate)[0]
-    return selected, selected[table.num_samples[selected] >= shortest]
+    crop, gaps = crop_units(config, sample_rate, layout)
+    return selected, selected[layout.units(table.num_samples[selected]) >= crop + gaps[0]]
 
 
 class RandomAccessUnavailable(ValueError):
@@ -92,6 +103,7 @@ class RandomAccessDataset(torch.utils.data.IterableDataset):
         location: str,
         urls: list[str],
         shard_bytes: np.ndarray,
+        layout: Layout,
         tracks: tuple[np.ndarray, np.ndarray, np.ndarray],
         plan: EpochPlan,
         rank: int,
@@ -102,8 +114,10 @@ class RandomAccessDataset(torch.utils.data.IterableDataset):
         reuse_buffers: bool,
     ) -> None:
         super().__init__()
-        self.location, self.urls, self.shard_bytes = location, urls, shard_bytes
-        self.shard, self.pcm_offset, self.num_samples = tracks
+        self.location, self.urls, self.shard_bytes, self.layout = location, urls, shard_bytes, layout
+        self.shard, self.payload_offset, num_samples = tracks
+        self.num_units = layout.units(num_samples)
+        self.payload_bytes = self.num_units * layout.unit_bytes
         self.plan, self.rank, self.crop, self.gaps = plan, rank, crop, gaps
         self.config, self.counters = config, counters
         self.epoch, self.start_batch = 0, 0
@@ -122,15 +136,16 @@ class RandomAccessDataset(torch.utils.data.IterableDataset):
             yield self.read_batch(self.epoch, batch)
 
     def read_batch(self, epoch: int, batch: int) -> torch.Tensor:
-        """One (B, 2, crop) int16 batch; failed pairs are replaced by pairs of other tracks, and counted."""
+        """One batch of the layout's shape (`Layout.batch_shape`); failed pairs are replaced by pairs of other
+        tracks, and counted."""
         every_rank = self.plan.step_positions(epoch, batch)
         tracks = self._track_order().tracks(every_rank)
         starts = self._pair_starts(self.plan.batch_rng(CROP_STAGE, every_rank), tracks)
         mine = slice(self.rank * self.plan.batch_size, (self.rank + 1) * self.plan.batch_size)
         tracks, starts = tracks[mine], starts[mine]  # drawn for the global batch: the same on any number of ranks
         out = self._buffer(len(tracks))
-        pcm = out.numpy()
-        failed = self._fill(pcm, np.arange(len(tracks)), tracks, starts)
+        values = out.numpy()
+        failed = self._fill(values, np.arange(len(tracks)), tracks, starts)
         failures = int(failed.sum())
         replacements = self.plan.batch_rng(REPLACEMENT_STAGE, every_rank[mine])
         for _ in range(MAX_REPLACEMENTS):
@@ -138,46 +153,52 @@ class RandomAccessDataset(torch.utils.data.IterableDataset):
                 break
             rows = np.flatnonzero(failed)
             others = replacements.integers(0, self.plan.num_tracks, size=len(rows))
-            failed[rows] = self._fill(pcm, rows, others, self._pair_starts(replacements, others))
+            failed[rows] = self._fill(values, rows, others, self._pair_starts(replacements, others))
             failures += int(failed.sum())
         if failed.any():
             raise DataReadError(
                 f"{self.location}: {int(failed.sum())} pairs of batch {batch} could not be read from any track "
                 f"after {MAX_REPLACEMENTS} replacements; check the set with `python -m sharding verify`"
             )
-        if sys.byteorder == "big":  # shards hold little-endian samples
-            pcm.byteswap(inplace=True)
+        if sys.byteorder == "big" and values.dtype.itemsize > 1:  # shards hold little-endian values
+            values.byteswap(inplace=True)
         self.counters.add(
-            tracks=len(tracks), pairs=len(tracks), bytes=(len(tracks) + failures) * pcm[0].nbytes,
+            tracks=len(tracks), pairs=len(tracks), bytes=(len(tracks) + failures) * values[0].nbytes,
             corrupt_skipped=failures,
         )  # fmt: skip
         return out
 
     def _pair_starts(self, rng: np.random.Generator, tracks: np.ndarray) -> np.ndarray:
-        """(len(tracks), 2) crop starts (anchor, positive) in each track."""
-        return sample_pair_starts(rng, self.num_samples[tracks], self.crop, *self.gaps, count=len(tracks))
+        """(len(tracks), 2) crop starts (anchor, positive) in each track, in units."""
+        return sample_pair_starts(rng, self.num_units[tracks], self.crop, *self.gaps, count=len(tracks))
 
-    def _fill(self, pcm: np.ndarray, rows: np.ndarray, tracks: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        """Read the pair of each track starting at `starts` into `pcm[rows]`; returns which rows failed."""
+    def _fill(self, out: np.ndarray, rows: np.ndarray, tracks: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """Read the pair of each track starting at `starts` into `out[rows]`; returns which rows failed."""
         shards = self.shard[tracks]
-        offsets = self.pcm_offset[tracks][:, None] + 2 * starts
-        damaged = (self.pcm_offset[tracks] % TAR_BLOCK != 0) | (
-            self.pcm_offset[tracks] + 2 * self.num_samples[tracks] > self.shard_bytes[shards]
+        offsets = self.payload_offset[tracks][:, None] + self.layout.unit_bytes * starts
+        damaged = (self.payload_offset[tracks] % TAR_BLOCK != 0) | (
+            self.payload_offset[tracks] + self.payload_bytes[tracks] > self.shard_bytes[shards]
         )
+        # One byte view of the batch, sliced per crop: at 16 KB a crop, Python's cost per crop is what remains
+        crop_bytes = out[0, 0].nbytes
+        view = memoryview(out.reshape(-1).view(np.uint8))
         requests, owners = [], []
-        for row, track_row in enumerate(rows.tolist()):
-            if damaged[row]:
+        urls = self.urls
+        for row, (track_row, shard, (anchor, positive), bad) in enumerate(
+            zip(rows.tolist(), shards.tolist(), offsets.tolist(), damaged.tolist(), strict=True)
+        ):
+            if bad:
                 continue
-            for side in (0, 1):
-                buffer = memoryview(pcm[track_row, side]).cast("B")
-                requests.append(RangeRequest(self.urls[shards[row]], int(offsets[row, side]), buffer))
-                owners.append(row)
+            first = 2 * track_row * crop_bytes
+            requests.append(RangeRequest(urls[shard], anchor, view[first : first + crop_bytes]))
+            requests.append(RangeRequest(urls[shard], positive, view[first + crop_bytes : first + 2 * crop_bytes]))
+            owners += (row, row)
         failed = damaged.copy()
         for row, error in self._read(requests, owners):
             failed[row] = True
             self._log_failure(self.urls[shards[row]], error)
         for row in np.flatnonzero(damaged):
-            self._log_failure(self.urls[shards[row]], f"damaged offset {self.pcm_offset[tracks[row]]} in the table")
+            self._log_failure(self.urls[shards[row]], f"damaged offset {self.payload_offset[tracks[row]]} in the table")
         self._failure_alarm().record(failed, [self.urls[s].rsplit("/", 1)[-1] for s in shards[failed]])
         return failed
 
@@ -201,10 +222,11 @@ class RandomAccessDataset(torch.utils.data.IterableDataset):
     def _buffer(self, batch_size: int) -> torch.Tensor:
         """The tensor to fill: a new one, or the next of the ring (page faults on fresh memory cost more than
         reading the crops: 50 ms for a 65 MB batch on the 2-core test machine)."""
+        shape = self.layout.batch_shape(batch_size, self.crop)
         if not self.ring:
-            return empty_batch(batch_size, self.crop)
+            return empty_batch(shape, self.layout.dtype)
         if len(self._buffers) < self.ring:
-            self._buffers.append(empty_batch(batch_size, self.crop))
+            self._buffers.append(empty_batch(shape, self.layout.dtype))
         self._filled += 1
         return self._buffers[(self._filled - 1) % self.ring]
 
@@ -265,32 +287,35 @@ class RandomAccessReader(PairReader):
             table = shards.track_table()
         except StaleTrackTable as err:
             raise RandomAccessUnavailable(str(err)) from err
-        gaps = config.gap_bounds(self.sample_rate)
-        selected, usable = pair_tracks(table, config, self.sample_rate)
+        layout = shards.index.layout
+        crop, gaps = crop_units(config, self.sample_rate, layout)
+        shortest = config.crop_length(self.sample_rate) + config.gap_bounds(self.sample_rate)[0]
+        selected, usable = pair_tracks(table, config, self.sample_rate, layout)
         self.short_tracks = len(selected) - len(usable)
         if self.short_tracks:
             logger.warning(
                 "%s: %d of %d tracks are shorter than a pair (%d samples) and are left out",
-                self.location, self.short_tracks, len(selected), self.crop_samples + gaps[0],
+                self.location, self.short_tracks, len(selected), shortest,
             )  # fmt: skip
         if not len(usable):
             raise ValueError(
                 f"{self.location}: none of the {len(selected)} tracks of split {config.split!r} is long enough for a "
-                f"pair ({self.crop_samples + gaps[0]} samples); choose another --pairs.split or shorten the crop"
+                f"pair ({shortest} samples); choose another --pairs.split or shorten the crop"
             )
         self.plan = EpochPlan(len(usable), config.pairs_per_track, batch_size, world_size, seed, batches_per_epoch)
         self.batches_per_epoch = self.plan.batches_per_epoch
         self.counters.add(short_skipped=self.short_tracks)
-        tracks = (table.shard[usable], table.pcm_offset[usable], table.num_samples[usable])
+        tracks = (table.shard[usable], table.payload_offset[usable], table.num_samples[usable])
         shard_bytes = np.array([info.bytes for info in shards.index.shards], dtype=np.int64)
         self.dataset = RandomAccessDataset(
             self.location,
             urls,
             shard_bytes,
+            layout,
             tracks,
             self.plan,
             rank,
-            self.crop_samples,
+            crop,
             gaps,
             config,
             self.counters,

@@ -1,7 +1,8 @@
 """The one interface of both pair readers (`random_access`, `stream`), with the preamble they share written once.
 
-A reader is an iterable of (B, 2, S) int16 CPU batches of one rank, exactly `batches_per_epoch` per epoch on every
-rank (`pairs_to_float` converts them on the device); iterating reads the next epoch, `iter_from(epoch, batch)`
+A reader is an iterable of CPU batches of one rank ((B, 2, S) int16 samples, or (B, 2, frames, n_mels) log-mel from
+a log-mel set), exactly `batches_per_epoch` per epoch on every rank (`Layout.to_model_input` converts them on the
+device); iterating reads the next epoch, `iter_from(epoch, batch)`
 continues from any data position without end, and `stats` totals what all its workers read.
 """
 
@@ -49,6 +50,7 @@ class PairReader(ABC):
         self.location, self.config = shards.location, config
         self.rank, self.world_size = rank, world_size
         self.sample_rate = shards.sample_rate
+        self.layout = shards.index.layout
         self.crop_samples = config.crop_length(shards.sample_rate)
         self.context = multiprocessing.get_context(config.start_method)
         self.counters = SharedCounters(self.location, self.context)  # the workers' context, or it cannot travel

@@ -3,7 +3,7 @@
 Pipeline per worker: resampled shards -> tar members -> decoded tracks (corrupt ones skipped and counted) ->
 track shuffle -> `pairs_per_track` fresh pairs per track visit -> pair shuffle -> (B, 2, S) int16 batches.
 Batches stay int16 PCM (half the bytes of float32 to hand over and to copy to the accelerator); the consumer
-converts them on its device with `pairs_to_float`.
+converts them on its device with `Layout.to_model_input`.
 Shards are drawn with replacement, so every rank yields exactly `batches_per_epoch` batches and DDP never
 waits on a rank that ran out of data; seeds depend on (seed, epoch, rank, worker), so runs are reproducible
 and no two workers draw the same stream.
@@ -23,6 +23,7 @@ import torch
 import webdataset as wds
 
 from musicssl.sharding.format import TrackMeta, decode_track
+from musicssl.sharding.layout import PCM_LAYOUT
 from musicssl.sharding.location import tar_samples
 from musicssl.sharding.read.batches import empty_batch, sample_pair_starts
 from musicssl.sharding.read.config import PairsConfig
@@ -81,7 +82,7 @@ class DecodeTracks:
     def __call__(self, samples: Iterable[dict[str, Any]]) -> Iterator[tuple[np.ndarray, TrackMeta]]:
         for sample in samples:
             try:
-                pcm, meta = decode_track(sample)
+                pcm, meta = decode_track(sample, PCM_LAYOUT)
             except ValueError as err:
                 skip_corrupt(self.counters, ValueError(f"{sample.get('__url__', '?')}: {err}"))
                 continue
@@ -144,7 +145,7 @@ class CollatePairs:
     @staticmethod
     def collate(batch: list[np.ndarray]) -> torch.Tensor:
         """Stack straight into the output batch."""
-        out = empty_batch(len(batch), batch[0].shape[-1])
+        out = empty_batch((len(batch), 2, batch[0].shape[-1]), PCM_LAYOUT.dtype)
         np.stack(batch, out=out.numpy())
         return out
 
@@ -163,6 +164,12 @@ class StreamReader(PairReader):
         seed: int = 0,
         batches_per_epoch: int | None = None,
     ) -> None:
+        if shards.index.layout.is_mel:
+            raise ValueError(
+                f"{shards.location}: a log-mel set ({shards.index.encoding}) is read by random access only; the "
+                "sequential stream cuts pairs from PCM. Build its track table with `python -m sharding index` and "
+                "read it from a location that serves byte ranges"
+            )
         super().__init__(shards, config, batch_size, rank, world_size, seed, batches_per_epoch)
         self.batches_per_epoch = batches_per_epoch or max(
             1, shards.index.num_tracks * config.pairs_per_track // (batch_size * world_size)

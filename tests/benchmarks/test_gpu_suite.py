@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from benchmarks import gpu_wheels
+from benchmarks.gpu.trainer_sections import SOURCES
 from tests.support.paths import REPO as ROOT
 
 SUITE = "benchmarks.gpu_suite"  # run from ROOT, as docs/benchmarks.md runs it
@@ -85,7 +86,8 @@ def test_smoke_trainer_sections_measure_steps_data_wait_and_say_why_cuda_parts_s
     sections = smoke[0]["sections"]
     loader = sections["loader"]
     assert loader["data"]["shards"] > 1 and loader["readers"][0] == "stream"
-    assert {(r["reader"], r["workers"]) for r in loader["rows"]} == {(reader, 1) for reader in loader["readers"]}
+    assert {(r["layout"], r["reader"], r["workers"]) for r in loader["rows"]} == {(*s, 1) for s in SOURCES}
+    assert {"convert_logmel_f16_s", "convert_logmel_u8_s"} <= set(loader["data"])
     runs = [*loader["rows"], sections["sync"], *sections["deepspeed"]["rows"]]
     assert all(r["timed_steps"] == r["steps"] - 1 and positive(r["pairs_per_s"]) for r in runs)
     assert all(0 <= r["data_wait_fraction"] < 1 for r in runs)

@@ -48,3 +48,6 @@ def test_the_loader_benchmark_runs_tiny_and_keeps_its_json_keys(tmp_path: Path) 
     assert set(report) >= {"rows", "resume", "http", "http_matches_local", "cache", "eviction", "scale"}
     assert {"reader", "setting", "pairs_per_s", "bytes_per_pair", "rss_mb", "pss_mb"} <= set(report["rows"][0])
     assert report["http_matches_local"] is True and report["scale"]["disjoint"] is True
+    assert set(report["conversion_s"]) == {"fp16", "uint8"}
+    in_process = {row["layout"]: row["bytes_per_pair"] for row in report["rows"] if row["setting"] == "in process"}
+    assert (in_process["logmel_f16"], in_process["logmel_u8"]) == (2 * 126 * 128 * 2, 2 * 126 * 128)

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from musicssl.sharding.format import SHARD_PATTERN, TRACKS_NAME, ShardIndex, TrackMeta, encode_track
+from musicssl.sharding.layout import PCM_LAYOUT
 from musicssl.sharding.read.chooser import open_pairs
 from musicssl.sharding.read.config import PairsConfig
 from musicssl.sharding.read.random_access import DataReadError, RandomAccessReader, RandomAccessUnavailable
@@ -105,7 +106,7 @@ def test_split_selects_tracks_and_tracks_without_one_count_as_training(tmp_path:
     for number, split in enumerate(splits):
         pcm = ramp_track(number, 2_000)
         meta = TrackMeta(f"t{number}", f"t{number}.wav", 20.0, RATE, len(pcm), split=split)
-        samples.append(encode_track(f"t{number}", pcm, meta))
+        samples.append(encode_track(f"t{number}", PCM_LAYOUT.encode(pcm), meta, PCM_LAYOUT))
     shard = write_shard(tmp_path / (SHARD_PATTERN % 0), samples, RATE)
     ShardIndex(sample_rate=RATE, normalisation="none", shards=[shard]).save(tmp_path)
     build_track_table(tmp_path)
@@ -118,9 +119,9 @@ def damage(directory: Path, track: int, offset: int) -> None:
     """Overwrite one track's byte offset in the track table, keeping the table otherwise valid."""
     path = directory / TRACKS_NAME
     table = pq.read_table(path)
-    offsets = table.column("pcm_offset").to_numpy().copy()
+    offsets = table.column("payload_offset").to_numpy().copy()
     offsets[track] = offset
-    table = table.set_column(1, "pcm_offset", pa.array(offsets))
+    table = table.set_column(1, "payload_offset", pa.array(offsets))
     pq.write_table(table, path)
 
 

@@ -34,7 +34,7 @@ def test_offsets_point_at_each_tracks_audio(ramp_set: Path) -> None:
     assert list(table.track_ids) == [f"track{t:06d}" for t in range(len(LENGTHS))]
     assert table.num_samples.tolist() == LENGTHS and table.shard.tolist() == [0, 0, 1, 1, 2]
     for track, (shard, offset, samples) in enumerate(
-        zip(table.shard, table.pcm_offset, table.num_samples, strict=True)
+        zip(table.shard, table.payload_offset, table.num_samples, strict=True)
     ):
         with tarfile.open(ramp_set / index.shards[shard].name) as tar:
             member = tar.getmember(f"track{track:06d}.pcm")
@@ -48,7 +48,9 @@ def test_only_shards_the_table_does_not_cover_are_scanned(ramp_set: Path, monkey
     scanned: list[str] = []
     original = tracks.scan_shard
     monkeypatch.setattr(
-        tracks, "scan_shard", lambda path, position: scanned.append(Path(path).name) or original(path, position)
+        tracks,
+        "scan_shard",
+        lambda path, position, layout: scanned.append(Path(path).name) or original(path, position, layout),
     )
     build_track_table(ramp_set)
     assert scanned == [] and pq.read_table(ramp_set / TRACKS_NAME).equals(pq.read_table(pa.BufferReader(before)))
@@ -79,9 +81,9 @@ def test_a_rewritten_shard_makes_the_table_stale_until_indexed_again(ramp_set: P
 def test_verify_checks_the_tables_offsets(ramp_set: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert verify_set(ShardSet.open(ramp_set))[1] == []
     table = pq.read_table(ramp_set / TRACKS_NAME)
-    offsets = table.column("pcm_offset").to_numpy().copy()
+    offsets = table.column("payload_offset").to_numpy().copy()
     offsets[3] += 512
-    pq.write_table(table.set_column(1, "pcm_offset", pa.array(offsets)), ramp_set / TRACKS_NAME)
+    pq.write_table(table.set_column(1, "payload_offset", pa.array(offsets)), ramp_set / TRACKS_NAME)
     assert main(["verify", str(ramp_set)]) == 1
     err = capsys.readouterr().err
     assert "shard-000001.tar: tracks.parquet gives other audio offsets than the tar holds (from track 1 on)" in err

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musicssl.sharding.format import ShardIndex, TrackMeta, decode_track
+from musicssl.sharding.format import ShardIndex, TrackMeta, read_meta
 from musicssl.sharding.tracks import load_track_table
 from musicssl.sharding.verify import iter_samples
 from musicssl.sharding.writer import ShardSetWriter, sha256_file
@@ -24,7 +24,7 @@ def add_tracks(writer: ShardSetWriter[str], names: list[str]) -> None:
 
 def keys_in(directory: Path, shard: str) -> list[str]:
     with tarfile.open(directory / shard) as tar:
-        return [decode_track(s)[1].track_id for s in iter_samples(tar)]
+        return [read_meta(s).track_id for s in iter_samples(tar)]
 
 
 def test_shards_rotate_at_the_size_and_commit_in_order(tmp_path: Path) -> None:
@@ -73,7 +73,9 @@ def test_an_error_discards_the_open_shard_and_a_resume_numbers_on(tmp_path: Path
 
 def test_a_set_with_other_settings_is_not_resumed(tmp_path: Path) -> None:
     ShardSetWriter.open(tmp_path, RATE, "peak").close()
-    with pytest.raises(ValueError, match="has 1000 Hz, 'peak' normalisation; this run asks for 1000 Hz, 'rms'"):
+    with pytest.raises(
+        ValueError, match="has 1000 Hz, 'peak' normalisation, layout pcm_s16le; this run asks for 1000 Hz, 'rms'"
+    ):
         ShardSetWriter.open(tmp_path, RATE, "rms")
     with pytest.raises(ValueError, match="must be positive"):
         ShardSetWriter.open(tmp_path, RATE, "peak", shard_size=0)

@@ -12,6 +12,7 @@ from torch import nn
 
 from musicssl.data_prep.pcm import float_to_pcm
 from musicssl.sharding.format import SHARD_PATTERN, ShardIndex, TrackMeta, encode_track
+from musicssl.sharding.layout import PCM_LAYOUT
 from musicssl.trainer.export import BackboneRecipe
 from tests.support.shard_factory import write_shard
 
@@ -57,7 +58,7 @@ def write_labelled_set(directory: Path, tracks: Sequence[LabelledTrack], tracks_
             tags=list(track.tags),
             split=track.split,
         )
-        samples.append(encode_track(f"t{number:03d}", pcm, meta))
+        samples.append(encode_track(f"t{number:03d}", PCM_LAYOUT.encode(pcm), meta, PCM_LAYOUT))
     index = ShardIndex(sample_rate=RATE, normalisation="none")
     for shard_number, first in enumerate(range(0, len(samples), tracks_per_shard)):
         path = directory / (SHARD_PATTERN % shard_number)

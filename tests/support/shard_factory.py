@@ -11,6 +11,7 @@ import numpy as np
 from webdataset import TarWriter
 
 from musicssl.sharding.format import SHARD_PATTERN, ShardIndex, ShardInfo, TrackMeta, encode_track
+from musicssl.sharding.layout import PCM_LAYOUT
 from musicssl.sharding.tracks import build_track_table
 
 RAMP_STRIDE = 4096  # track t of a ramp set holds values -32768 + t * RAMP_STRIDE + position
@@ -45,7 +46,7 @@ def track_sample(key: str, pcm: np.ndarray, sample_rate: int) -> dict[str, Any]:
         sample_rate=sample_rate,
         num_samples=len(pcm),
     )
-    return encode_track(key, pcm, meta)
+    return encode_track(key, PCM_LAYOUT.encode(pcm), meta, PCM_LAYOUT)
 
 
 def write_shard(path: Path, samples: Sequence[dict[str, Any]], sample_rate: int) -> ShardInfo:

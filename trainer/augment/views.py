@@ -57,10 +57,12 @@ def make_views(
     Both augmented modes augment each segment of the pair on its own; they differ in how the loader drew the
     pair (:func:`pair_gaps`)."""
     mode = ViewMode.parse(mode)
-    if pairs.ndim != 3 or pairs.shape[1] != 2:
-        raise ValueError(f"expected pairs of shape (B, 2, S), got {tuple(pairs.shape)}")
+    if pairs.ndim < 3 or pairs.shape[1] != 2:
+        raise ValueError(f"expected pairs of shape (B, 2, ...), got {tuple(pairs.shape)}")
     if mode is ViewMode.TEMPORAL:
-        return pairs
+        return pairs  # waveforms (B, 2, S), or log-mel (B, 2, 1, n_mels, frames) from a log-mel set
+    if pairs.ndim != 3:
+        raise ValueError(f"view mode {mode.value!r} augments waveforms (B, 2, S), got {tuple(pairs.shape)}")
     if chain is None:
         raise ValueError(f"view mode {mode.value!r} augments, so it needs an AugmentationChain; got None")
     batch, _, length = pairs.shape

@@ -158,7 +158,8 @@ class ModifiedResNet(nn.Module):
 
 
 class PaperResNet(Backbone):
-    """Waveform (N, num_samples) at 16 kHz -> log-mel -> modified ResNet -> (N, embed_dim) embedding."""
+    """Waveform (N, num_samples) at 16 kHz -> log-mel -> modified ResNet -> (N, embed_dim) embedding; or log-mel
+    dB (N, 1, n_mels, frames) from a log-mel shard set -> floor -> modified ResNet."""
 
     name = "resnet"
     Config = ResNetConfig
@@ -192,8 +193,20 @@ class PaperResNet(Backbone):
         """The Config's fields, and the crop length as the input length."""
         return {**super().recipe_kwargs(config, crop_seconds), "duration_s": crop_seconds}
 
+    @property
+    def mel_frontend(self) -> LogMelFrontend:
+        return self.spec
+
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Embed a (N, num_samples) waveform batch."""
+        """Embed a (N, num_samples) waveform batch, or a (N, 1, n_mels, frames) batch of mel power in dB."""
+        if waveform.dim() == 4:
+            frames = self.spec.num_frames(self.num_samples)
+            if waveform.shape[-1] != frames:
+                raise ValueError(
+                    f"PaperResNet expects log-mel of {frames} frames ({self.num_samples / self.sample_rate:g} s), "
+                    f"got shape {tuple(waveform.shape)}"
+                )
+            return self.embedding(self.spec.forward_db(waveform))
         if waveform.dim() != 2 or waveform.shape[1] != self.num_samples:
             raise ValueError(
                 f"PaperResNet expects waveforms of shape (N, {self.num_samples}) "
