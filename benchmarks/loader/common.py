@@ -80,6 +80,7 @@ class Row:
     first_batch_s: float | None = None
     rss_mb: float | None = None  # largest over the DataLoader workers
     pss_mb: float | None = None
+    uss_mb: float | None = None  # private to the worker: what it adds beyond the pages it shares with its parent
     notes: str = ""
 
 
@@ -148,22 +149,22 @@ def child_pids() -> set[int]:
     return {child.pid for child in psutil.Process().children(recursive=True)}
 
 
-def process_memory_mb(pid: int) -> tuple[float, float]:
-    """(RSS, PSS) of a process in MB, from /proc/<pid>/smaps_rollup."""
-    values = {}
+def process_memory_mb(pid: int) -> tuple[float, float, float]:
+    """(RSS, PSS, USS) of a process in MB, from /proc/<pid>/smaps_rollup (USS: its private pages)."""
+    values = {"Private_Clean": 0.0, "Private_Dirty": 0.0}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         key, _, rest = line.partition(":")
-        if key in ("Rss", "Pss"):
+        if key in ("Rss", "Pss", "Private_Clean", "Private_Dirty"):
             values[key] = int(rest.split()[0]) * 1024 / MB
-    return values["Rss"], values["Pss"]
+    return values["Rss"], values["Pss"], values["Private_Clean"] + values["Private_Dirty"]
 
 
-def workers_memory_mb(pids: set[int]) -> tuple[float | None, float | None]:
-    """The largest RSS and PSS over the given worker processes; (None, None) without any."""
+def workers_memory_mb(pids: set[int]) -> tuple[float | None, float | None, float | None]:
+    """The largest RSS, PSS and USS over the given worker processes; Nones without any."""
     if not pids:
-        return None, None
+        return None, None, None
     usage = [process_memory_mb(pid) for pid in pids]
-    return max(rss for rss, _ in usage), max(pss for _, pss in usage)
+    return tuple(max(column) for column in zip(*usage, strict=True))  # type: ignore[return-value]
 
 
 def measure(
@@ -178,12 +179,12 @@ def measure(
         next(batches)
         count += 1
     elapsed, after = time.perf_counter() - start, loader.stats
-    rss, pss = workers_memory_mb(child_pids() - known)
+    rss, pss, uss = workers_memory_mb(child_pids() - known)
     batches.close()
     rate = count * batch_size / elapsed / max(1, workers)
     bytes_per_pair = (after.bytes - before.bytes) / max(1, after.pairs - before.pairs)
-    layout = loader.layout.encoding
-    return Row(reader, setting, layout, loader.config.pairs_per_track, workers, rate, bytes_per_pair, first, rss, pss)
+    counts = (loader.config.pairs_per_track, workers, rate, bytes_per_pair, first, rss, pss, uss)
+    return Row(reader, setting, loader.layout.encoding, *counts)
 
 
 def setting_name(workers: int) -> str:

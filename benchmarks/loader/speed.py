@@ -120,18 +120,20 @@ def print_speed(rows: list[Row]) -> None:
         "1st batch s",
         "RSS MB",
         "PSS MB",
+        "USS MB",
         "notes",
     )
     lines = []
     for row in rows:
         stream = stream_match(rows, row) if row.reader == "random access" else None
         ratio = "" if stream is None else f"{row.pairs_per_s / stream.pairs_per_s:.1f}x"
-        first, rss, pss = optional(row.first_batch_s, ".2f"), optional(row.rss_mb, ".0f"), optional(row.pss_mb, ".0f")
+        first = optional(row.first_batch_s, ".2f")
+        rss, pss, uss = (optional(value, ".0f") for value in (row.rss_mb, row.pss_mb, row.uss_mb))
         kb = row.bytes_per_pair / 1024
-        counts = (row.pairs_per_track, row.pairs_per_s, ratio, kb, first, rss, pss)
+        counts = (row.pairs_per_track, row.pairs_per_s, ratio, kb, first, rss, pss, uss)
         lines.append((row.reader, row.setting, row.layout, *counts, row.notes))
-    specs = ("16", "21", "10", "3d", "11,.1f", ">8", "8,.1f", ">11", ">7", ">7")
-    header_specs = ("16", "21", "10", ">3", ">11", ">8", ">8", ">11", ">7", ">7")
+    specs = ("16", "21", "10", "3d", "11,.1f", ">8", "8,.1f", ">11", ">7", ">7", ">7")
+    header_specs = ("16", "21", "10", ">3", ">11", ">8", ">8", ">11", ">7", ">7", ">7")
     print_table(header, lines, specs, header_specs=header_specs, notes=True)
     print("x stream: random access / the stream at 1 pair per track in the same setting (same run)")
 

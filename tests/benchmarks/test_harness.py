@@ -46,7 +46,8 @@ def test_the_loader_benchmark_runs_tiny_and_keeps_its_json_keys(tmp_path: Path) 
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert set(report) >= {"rows", "resume", "http", "http_matches_local", "cache", "eviction", "scale"}
-    assert {"reader", "setting", "pairs_per_s", "bytes_per_pair", "rss_mb", "pss_mb"} <= set(report["rows"][0])
+    keys = {"reader", "setting", "layout", "pairs_per_s", "bytes_per_pair", "rss_mb", "pss_mb", "uss_mb"}
+    assert keys <= set(report["rows"][0])
     assert report["http_matches_local"] is True and report["scale"]["disjoint"] is True
     assert set(report["conversion_s"]) == {"fp16", "uint8"}
     in_process = {row["layout"]: row["bytes_per_pair"] for row in report["rows"] if row["setting"] == "in process"}
