@@ -34,6 +34,7 @@ from musicssl.downstream.extract_task import (
     weights_hash,
 )
 from musicssl.downstream.limited_data import LimitedDataConfig
+from musicssl.downstream.metrics import PRECISION_AT_K, PRECISION_K
 from musicssl.downstream.probes import Aggregation, ProbeConfig, probe_config
 from musicssl.downstream.tracking import (
     DEFAULT_EXPERIMENT,
@@ -56,6 +57,7 @@ TABLE_METRICS = (
     ("pr_auc_tagwise", "PR-AUC tag"),
     ("roc_auc_clipwise", "ROC-AUC clip"),
     ("pr_auc_clipwise", "PR-AUC clip"),
+    (PRECISION_AT_K, f"P@{PRECISION_K} tag"),
 )
 
 

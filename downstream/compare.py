@@ -13,7 +13,8 @@ Writes, under --out, and logs as artifacts of a run tagged `musicssl.kind` = `co
   of its own) and value, with the published figures of each point, and for a numeric param a figure of the
   metrics against it (thesis Figures 4.1, 4.2, B.1; Table B.2 is a table only);
 - `differences.md` / `differences.csv` / `differences.png`: for every two full-data evaluations of one task on
-  the same test tracks, the paired difference of each metric with its 95 % interval and one-sided p-value
+  the same test tracks, the paired difference of each metric of the view and of the embeddings' precision@10 of a
+  shared tag (`downstream.metrics`) with its 95 % interval and one-sided p-value
   (`downstream.paired`; also printed: "contrastive - random: +2.1 (95 % CI +0.8..+3.4, p = 0.001)"). Random
   weights are always the second of a pair; otherwise the better one on the whole test set comes first.
 
@@ -40,6 +41,7 @@ import tyro
 
 from musicssl.data_prep.entry import run_command
 from musicssl.downstream.differences import paired_rows, paired_text, write_paired
+from musicssl.downstream.metrics import PRECISION_AT_K
 from musicssl.downstream.paired import PairedConfig
 from musicssl.downstream.plots import plot_bootstrap_dots, plot_curves
 from musicssl.downstream.references import REFERENCES_FILE, load_references
@@ -111,7 +113,7 @@ def run_comparison(args: CompareArgs) -> list[Path]:
         for (pretext, task, metric), figures in published.items():
             bars[(metric, task)][pretext] = [(figure.reference.label, figure.value) for figure in figures]
         paths.append(plot_bootstrap_dots(dots, args.out / "bootstrap.png", bars))
-    paired = paired_rows(records, metrics, PairedConfig(num_resamples=args.paired_resamples))
+    paired = paired_rows(records, (*metrics, PRECISION_AT_K), PairedConfig(num_resamples=args.paired_resamples))
     if paired:
         print("Paired differences on the same test tracks (bootstrap with replacement):")
         print(paired_text(paired))

@@ -99,8 +99,11 @@ def list_inputs(inputs: Sequence[Path]) -> list[tuple[str, Path]]:
     return found
 
 
-def embed_files(backbone: nn.Module, files: Sequence[tuple[str, Path]], settings: ExtractionSettings) -> EmbeddedFiles:
-    """Decode, window and embed every file; undecodable files are recorded in `failures`, not raised."""
+def embed_files(
+    backbone: nn.Module, files: Sequence[tuple[str, Path]], settings: ExtractionSettings, pooling: str = "mean"
+) -> EmbeddedFiles:
+    """Decode, window and embed every file, pooling its windows (`extract_task.pool_windows`); undecodable files
+    are recorded in `failures`, not raised."""
     backbone = prepare_backbone(backbone, settings)
     track_ids: list[str] = []
     failures: list[tuple[Path, str]] = []
@@ -120,8 +123,11 @@ def embed_files(backbone: nn.Module, files: Sequence[tuple[str, Path]], settings
             yield track_windows(wave, backbone.num_samples)
 
     per_track = embed_tracks(backbone, decoded_windows(), settings.batch_size, settings.bf16)
-    means = [pool_windows(windows) for windows in with_progress(per_track, len(files), "embedding", True)]
-    embeddings = np.stack(means) if means else np.zeros((0, backbone.embed_dim), dtype=np.float32)
+    pooled = [
+        pool_windows(windows, pooling)
+        for windows in with_progress(per_track, len(files), "embedding", settings.progress)
+    ]
+    embeddings = np.stack(pooled) if pooled else np.zeros((0, backbone.embed_dim), dtype=np.float32)
     return EmbeddedFiles(track_ids, embeddings.astype(np.float32, copy=False), failures)
 
 

@@ -1,4 +1,6 @@
 """One downstream evaluation: train a probe on (a subset of) the training split, score the full test split.
+The test embeddings' precision@k of a shared tag (`metrics.shared_tag_precision`) is computed once per task and
+scored with every probe's results, so that it is logged, bootstrapped and paired like the probe metrics.
 
 This is the audio-free core that `evaluate.py` calls once embeddings are extracted: it takes a
 `TaskEmbeddings` and yields one `EvaluationResult` per training subset (a single one for the full training
@@ -15,7 +17,7 @@ import numpy as np
 from musicssl.downstream.bootstrap import BootstrapConfig, BootstrapResult, bootstrap_scores
 from musicssl.downstream.labelled_embeddings import TaskEmbeddings
 from musicssl.downstream.limited_data import LimitedDataConfig, TrainingSubset, training_subsets
-from musicssl.downstream.metrics import TaggingScores, tagging_scores
+from musicssl.downstream.metrics import TaggingScores, shared_tag_precision, tagging_scores
 from musicssl.downstream.paired import ProbePredictions
 from musicssl.downstream.probes import ProbeConfig, TrainingHistory, fit_probe
 
@@ -41,9 +43,14 @@ class EvaluationResult:
 
 
 def evaluate_subset(
-    task: TaskEmbeddings, subset: TrainingSubset, probe: ProbeConfig, bootstrap: BootstrapConfig
+    task: TaskEmbeddings,
+    subset: TrainingSubset,
+    probe: ProbeConfig,
+    bootstrap: BootstrapConfig,
+    neighbour_precision: np.ndarray,
 ) -> EvaluationResult:
-    """Train a probe (seeded by the subset) on the subset's training tracks and score the full test set."""
+    """Train a probe (seeded by the subset) on the subset's training tracks and score the full test set, with the
+    test embeddings' per-track precision@k of a shared tag (the same for every probe of a task)."""
     trained, learning_rate_scores = fit_probe(
         task.train.subset(subset.indices), task.valid, replace(probe, seed=subset.probe_seed)
     )
@@ -56,10 +63,10 @@ def evaluate_subset(
         num_train_tracks=len(subset.indices),
         probe=trained.config,
         bootstrap_config=bootstrap,
-        full_test=tagging_scores(task.test.targets, predictions),
-        bootstrap=bootstrap_scores(task.test.targets, predictions, bootstrap),
+        full_test=tagging_scores(task.test.targets, predictions, neighbour_precision),
+        bootstrap=bootstrap_scores(task.test.targets, predictions, bootstrap, neighbour_precision),
         history=trained.history,
-        predictions=ProbePredictions(track_ids, task.test.targets, predictions),
+        predictions=ProbePredictions(track_ids, task.test.targets, predictions, neighbour_precision),
         learning_rate_scores=learning_rate_scores,
     )
 
@@ -71,9 +78,10 @@ def evaluate_task(
     limited_data: LimitedDataConfig | None = None,
 ) -> Iterator[EvaluationResult]:
     """Evaluate on the whole training set (limited_data None; seed probe.seed) or on every subset of it."""
+    neighbour_precision = shared_tag_precision(task.test.track_embeddings(), task.test.targets)
     if limited_data is None:
         subsets: Iterator[TrainingSubset] = iter([TrainingSubset(1.0, 0, np.arange(task.train.num_tracks), probe.seed)])
     else:
         subsets = training_subsets(task.train.num_tracks, limited_data)
     for subset in subsets:
-        yield evaluate_subset(task, subset, probe, bootstrap)
+        yield evaluate_subset(task, subset, probe, bootstrap, neighbour_precision)

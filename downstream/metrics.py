@@ -1,10 +1,15 @@
-"""Music tagging metrics: macro ROC-AUC and PR-AUC (average precision), tag-wise and clip-wise, x100.
+"""Music tagging metrics: macro ROC-AUC and PR-AUC (average precision), tag-wise and clip-wise, x100; and a
+retrieval metric of the embeddings themselves, precision@k of a shared tag.
 
 Tag-wise scores one tag over all tracks and averages over tags (the papers' "macro"); clip-wise scores one
 track over all tags and averages over tracks (the thesis). A tag (or track) whose targets hold a single class
 has no defined AUC: it is skipped and counted. Both scores are computed column-wise in vectorised numpy from one
 sort per column, under any number of track weightings at once (a bootstrap resample is a weighting: how often
 each track was drawn), and match scikit-learn's `roc_auc_score` / `average_precision_score`, ties included.
+
+Precision@k of a shared tag (k = PRECISION_K = 10): for each test track, the share of its k cosine-nearest other
+test tracks (frozen embeddings, no probe) that share at least one tag with it, averaged over the tracks x100; a
+track without tags is skipped. It is a per-track score like the clip-wise ones, so a resample weights the tracks.
 """
 
 from __future__ import annotations
@@ -14,22 +19,28 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-METRIC_NAMES = ("roc_auc_tagwise", "pr_auc_tagwise", "roc_auc_clipwise", "pr_auc_clipwise")
+from musicssl.downstream.similarity import nearest_others
+
+PRECISION_AT_K = "precision_at_k"
+PRECISION_K = 10
+METRIC_NAMES = ("roc_auc_tagwise", "pr_auc_tagwise", "roc_auc_clipwise", "pr_auc_clipwise", PRECISION_AT_K)
 
 
 @dataclass(frozen=True)
 class TaggingScores:
-    """Macro ROC-AUC / PR-AUC x100, tag-wise and clip-wise, with how many tags/tracks were skipped."""
+    """Macro ROC-AUC / PR-AUC x100, tag-wise and clip-wise, with how many tags/tracks were skipped, and the
+    embeddings' precision@k of a shared tag x100 (NaN when it was not computed)."""
 
     roc_auc_tagwise: float
     pr_auc_tagwise: float
     roc_auc_clipwise: float
     pr_auc_clipwise: float
+    precision_at_k: float
     skipped_tags: int
     skipped_clips: int
 
     def values(self) -> dict[str, float]:
-        """The four metrics by name (see METRIC_NAMES)."""
+        """The metrics by name (see METRIC_NAMES)."""
         return {name: value for name, value in asdict(self).items() if name in METRIC_NAMES}
 
 
@@ -120,14 +131,35 @@ def _macro(per_column: np.ndarray, weights: np.ndarray | None = None) -> np.ndar
     return np.where(total > 0, 100.0 * mean, np.nan)
 
 
+def shared_tag_precision(embeddings: np.ndarray, targets: np.ndarray, k: int = PRECISION_K) -> np.ndarray:
+    """Per track (N,): the share of its k cosine-nearest other tracks that share a tag with it; NaN for a track
+    without tags. k is capped at N - 1; with fewer than 2 tracks every value is NaN."""
+    tagged = np.asarray(targets) > 0
+    if len(embeddings) != len(tagged):
+        raise ValueError(f"{len(embeddings)} embeddings for {len(tagged)} target rows")
+    precision = np.full(len(tagged), np.nan)
+    if len(tagged) < 2:
+        return precision
+    neighbours = nearest_others(embeddings, min(k, len(tagged) - 1))
+    shared = np.stack([(tagged[column] & tagged).any(axis=1) for column in neighbours.T], axis=1)
+    has_tags = tagged.any(axis=1)
+    precision[has_tags] = shared[has_tags].mean(axis=1)
+    return precision
+
+
 def resampled_macro_scores(
-    targets: np.ndarray, scores: np.ndarray, weights: np.ndarray, names: Sequence[str] = METRIC_NAMES
+    targets: np.ndarray,
+    scores: np.ndarray,
+    weights: np.ndarray,
+    names: Sequence[str] = METRIC_NAMES,
+    neighbour_precision: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The named metrics x100 under each of B track weightings (B, N): a whole bootstrap in a few array passes.
 
-    Tag-wise metrics weight the tracks inside every tag's ranking; clip-wise ones are per-track scores (over
-    tags, untouched by the weights) averaged with the tracks' weights. Rows are processed in chunks that keep
-    the (rows, N, C) intermediates near 128 MB.
+    Tag-wise metrics weight the tracks inside every tag's ranking; clip-wise ones and precision@k (from the
+    per-track `neighbour_precision` of `shared_tag_precision`; NaN without it) are per-track scores, untouched by
+    the weights, averaged with the tracks' weights. Rows are processed in chunks that keep the (rows, N, C)
+    intermediates near 128 MB.
     """
     unknown = sorted(set(names) - set(METRIC_NAMES))
     if unknown:
@@ -146,13 +178,22 @@ def resampled_macro_scores(
         per_track_roc, per_track_ap = _weighted_per_column(_rank_columns(targets.T, scores.T), unit)
         values["roc_auc_clipwise"] = _macro(np.broadcast_to(per_track_roc, weights.shape), weights)
         values["pr_auc_clipwise"] = _macro(np.broadcast_to(per_track_ap, weights.shape), weights)
+    if PRECISION_AT_K in names:
+        per_track = np.full(targets.shape[0], np.nan) if neighbour_precision is None else neighbour_precision
+        values[PRECISION_AT_K] = _macro(np.broadcast_to(per_track, weights.shape), weights)
     return {name: values[name] for name in names}
 
 
-def macro_scores(targets: np.ndarray, scores: np.ndarray, names: Sequence[str] = METRIC_NAMES) -> dict[str, float]:
+def macro_scores(
+    targets: np.ndarray,
+    scores: np.ndarray,
+    names: Sequence[str] = METRIC_NAMES,
+    neighbour_precision: np.ndarray | None = None,
+) -> dict[str, float]:
     """The named metrics of METRIC_NAMES, x100, every track counting once."""
     unit = np.ones((1, np.asarray(targets).shape[0]))
-    return {name: float(value[0]) for name, value in resampled_macro_scores(targets, scores, unit, names).items()}
+    resampled = resampled_macro_scores(targets, scores, unit, names, neighbour_precision)
+    return {name: float(value[0]) for name, value in resampled.items()}
 
 
 def _single_class_count(targets: np.ndarray) -> int:
@@ -161,8 +202,11 @@ def _single_class_count(targets: np.ndarray) -> int:
     return int(((positives == 0) | (positives == targets.shape[0])).sum())
 
 
-def tagging_scores(targets: np.ndarray, scores: np.ndarray) -> TaggingScores:
-    """Score predictions (N, C) against multi-hot targets (N, C): tag-wise and clip-wise macro AUCs x100."""
+def tagging_scores(
+    targets: np.ndarray, scores: np.ndarray, neighbour_precision: np.ndarray | None = None
+) -> TaggingScores:
+    """Score predictions (N, C) against multi-hot targets (N, C): tag-wise and clip-wise macro AUCs x100, and
+    precision@k x100 from the tracks' `neighbour_precision` (N,) when given."""
     targets = np.asarray(targets)
     scores = np.asarray(scores, dtype=np.float64)
     if targets.shape != scores.shape or targets.ndim != 2:
@@ -171,8 +215,10 @@ def tagging_scores(targets: np.ndarray, scores: np.ndarray) -> TaggingScores:
         raise ValueError("targets must be multi-hot (only 0 and 1)")
     if not np.isfinite(scores).all():
         raise ValueError("scores contain NaN or infinite values: check the probe's training")
+    if neighbour_precision is not None and np.shape(neighbour_precision) != (targets.shape[0],):
+        raise ValueError(f"neighbour_precision {np.shape(neighbour_precision)} must hold one value per track (N,)")
     return TaggingScores(
-        **macro_scores(targets, scores),
+        **macro_scores(targets, scores, neighbour_precision=neighbour_precision),
         skipped_tags=_single_class_count(targets),
         skipped_clips=_single_class_count(targets.T),
     )

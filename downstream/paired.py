@@ -6,7 +6,8 @@ every resample draws N of the N test tracks with replacement, scores both evalua
 draw, and keeps the difference (a - b) of each metric (`downstream.metrics`; all resamples at once, as track
 weightings). Reported: the difference on the whole test set, the mean and the percentile interval over the
 resamples, and a one-sided p-value, the share of resamples where a is not ahead (a tie counts one half, so
-identical predictions give p = 0.5).
+identical predictions give p = 0.5). Precision@k of a shared tag is paired the same way, from each side's
+per-track values (the backbones' test embeddings, not the probes); it is left out where a side lacks them.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from musicssl.downstream.metrics import METRIC_NAMES, resampled_macro_scores, ta
 
 @dataclass(frozen=True)
 class ProbePredictions:
-    """What a probe predicted for each test track: ids, multi-hot targets (N, C) and scores (N, C)."""
+    """What a probe predicted for each test track: ids, multi-hot targets (N, C) and scores (N, C); with the test
+    embeddings' per-track precision@k of a shared tag (N,), `metrics.shared_tag_precision` (None in older runs)."""
 
     track_ids: tuple[str, ...]
     targets: np.ndarray
     scores: np.ndarray
+    neighbour_precision: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         """Reject arrays that do not describe the same N tracks and C tags."""
@@ -33,6 +36,10 @@ class ProbePredictions:
             raise ValueError(
                 f"{len(self.track_ids)} track ids, targets {self.targets.shape} and scores {self.scores.shape} "
                 "must describe the same (N, C) test set"
+            )
+        if self.neighbour_precision is not None and self.neighbour_precision.shape != (len(self.track_ids),):
+            raise ValueError(
+                f"{len(self.track_ids)} track ids but neighbour precision of shape {self.neighbour_precision.shape}"
             )
 
     def same_test_set(self, other: ProbePredictions) -> bool:
@@ -89,19 +96,20 @@ def paired_bootstrap(
     config = config or PairedConfig()
     if not a.same_test_set(b):
         raise ValueError("a paired comparison needs both evaluations on the same test tracks with the same targets")
-    observed_a, observed_b = tagging_scores(a.targets, a.scores).values(), tagging_scores(b.targets, b.scores).values()
+    observed_a = tagging_scores(a.targets, a.scores, a.neighbour_precision).values()
+    observed_b = tagging_scores(b.targets, b.scores, b.neighbour_precision).values()
     rng = np.random.default_rng(config.seed)
     num_tracks = len(a.track_ids)
     draws = rng.integers(0, num_tracks, size=(config.num_resamples, num_tracks))
     counts = np.zeros((config.num_resamples, num_tracks))
     np.add.at(counts, (np.arange(config.num_resamples)[:, None], draws), 1.0)  # how often each track was drawn
-    resampled_a = resampled_macro_scores(a.targets, a.scores, counts, metrics)
-    resampled_b = resampled_macro_scores(b.targets, b.scores, counts, metrics)
+    resampled_a = resampled_macro_scores(a.targets, a.scores, counts, metrics, a.neighbour_precision)
+    resampled_b = resampled_macro_scores(b.targets, b.scores, counts, metrics, b.neighbour_precision)
     differences = {metric: resampled_a[metric] - resampled_b[metric] for metric in metrics}
     tail = 100 * (1 - config.confidence) / 2
     results = {}
     for metric, all_values in differences.items():
-        values = all_values[~np.isnan(all_values)]  # a draw where no tag (or track) has both classes
+        values = all_values[~np.isnan(all_values)]  # a draw where no tag (or track) has both classes, or no precision
         if not len(values):
             continue
         low, high = np.percentile(values, [tail, 100 - tail])

@@ -24,11 +24,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from musicssl.downstream.metrics import PRECISION_AT_K, PRECISION_K
+
 METRIC_LABELS = {
     "roc_auc_tagwise": "ROC-AUC (tag-wise)",
     "pr_auc_tagwise": "PR-AUC / mAP (tag-wise)",
     "roc_auc_clipwise": "ROC-AUC (clip-wise)",
     "pr_auc_clipwise": "PR-AUC / mAP (clip-wise)",
+    PRECISION_AT_K: f"precision@{PRECISION_K} (shared tag)",
 }
 PanelKey = tuple[str, str]  # (metric, task)
 PUBLISHED_COLOUR = "tab:red"

@@ -14,6 +14,7 @@ import numpy as np
 from musicssl.downstream.labelled_embeddings import LabelledEmbeddings
 from musicssl.downstream.metrics import TaggingScores, tagging_scores
 from musicssl.downstream.probes import Standardiser
+from musicssl.downstream.similarity import unit_rows
 
 QuickMethod = Literal["knn", "ridge"]
 
@@ -22,11 +23,7 @@ def knn_scores(reference: np.ndarray, reference_targets: np.ndarray, queries: np
     """Tag scores of queries: similarity-weighted mean of the targets of their k cosine-nearest references."""
     if not 1 <= k <= len(reference):
         raise ValueError(f"k must be in [1, {len(reference)}] (the number of reference tracks), got {k}")
-
-    def unit(rows: np.ndarray) -> np.ndarray:
-        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-
-    similarity = unit(queries) @ unit(reference).T
+    similarity = unit_rows(queries) @ unit_rows(reference).T
     neighbours = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
     weights = np.clip(np.take_along_axis(similarity, neighbours, axis=1), 0.0, None) + 1e-6
     return np.einsum("qk,qkc->qc", weights, reference_targets[neighbours]) / weights.sum(axis=1, keepdims=True)

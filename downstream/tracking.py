@@ -4,8 +4,10 @@ A run holds params (checkpoint, pretext, task, protocol, fraction, draw, probe a
 any caller-given ones such as pretrain_epochs or embed_dim for sweeps), metrics (`<metric>_mean`,
 `<metric>_std` over the bootstrap, `<metric>_full` on the whole test set, skipped counts, the probe's loss
 curves), the per-resample values as the `bootstrap.csv` artifact and the probe's test predictions (track ids,
-targets, scores) as `test_predictions.npz`, which paired comparisons resample. Runs are tagged `musicssl.kind` =
-`evaluation` so that comparison runs in the same experiment are not mistaken for them.
+targets, scores, and the per-track precision@k of a shared tag) as `test_predictions.npz`, which paired
+comparisons resample; runs logged before precision@k existed read back with NaN values and no per-track values.
+Runs are tagged `musicssl.kind` = `evaluation` so that comparison runs in the same experiment are not mistaken
+for them.
 The tracking URI is the trainer's (`trainer.tracking.tracking_uri`): MLFLOW_TRACKING_URI when set, else
 `sqlite:///mlflow.db` in the working directory, so evaluations land next to the pre-training runs.
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from musicssl.downstream.evaluation import EvaluationResult
-from musicssl.downstream.metrics import METRIC_NAMES
+from musicssl.downstream.metrics import METRIC_NAMES, PRECISION_K
 from musicssl.downstream.paired import ProbePredictions
 from musicssl.trainer.tracking import ending_run, get_or_create_experiment, tracking_uri
 
@@ -67,6 +69,7 @@ def evaluation_params(result: EvaluationResult, context: EvaluationContext) -> d
         "fraction": result.fraction,
         "draw": result.draw,
         "num_train_tracks": result.num_train_tracks,
+        "precision_k": PRECISION_K,
         **{f"probe_{name}": value for name, value in asdict(result.probe).items()},
         **{f"bootstrap_{name}": value for name, value in asdict(result.bootstrap_config).items()},
     }
@@ -143,16 +146,19 @@ def log_evaluation(
 
 
 def write_predictions(path: Path, predictions: ProbePredictions) -> None:
-    """Save test predictions as an .npz of track_ids, targets and scores."""
+    """Save test predictions as an .npz of track_ids, targets, scores and (when known) neighbour_precision."""
     ids = np.array(predictions.track_ids, dtype=str)
-    np.savez(path, track_ids=ids, targets=predictions.targets, scores=predictions.scores)
+    precision = (
+        {} if predictions.neighbour_precision is None else {"neighbour_precision": predictions.neighbour_precision}
+    )
+    np.savez(path, track_ids=ids, targets=predictions.targets, scores=predictions.scores, **precision)
 
 
 def read_predictions(path: Path) -> ProbePredictions:
     """Test predictions saved by `write_predictions`."""
     with np.load(path, allow_pickle=False) as arrays:
         ids = tuple(str(track_id) for track_id in arrays["track_ids"])
-        return ProbePredictions(ids, arrays["targets"], arrays["scores"])
+        return ProbePredictions(ids, arrays["targets"], arrays["scores"], arrays.get("neighbour_precision"))
 
 
 @dataclass(frozen=True)
@@ -168,10 +174,10 @@ class EvaluationRecord:
 
 
 def read_resamples(path: Path) -> dict[str, np.ndarray]:
-    """Columns of a bootstrap.csv artifact as float arrays, by metric name."""
+    """Columns of a bootstrap.csv artifact as float arrays, by metric name (NaN for a metric it predates)."""
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return {name: np.array([float(row[name]) for row in rows]) for name in METRIC_NAMES}
+    return {name: np.array([float(row.get(name, "nan")) for row in rows]) for name in METRIC_NAMES}
 
 
 @contextmanager

@@ -57,4 +57,6 @@ def test_demo_path_trains_probes_and_compares_paired(tmp_path: Path) -> None:
     assert "demo-tags ROC-AUC (tag-wise): contrastive - random:" in printed and "CI" in printed
     for name in ("table.md", "bootstrap.png", "differences.md", "differences.csv", "differences.png"):
         assert (out / name).is_file(), name
-    assert (out / "differences.csv").read_text().count("\ndemo-tags,") == 2  # ROC-AUC and PR-AUC, tag-wise
+    differences = (out / "differences.csv").read_text()
+    assert differences.count("\ndemo-tags,") == 3  # ROC-AUC and PR-AUC, tag-wise, and precision@10 of a shared tag
+    assert "\ndemo-tags,precision_at_k,contrastive,random," in differences

@@ -26,7 +26,19 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 shards = tiny_run.shards  # the tiny runs' shard set fixture
-SCRIPTS = ("train", "evaluate", "prep", "datasets", "shards", "compare", "sweeps", "embed", "pretrained", "catalogue")
+SCRIPTS = (
+    "train",
+    "evaluate",
+    "prep",
+    "datasets",
+    "shards",
+    "compare",
+    "sweeps",
+    "embed",
+    "pretrained",
+    "catalogue",
+    "neighbours",
+)
 
 
 def test_every_package_folder_is_installed() -> None:

@@ -15,11 +15,21 @@ def _predictions(num_tracks: int = 40) -> tuple[np.ndarray, np.ndarray]:
 
 def test_same_seed_gives_identical_resamples_and_another_seed_differs() -> None:
     targets, scores = _predictions()
-    first = bootstrap_scores(targets, scores, BootstrapConfig(num_resamples=6, seed=7))
-    again = bootstrap_scores(targets, scores, BootstrapConfig(num_resamples=6, seed=7))
-    other = bootstrap_scores(targets, scores, BootstrapConfig(num_resamples=6, seed=8))
+    precision = np.linspace(0.0, 1.0, len(targets))  # per-track precision@k: resampled with the same draws
+    first = bootstrap_scores(targets, scores, BootstrapConfig(num_resamples=6, seed=7), precision)
+    again = bootstrap_scores(targets, scores, BootstrapConfig(num_resamples=6, seed=7), precision)
+    other = bootstrap_scores(targets, scores, BootstrapConfig(num_resamples=6, seed=8), precision)
     assert first.resamples == again.resamples
-    assert not np.array_equal(first.metric_values("roc_auc_tagwise"), other.metric_values("roc_auc_tagwise"))
+    for metric in ("roc_auc_tagwise", "precision_at_k"):
+        assert not np.array_equal(first.metric_values(metric), other.metric_values(metric))
+
+
+def test_precision_at_k_of_a_resample_is_the_mean_of_its_tracks_values() -> None:
+    targets, scores = _predictions()
+    precision = np.linspace(0.0, 1.0, len(targets))
+    result = bootstrap_scores(targets, scores, BootstrapConfig(fraction=1.0, num_resamples=2), precision)
+    assert result.metric_values("precision_at_k") == pytest.approx([50.0, 50.0])
+    assert np.isnan(bootstrap_scores(targets, scores, BootstrapConfig(num_resamples=2)).resamples[0].precision_at_k)
 
 
 def test_summary_is_mean_and_population_std_of_the_resample_values() -> None:

@@ -39,9 +39,9 @@ def test_pretrained_and_random_runs_are_logged_and_tabulated(
 ) -> None:
     assert main(command(workspace, "--param", "pretrain_data=fma", "pretrain_epochs=300")) == 0
     table = capsys.readouterr().out
-    assert "ROC-AUC tag" in table and "PR-AUC clip" in table
+    assert "ROC-AUC tag" in table and "PR-AUC clip" in table and "P@10 tag" in table
     row = next(line for line in table.splitlines() if line.startswith("toyset"))
-    assert row.count("+-") == 4
+    assert row.count("+-") == 5
 
     assert main(command(workspace, "--random-init", "--protocol", "thesis", "--experiment", "downstream")) == 0
     records = {record.params["pretext"]: record for record in load_evaluations("downstream")}
@@ -55,6 +55,8 @@ def test_pretrained_and_random_runs_are_logged_and_tabulated(
     assert trained.params["random_init"] == "False" and random.params["random_init"] == "True"
     assert 0.0 <= trained.metrics["roc_auc_tagwise_mean"] <= 100.0
     assert len(trained.resamples["pr_auc_clipwise"]) == 5
+    assert 0.0 <= trained.metrics["precision_at_k_full"] <= 100.0 and trained.params["precision_k"] == "10"
+    assert trained.predictions.neighbour_precision.shape == (len(trained.predictions.track_ids),)
     assert len(list((workspace / "cache").glob("*.npz"))) == 2
 
 

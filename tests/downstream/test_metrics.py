@@ -1,4 +1,5 @@
-"""Tagging metrics against hand-computed values and against scikit-learn, ties and skipped tags included."""
+"""Tagging metrics against hand-computed values and against scikit-learn, ties and skipped tags included; the
+precision@k of a shared tag against a hand-computed example."""
 
 import numpy as np
 import pytest
@@ -8,8 +9,14 @@ from musicssl.downstream.metrics import (
     average_precision_per_column,
     resampled_macro_scores,
     roc_auc_per_column,
+    shared_tag_precision,
     tagging_scores,
 )
+from musicssl.downstream.similarity import nearest_others
+
+# Five tracks in the plane with tags a, b, c: 0 and 1 point along x, 2 and 3 along y, 4 the other way; 4 has no tag.
+PLANE = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [-1.0, 0.0]])
+PLANE_TAGS = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 0]])
 
 
 def test_single_column_matches_hand_computed_values() -> None:
@@ -78,8 +85,28 @@ def test_weighted_resamples_equal_the_metrics_of_repeated_rows() -> None:
     scores = rng.integers(0, 5, size=(30, 6)).astype(float)  # ties within and across repeated rows
     draws = rng.integers(0, 30, size=(4, 30))
     counts = np.stack([np.bincount(draw, minlength=30) for draw in draws]).astype(float)
-    weighted = resampled_macro_scores(targets, scores, counts)
+    precision = np.where(rng.random(30) < 0.2, np.nan, rng.random(30))  # per track; NaN: a track without tags
+    weighted = resampled_macro_scores(targets, scores, counts, neighbour_precision=precision)
     for row, draw in enumerate(draws):
-        repeated = tagging_scores(targets[draw], scores[draw]).values()
+        repeated = tagging_scores(targets[draw], scores[draw], precision[draw]).values()
         for name, value in repeated.items():
             assert weighted[name][row] == pytest.approx(value), name
+
+
+def test_shared_tag_precision_matches_a_hand_computed_example() -> None:
+    # 2 nearest others by cosine: 0 -> {1, 3}, 1 -> {0, 3}, 2 -> {3, 1}, 3 -> {2, 1}. Shared tags: 0 with 1 only
+    # (a); 1 with 0 (a) and 3 (b); 2 with 3 and 1 (b); 3 with 2 and 1 (b). Track 4 has no tag: skipped.
+    precision = shared_tag_precision(PLANE, PLANE_TAGS, k=2)
+    np.testing.assert_allclose(precision, [0.5, 1.0, 1.0, 1.0, np.nan])
+    scores = tagging_scores(PLANE_TAGS, np.zeros(PLANE_TAGS.shape), precision)
+    assert scores.precision_at_k == pytest.approx(100 * 3.5 / 4)
+    # k beyond the other tracks is capped: 0's 4 others share a tag once (track 1)
+    assert shared_tag_precision(PLANE, PLANE_TAGS)[0] == pytest.approx(0.25)
+
+
+def test_a_track_is_never_its_own_neighbour_even_beside_a_duplicate() -> None:
+    rows = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
+    assert nearest_others(rows, 1)[:3, 0].tolist() == [1, 0, 3]
+    assert np.isnan(shared_tag_precision(rows[:1], np.ones((1, 1)))).all()  # a single track has no neighbours
+    with pytest.raises(ValueError, match="k must be in"):
+        nearest_others(rows, 4)

@@ -63,3 +63,18 @@ def test_the_same_seed_gives_the_same_interval_and_other_test_sets_are_refused()
         ProbePredictions(a.track_ids[:3], a.targets, a.scores)
     with pytest.raises(ValueError, match=">= 10 resamples"):
         PairedConfig(num_resamples=5)
+
+
+def test_precision_at_k_is_paired_on_the_same_draws_and_left_out_without_per_track_values() -> None:
+    base = _perfect()
+    high = np.where(np.arange(NUM_TRACKS) % 2 == 0, 1.0, 0.5)  # per-track precision of two backbones' embeddings
+    a = ProbePredictions(base.track_ids, base.targets, base.scores, high)
+    b = ProbePredictions(base.track_ids, base.targets, base.scores, high - 0.25)
+    found = paired_bootstrap(a, b, PairedConfig(num_resamples=100))
+    # every track is 0.25 better with a, so every resample's difference is 25 points, whatever it draws
+    assert found["precision_at_k"].observed == pytest.approx(25.0)
+    assert found["precision_at_k"].low == pytest.approx(25.0) and found["precision_at_k"].p_value == 0.0
+    assert found["roc_auc_tagwise"].observed == 0.0  # the probes' predictions are the same
+    assert "precision_at_k" not in paired_bootstrap(a, base, PairedConfig(num_resamples=20))
+    with pytest.raises(ValueError, match="neighbour precision"):
+        ProbePredictions(base.track_ids, base.targets, base.scores, high[:3])
