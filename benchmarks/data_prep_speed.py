@@ -6,14 +6,20 @@ Generates its own 44.1 kHz tracks (synthetic music, mp3/flac/ogg) in a temporary
 - baseline: PyAV alone decoding, downmixing and resampling each file to 16 kHz (the least any pipeline does);
 - data_prep with --workers 1 and 2 (decode + checks + normalise + hash + shard writing + report), wall time
   of the whole call, including the start-up of worker processes;
-- the same with --layout logmel (uint8): the log-mel of every track computed in the decoding workers.
+- the same with --layout logmel (uint8): the log-mel of every track computed in the decoding workers;
+- what that costs per audio hour once started: the uint8 log-mel of the decoded tracks on one thread, and the
+  one-off import of torch that each spawned worker of a log-mel run pays (PCM workers do not import it).
 Overhead is data_prep (1 worker) time over baseline time, minus one; the goal is <= 20 %. The log-mel cost is
-data_prep --layout logmel time over data_prep's, minus one, at the same workers; the goal is <= 25 %.
+data_prep --layout logmel time over data_prep's, minus one, at the same workers, and at scale (start-up paid
+once per worker) the log-mel seconds per audio hour over data_prep's seconds per audio hour per worker; the goal
+is <= 25 %.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 from functools import partial
 from pathlib import Path
@@ -43,15 +49,39 @@ def make_inputs(folder: Path, tracks: int, seconds: float) -> list[Path]:
     return paths
 
 
-def decode_only(path: Path) -> int:
-    """Decode one file with PyAV alone into a mono 16 kHz numpy array; returns its length."""
+def decode_only(path: Path) -> np.ndarray:
+    """Decode one file with PyAV alone into a mono 16 kHz float32 array."""
     chunks = []
     with av.open(str(path)) as container:
         resampler = av.AudioResampler(format="flt", layout="mono", rate=TARGET_RATE)
         for frame in container.decode(audio=0):
             chunks += [f.to_ndarray()[0] for f in resampler.resample(frame)]
         chunks += [f.to_ndarray()[0] for f in resampler.resample(None)]
-    return len(np.concatenate(chunks))
+    return np.concatenate(chunks)
+
+
+def logmel_seconds(waves: list[np.ndarray]) -> float:
+    """Seconds to compute the uint8 log-mel of the tracks on one thread, as a log-mel run's worker does."""
+    import torch
+
+    from musicssl.data_prep.pcm import float_to_pcm
+    from musicssl.sharding.layout import Layout
+    from musicssl.sharding.mel import MelSettings
+
+    layout, threads = Layout.logmel("uint8", MelSettings(TARGET_RATE)), torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pcm = [float_to_pcm(wave) for wave in waves]
+        return best_seconds(lambda: [layout.encode(track) for track in pcm], 2)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def torch_import_seconds() -> float:
+    """Wall seconds of a fresh interpreter that imports torch and torchaudio, less one that imports nothing."""
+    bare = best_seconds(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), 2)
+    full = best_seconds(lambda: subprocess.run([sys.executable, "-c", "import torch, torchaudio"], check=True), 2)
+    return full - bare
 
 
 def prepare_fresh(source: Path, scratch: Path, workers: int, tracks: int, logmel: bool = False) -> None:
@@ -84,11 +114,14 @@ def run(tracks: int, seconds: float, repeats: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="data_prep_speed_") as tmp:
         folder = Path(tmp)
         paths = make_inputs(folder / "in", tracks, seconds)
-        audio_s = sum(decode_only(p) for p in paths) / TARGET_RATE  # also warms the page cache
+        waves = [decode_only(p) for p in paths]  # also warms the page cache
+        audio_s = sum(len(wave) for wave in waves) / TARGET_RATE
         results: dict[str, object] = {"tracks": tracks, "track_seconds": seconds, "formats": list(FORMATS)}
         results["pyav_decode_only"] = rates(
             tracks, audio_s, best_seconds(lambda: [decode_only(p) for p in paths], repeats), 1
         )
+        results["logmel_seconds_per_audio_hour"] = round(logmel_seconds(waves) / audio_s * SECONDS_PER_HOUR, 3)
+        del waves
         for workers, logmel in ((1, False), (2, False), (1, True), (2, True)):
             prepare = partial(prepare_fresh, folder / "in", folder, workers, tracks, logmel)
             name = f"data_prep{'_logmel' * logmel}_workers_{workers}"
@@ -97,6 +130,9 @@ def run(tracks: int, seconds: float, repeats: int) -> dict[str, object]:
     one, two = seconds["data_prep_workers_1"], seconds["data_prep_workers_2"]
     results["overhead_vs_pyav_1_worker"] = round(one / seconds["pyav_decode_only"] - 1, 3)
     results["speedup_2_workers"] = round(one / two, 3)
+    results["torch_import_s"] = round(torch_import_seconds(), 2)
+    per_hour = seconds["data_prep_workers_1"] / (audio_s / SECONDS_PER_HOUR)
+    results["logmel_cost_at_scale"] = round(results["logmel_seconds_per_audio_hour"] / per_hour, 3)
     for workers in (1, 2):
         pcm = seconds[f"data_prep_workers_{workers}"]
         results[f"logmel_cost_workers_{workers}"] = round(seconds[f"data_prep_logmel_workers_{workers}"] / pcm - 1, 3)
@@ -128,6 +164,11 @@ def main() -> None:
     print(f"speed-up with 2 workers: {results['speedup_2_workers']:.2f}x")
     for workers in (1, 2):
         print(f"log-mel (uint8) cost, {workers} worker(s): {results[f'logmel_cost_workers_{workers}']:+.1%}")
+    print(
+        f"log-mel on one thread: {results['logmel_seconds_per_audio_hour']:.2f} s per audio hour, "
+        f"{results['logmel_cost_at_scale']:+.1%} of data_prep's time per audio hour per worker; importing torch "
+        f"(once per spawned log-mel worker): {results['torch_import_s']:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -107,13 +107,13 @@ class Layout:
         if self.mel is None:
             return pcm.astype("<i2", copy=False).tobytes()
         mel = self.mel
-        wave = torch.from_numpy(pcm.astype(np.float32) / PCM_SCALE)[None]
+        wave = torch.from_numpy(pcm).float().mul_(1.0 / PCM_SCALE)[None]
         with torch.inference_mode():
-            db = power_db(wave, mel.window(), mel.filterbank(), mel.hop_length)[0, 0].T.numpy()  # (frames, n_mels)
-        if self.encoding == MEL_ENCODINGS["uint8"]:
-            codes = np.rint((db - UINT8_DB_MIN) / UINT8_DB_STEP)
-            return np.clip(codes, 0, 255).astype(np.uint8).tobytes()
-        return db.astype("<f2").tobytes()
+            db = power_db(wave, mel.window(), mel.filterbank(), mel.hop_length)[0, 0].T.contiguous()  # (frames, n_mels)
+            if self.encoding == MEL_ENCODINGS["uint8"]:
+                codes = db.sub_(UINT8_DB_MIN).mul_(1.0 / UINT8_DB_STEP).round_().clamp_(0, 255)
+                return codes.to(torch.uint8).numpy().tobytes()
+            return db.to(torch.float16).numpy().astype("<f2", copy=False).tobytes()
 
     def decode(self, raw: bytes | np.ndarray) -> np.ndarray:
         """A payload's values as stored: int16 samples, or (frames, n_mels) fp16 dB or uint8 codes."""

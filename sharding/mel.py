@@ -66,7 +66,7 @@ def power_db(waveform: torch.Tensor, window: torch.Tensor, filterbank: torch.Ten
     """(N, T) float waveforms -> (N, 1, n_mels, frames) mel power in dB before the floor, in float32.
 
     Equal to torchaudio's MelSpectrogram(power=2, normalized=True, center=True, reflect) then dB, up to float
-    rounding; the power is summed from real and imaginary parts, 2x faster than |X| squared on CPU.
+    rounding; the power is re^2 + im^2, 3x faster than |X| squared on CPU (`benchmarks/data_prep_speed.py`).
     """
     with torch.autocast(device_type=waveform.device.type, enabled=False):
         spectrum = torch.stft(
@@ -78,7 +78,7 @@ def power_db(waveform: torch.Tensor, window: torch.Tensor, filterbank: torch.Ten
             pad_mode="reflect",
             return_complex=True,
         )
-        power = torch.view_as_real(spectrum).pow(2).sum(-1) / window.pow(2).sum()
+        power = (spectrum.real.square() + spectrum.imag.square()) / window.pow(2).sum()
         mel = torch.matmul(power.transpose(-1, -2), filterbank).transpose(-1, -2)
         return (10.0 * torch.log10(mel.clamp(min=AMIN))).unsqueeze(1)
 
