@@ -107,7 +107,7 @@ class Layout:
         if self.mel is None:
             return pcm.astype("<i2", copy=False).tobytes()
         mel = self.mel
-        wave = torch.from_numpy(pcm).float().mul_(1.0 / PCM_SCALE)[None]
+        wave = torch.from_numpy(pcm.astype(np.float32)).mul_(1.0 / PCM_SCALE)[None]
         with torch.inference_mode():
             db = power_db(wave, mel.window(), mel.filterbank(), mel.hop_length)[0, 0].T.contiguous()  # (frames, n_mels)
             if self.encoding == MEL_ENCODINGS["uint8"]:

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from musicssl.data_prep.__main__ import main as prepare_main
 from musicssl.data_prep.audio_files import write_audio
 from musicssl.data_prep.track import PrepSettings
+from musicssl.sharding.__main__ import main as shards_main
 from musicssl.sharding.build import prepare_shards
 from musicssl.sharding.convert import convert_set
 from musicssl.sharding.format import ShardIndex, read_meta
@@ -219,3 +221,14 @@ def test_data_prep_writes_the_same_log_mel_as_converting_its_pcm_set(tmp_path: P
     assert verify_set(ShardSet.open(tmp_path / "mel"))[1] == []
     with pytest.raises(ValueError, match="layout logmel_f16"):
         prepare_shards(inputs, tmp_path / "mel", PrepSettings(), workers=1, progress=False)
+
+
+def test_both_command_lines_write_the_layout_they_are_asked_for(pcm_set: Path, tmp_path: Path) -> None:
+    write_audio(tmp_path / "in" / "track.wav", music(9, 0).astype(np.float32) / 32768, RATE)
+    prepared = tmp_path / "prepared"
+    argv = [str(tmp_path / "in"), "--out", str(prepared), "--layout", "logmel", "--mel-encoding", "fp16"]
+    assert prepare_main([*argv, "--workers", "1", "--no-progress"]) == 0
+    assert ShardIndex.load_local(prepared).encoding == "logmel_f16"
+    assert shards_main(["convert", str(pcm_set), "--out", str(tmp_path / "converted"), "--no-progress"]) == 0
+    index = ShardIndex.load_local(tmp_path / "converted")
+    assert (index.encoding, index.mel, index.format_version) == ("logmel_u8", SETTINGS.to_json(), 2)
