@@ -6,6 +6,7 @@ Standard library only, so that any benchmark (and the workers it spawns) may imp
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -54,6 +55,14 @@ def best_seconds(action: Callable[[], object], repeats: int) -> float:
 def add_json_flag(parser: argparse.ArgumentParser, help: str = JSON_HELP) -> None:
     """The `--json` flag of an argparse command line (tyro ones declare a `json: bool = False` field)."""
     parser.add_argument("--json", action="store_true", help=help)
+
+
+def emit_report(report: Any, as_json: bool, print_report: Callable[[Any], None]) -> None:
+    """A benchmark's report (a dataclass): its tables, or with --json the whole of it as JSON."""
+    if as_json:
+        print_json(dataclasses.asdict(report), indent=1)
+    else:
+        print_report(report)
 
 
 def print_json(value: Any, indent: int | None = None) -> None:

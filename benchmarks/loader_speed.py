@@ -28,12 +28,12 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import tyro
 
-from benchmarks.harness import print_json
+from benchmarks.harness import emit_report
 from benchmarks.loader.common import RATE, Args, Row, build_sets, mel_sets
 from benchmarks.loader.composition import (
     Composition,
@@ -108,11 +108,7 @@ def print_report(report: Report) -> None:
 
 def main() -> None:
     args = tyro.cli(Args)
-    report = run(args)
-    if args.json:
-        print_json(asdict(report), indent=1)
-    else:
-        print_report(report)
+    emit_report(run(args), args.json, print_report)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@ comparison of a model pre-trained on each.
 
     .venv/bin/python -m benchmarks.mel_equivalence --work /tmp/meleq [--crops 256] [--seed 0] [--json]
 
-1. Mel: random 4 s crops of the demo set (starts on the 512-sample hop). The front end on the PCM crop (what a PCM
-   run feeds the model) against the same frames read from the fp16 and uint8 conversions, both floored per crop as
-   the model floors them: max and mean |difference| in dB over the crop's inner frames and over its two edge
-   frames (the PCM path pads each crop, the log-mel set holds the real neighbours).
+1. Mel: random crops of the demo set, of the demo preset's length (2 s, 63 frames), starting on the 512-sample
+   hop. The front end on the PCM crop (what a PCM run feeds the model) against the same frames read from the fp16
+   and uint8 conversions, both floored per crop as the model floors them: max and mean |difference| in dB over
+   the crop's inner frames and over its two edge frames (the PCM path pads each crop, the log-mel set holds the
+   real neighbours).
 2. Embeddings: the backbone pre-trained on PCM embeds each crop from its waveform and from its uint8 frames; the
    cosine of the two.
 3. Probe: the demo preset's contrastive recipe trained on the PCM set and on its uint8 conversion with the same
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 import tyro
 
-from benchmarks.harness import print_json
+from benchmarks.harness import emit_report
 from benchmarks.pretext_margins import METRICS, ensure_corpus, probe, train_demo
 from musicssl.data_prep.pcm import pcm_to_float
 from musicssl.downstream.paired import PairedConfig, paired_bootstrap
@@ -160,7 +161,7 @@ def run(args: Args) -> Report:
 
 
 def print_report(report: Report) -> None:
-    print(f"{report.crops} random 4 s crops; |log-mel set - front end on the PCM crop| in dB after the per-crop floor")
+    print(f"{report.crops} random crops; |log-mel set - front end on the PCM crop| in dB after the per-crop floor")
     print("encoding  inner max  inner mean  edge max  edge mean")
     for d in report.mel:
         print(f"{d.encoding:<9} {d.inner_max:9.4f} {d.inner_mean:11.5f} {d.edge_max:9.2f} {d.edge_mean:10.3f}")
@@ -174,11 +175,7 @@ def print_report(report: Report) -> None:
 
 def main() -> None:
     args = tyro.cli(Args)
-    report = run(args)
-    if args.json:
-        print_json(asdict(report), indent=1)
-    else:
-        print_report(report)
+    emit_report(run(args), args.json, print_report)
 
 
 if __name__ == "__main__":

@@ -22,14 +22,14 @@ import os
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import tyro
 
-from benchmarks.harness import print_json, print_table
+from benchmarks.harness import emit_report, print_table
 from benchmarks.step_timing import training_parts
 from musicssl.sharding.layout import PCM_LAYOUT
 from musicssl.sharding.shard_set import ShardSet
@@ -239,11 +239,7 @@ def print_report(report: Report) -> None:
 def main() -> None:
     """Parse the command line, measure and print a table or JSON."""
     args = tyro.cli(Args)
-    report = measure(args)
-    if args.json:
-        print_json(asdict(report), indent=1)
-    else:
-        print_report(report)
+    emit_report(measure(args), args.json, print_report)
 
 
 if __name__ == "__main__":
