@@ -3,6 +3,8 @@ read at the right frame offsets, conversion and data_prep write it resumably, an
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -232,3 +234,32 @@ def test_both_command_lines_write_the_layout_they_are_asked_for(pcm_set: Path, t
     assert shards_main(["convert", str(pcm_set), "--out", str(tmp_path / "converted"), "--no-progress"]) == 0
     index = ShardIndex.load_local(tmp_path / "converted")
     assert (index.encoding, index.mel, index.format_version) == ("logmel_u8", SETTINGS.to_json(), 2)
+
+
+def test_a_conversion_killed_mid_shard_resumes_to_the_same_set(pcm_set: Path, tmp_path: Path) -> None:
+    layout = Layout.logmel("uint8", SETTINGS)
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    convert_set(ShardSet.open(pcm_set), whole, layout, progress=False)
+    stall_at_fourth_track = f"""
+import sys, time
+from musicssl.sharding.layout import Layout
+encode, calls = Layout.encode, []
+def stalling(self, pcm):
+    calls.append(1)
+    if len(calls) == 4:  # the second track of the second shard: its first is in the .partial already
+        print("stalled", flush=True)
+        time.sleep(600)
+    return encode(self, pcm)
+Layout.encode = stalling
+from musicssl.sharding.__main__ import main
+sys.exit(main(["convert", {str(pcm_set)!r}, "--out", {str(killed)!r}, "--no-progress"]))
+"""
+    process = subprocess.Popen([sys.executable, "-c", stall_at_fourth_track], stdout=subprocess.PIPE)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == b"stalled"
+    finally:
+        process.kill()
+        process.wait()
+    assert len(ShardIndex.load_local(killed).shards) == 1 and list(killed.glob("*.partial"))
+    assert convert_set(ShardSet.open(pcm_set), killed, layout, progress=False).shards_now == 2
+    assert payloads(killed) == payloads(whole) and not list(killed.glob("*.partial"))
