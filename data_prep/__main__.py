@@ -41,6 +41,8 @@ class PrepArgs:
     ResNet's log-mel at --sample-rate, 4-8x fewer bytes a pair, temporal views only; docs/data-layout.md)."""
     mel_encoding: Literal["uint8", "fp16"] = "uint8"
     """With --layout logmel: uint8 (0.5 dB steps from -100 dB, 16 KB a 4 s crop) or fp16 (32 KB a crop)."""
+    mel_f_max: float | None = None
+    """With --layout logmel: the mel upper frequency in Hz, the ResNet's --resnet.f-max (default: Nyquist)."""
     progress: bool = True
     """Show a progress bar on stderr."""
 
@@ -61,7 +63,7 @@ def prepare(argv: list[str]) -> int:
     from musicssl.sharding.mel import MelSettings
 
     layout = (
-        Layout.logmel(args.mel_encoding, MelSettings(sample_rate=args.settings.sample_rate))
+        Layout.logmel(args.mel_encoding, MelSettings(sample_rate=args.settings.sample_rate, f_max=args.mel_f_max))
         if args.layout == "logmel"
         else PCM_LAYOUT
     )

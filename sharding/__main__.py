@@ -147,11 +147,13 @@ class Convert:
     """The new set's folder."""
     mel_encoding: Literal["uint8", "fp16"] = "uint8"
     """uint8 (0.5 dB steps from -100 dB, 16 KB a 4 s crop) or fp16 (32 KB a crop)."""
+    mel_f_max: float | None = None
+    """The mel upper frequency in Hz, the ResNet's --resnet.f-max (default: Nyquist)."""
     progress: bool = True
 
     def run(self) -> int:
         source = ShardSet.open(self.location)
-        layout = Layout.logmel(self.mel_encoding, MelSettings(sample_rate=source.sample_rate))
+        layout = Layout.logmel(self.mel_encoding, MelSettings(sample_rate=source.sample_rate, f_max=self.mel_f_max))
         print("\n".join(convert_set(source, self.out, layout, self.progress).lines()))
         return 0
 

@@ -73,7 +73,8 @@ def training_layout(shards: ShardSet, backbone: torch.nn.Module, views: ViewMode
     if frontend.settings != layout.mel:
         raise ValueError(
             f"{shards.location}: log-mel computed with {layout.mel.describe()}, the backbone's front end has "
-            f"{frontend.settings.describe()}; convert the PCM set again with the backbone's settings, or train on PCM"
+            f"{frontend.settings.describe()}; convert the PCM set again with the backbone's settings (`python -m "
+            f"sharding convert ... --mel-f-max {frontend.settings.f_max:g}`), or train on PCM"
         )
     return layout
 

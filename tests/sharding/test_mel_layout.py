@@ -234,6 +234,9 @@ def test_both_command_lines_write_the_layout_they_are_asked_for(pcm_set: Path, t
     assert shards_main(["convert", str(pcm_set), "--out", str(tmp_path / "converted"), "--no-progress"]) == 0
     index = ShardIndex.load_local(tmp_path / "converted")
     assert (index.encoding, index.mel, index.format_version) == ("logmel_u8", SETTINGS.to_json(), 2)
+    lower = ["convert", str(pcm_set), "--out", str(tmp_path / "lower"), "--mel-f-max", "4000", "--no-progress"]
+    assert shards_main(lower) == 0
+    assert ShardIndex.load_local(tmp_path / "lower").mel == MelSettings(RATE, f_max=4000).to_json()
 
 
 def test_a_conversion_killed_mid_shard_resumes_to_the_same_set(pcm_set: Path, tmp_path: Path) -> None:
