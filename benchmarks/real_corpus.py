@@ -6,7 +6,8 @@ Needs a Debian-like system with apt (its package lists up to date: `apt-get upda
 nothing is installed. Each candidate package (CANDIDATES, or --packages) is looked up with `apt-cache show`,
 fetched with `apt-get download` into DIR/debs (no root needed) and only its audio files are unpacked, from
 `dpkg-deb --fsys-tarfile`, into DIR/extracted/PKG (the rest of a game's data, textures and models, is never
-written). Packages whose download is over --max-download-mb are skipped (0ad-data: 1.4 GB).
+kept; 0ad-data's music, inside a zip of its data, goes to extracted/0ad-data/.../public.zip.d/). Packages whose
+download is over --max-download-mb are skipped (all candidates together: about 3.5 GB).
 
 A track is kept when it is music, not a sound effect: an audio file that data_prep decodes (data_prep's
 AUDIO_EXTENSIONS; tracker modules .xm/.mod/.it/.s3m are counted but skipped, the PyAV build here has no module
@@ -31,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -67,7 +69,10 @@ MUSIC_OUTSIDE_FOLDERS = {
     "frozen-bubble-data": ("*/snd/*zik*.ogg", "the game's music beside its effects, named -zik (French: music)"),
     "freeorion-data": ("*/data/sound/artificial_intelligence*.ogg", "the game's soundtrack, in data/sound"),
 }
-MAX_DOWNLOAD_MB = 700.0
+# Zip archives that a package keeps its music in, by package (0ad's game data is one 3 GB zip): their audio
+# members are unpacked under a folder named like the archive, the archive itself is not kept.
+MUSIC_ARCHIVES = {"0ad-data": "*/mods/public/public.zip"}
+MAX_DOWNLOAD_MB = 1500.0
 # data_prep.demo's proportions (4/8, 1/8, 3/8): a test split large enough for paired comparisons of probes
 SPLITS = (("train", 0.5), ("valid", 0.125), ("test", 0.375))
 MANIFEST_NAME = "manifest.csv"
@@ -150,8 +155,9 @@ def download(package: str, debs: Path) -> Path:
     return found[-1]
 
 
-def extract_audio(deb: Path, target: Path) -> list[Path]:
-    """Write the package's regular audio files (and tracker modules) under `target`, keeping their paths."""
+def extract_audio(deb: Path, target: Path, archive_pattern: str | None = None) -> list[Path]:
+    """Write the package's regular audio files (and tracker modules) under `target`, keeping their paths, and
+    those of the zip archive matching `archive_pattern` (see MUSIC_ARCHIVES)."""
     wanted = AUDIO_EXTENSIONS | TRACKER_SUFFIXES
     written: list[Path] = []
     with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE) as proc:
@@ -159,7 +165,10 @@ def extract_audio(deb: Path, target: Path) -> list[Path]:
         with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
             for member in tar:
                 relative = PurePosixPath(member.name.removeprefix("./"))
-                if not member.isfile() or relative.suffix.lower() not in wanted or ".." in relative.parts:
+                archive = archive_pattern is not None and relative.match(archive_pattern)
+                if not member.isfile() or ".." in relative.parts:
+                    continue
+                if relative.suffix.lower() not in wanted and not archive:
                     continue
                 out = target / relative
                 out.parent.mkdir(parents=True, exist_ok=True)
@@ -167,9 +176,30 @@ def extract_audio(deb: Path, target: Path) -> list[Path]:
                 assert source is not None
                 with out.open("wb") as sink:
                     shutil.copyfileobj(source, sink)
-                written.append(out)
+                if archive:
+                    written.extend(unzip_audio(out, wanted))
+                else:
+                    written.append(out)
     if proc.returncode != 0:
         raise RuntimeError(f"dpkg-deb --fsys-tarfile {deb} failed ({proc.returncode})")
+    return written
+
+
+def unzip_audio(archive: Path, wanted: frozenset[str]) -> list[Path]:
+    """Unpack the archive's audio members into a folder of the archive's name, then delete the archive."""
+    folder = archive.with_name(archive.name + ".d")
+    written: list[Path] = []
+    with zipfile.ZipFile(archive) as bundle:
+        for info in bundle.infolist():
+            relative = PurePosixPath(info.filename)
+            if info.is_dir() or relative.suffix.lower() not in wanted or ".." in relative.parts:
+                continue
+            out = folder / relative
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with bundle.open(info) as source, out.open("wb") as sink:
+                shutil.copyfileobj(source, sink)
+            written.append(out)
+    archive.unlink()
     return written
 
 
@@ -257,7 +287,7 @@ def collect(package: str, out: Path, max_download_mb: float, seen: dict[str, str
     root = out / "extracted" / package
     if root.exists():
         shutil.rmtree(root)
-    files = extract_audio(download(package, out / "debs"), root)
+    files = extract_audio(download(package, out / "debs"), root, MUSIC_ARCHIVES.get(package))
     summary.audio_files = len(files)
     tracks = music_tracks(files, root, package, version, seen)
     summary.tracks, summary.hours = len(tracks), sum(t.seconds for t in tracks) / 3600

@@ -4,6 +4,7 @@ manifest rows (no apt, no network: a fake package tree of tiny generated wav fil
 from __future__ import annotations
 
 import csv
+import zipfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -61,3 +62,15 @@ def test_music_outside_a_music_folder_only_where_a_package_keeps_it() -> None:
     assert real_corpus.is_music_path("frozen-bubble-data", PurePosixPath(f"{snd}/introzik.ogg"))
     assert not real_corpus.is_music_path("frozen-bubble-data", PurePosixPath(f"{snd}/applause.ogg"))
     assert not real_corpus.is_music_path("other-data", PurePosixPath(f"{snd}/introzik.ogg"))
+
+
+def test_audio_members_of_a_music_archive_are_unpacked_beside_it(tmp_path: Path) -> None:
+    tone = _tone(tmp_path / "tone.wav", 0.5)
+    archive = tmp_path / "game/public.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.write(tone, "audio/music/theme.wav")
+        bundle.writestr("art/texture.png", b"png")
+    written = real_corpus.unzip_audio(archive, frozenset({".wav"}))
+    assert written == [tmp_path / "game/public.zip.d/audio/music/theme.wav"] and not archive.exists()
+    assert written[0].read_bytes() == tone.read_bytes()
