@@ -1,6 +1,6 @@
 """A real-music corpus any user can rebuild: the music of free game soundtracks packaged by Debian (issue 26).
 
-    python -m benchmarks.real_corpus --out DIR [--packages PKG ...] [--max-download-mb 700] [--shards] [--json]
+    python -m benchmarks.real_corpus --out DIR [--packages PKG ...] [--max-download-mb 1500] [--shards] [--json]
 
 Needs a Debian-like system with apt (its package lists up to date: `apt-get update`, as root) and dpkg-deb;
 nothing is installed. Each candidate package (CANDIDATES, or --packages) is looked up with `apt-cache show`,
