@@ -68,10 +68,6 @@ class LogMelFrontend(nn.Module):
                 "deezer checkpoints (f_max=11025), otherwise leave f_max unset",
                 stacklevel=2,
             )
-        self.sample_rate = sample_rate
-        self.hop_length = hop_length
-        self.n_mels = n_mels
-        self.f_max = f_max
         self.top_db = top_db
         self.settings = MelSettings(sample_rate, n_fft, hop_length, n_mels, f_min, f_max, mel_norm)
         with warnings.catch_warnings():
@@ -94,9 +90,25 @@ class LogMelFrontend(nn.Module):
         # torchaudio's periodic window is a view into n_fft + 1 values; safetensors refuses such buffers
         self.spec.spectrogram.window = self.spec.spectrogram.window.clone()
 
+    @property
+    def sample_rate(self) -> int:
+        return self.settings.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.settings.hop_length
+
+    @property
+    def n_mels(self) -> int:
+        return self.settings.n_mels
+
+    @property
+    def f_max(self) -> float:
+        return self.settings.f_max
+
     def num_frames(self, num_samples: int) -> int:
         """Number of spectrogram frames for ``num_samples`` input samples (centred frames)."""
-        return num_samples // self.hop_length + 1
+        return self.settings.num_frames(num_samples)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """Return the log-mel spectrogram of a (N, T) waveform batch as (N, 1, n_mels, frames) float32."""
