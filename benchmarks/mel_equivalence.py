@@ -18,6 +18,7 @@ comparison of a model pre-trained on each.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import torch
 import tyro
 
 from benchmarks.harness import emit_report
-from benchmarks.pretext_margins import METRICS, ensure_corpus, probe, train_demo
+from benchmarks.pretext_margins import METRICS, ensure_demo_corpus, probe, run_logged, train_command
 from musicssl.data_prep.pcm import pcm_to_float
 from musicssl.downstream.paired import PairedConfig, paired_bootstrap
 from musicssl.sharding.convert import convert_set
@@ -126,7 +127,7 @@ def run(args: Args) -> Report:
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
-    shards = ensure_corpus(work, "")
+    shards = ensure_demo_corpus(work, "")
     sample_rate = ShardSet.open(shards).sample_rate
     sets = {"pcm": shards}
     for encoding in MEL_ENCODINGS:
@@ -139,8 +140,11 @@ def run(args: Args) -> Report:
     for name in ("pcm", "uint8"):
         output = work / f"run-{name}"
         if not (output / "backbone.safetensors").exists():
-            report.train_seconds[name] = round(train_demo(work, sets[name], output, PRETEXT, args.seed, ""), 1)
-        results[name] = probe(work, shards, output / "backbone.safetensors", PRETEXT, args.seed)
+            train = train_command("demo", PRETEXT, sets[name], args.seed, output, "--monitor.data None")
+            started = time.perf_counter()
+            run_logged(train, work, work / f"train-{name}.log")
+            report.train_seconds[name] = round(time.perf_counter() - started, 1)
+        results[name] = probe(work, shards, output / "backbone.safetensors", PRETEXT, args.seed, random_init=False)
         report.scores[name] = {m: round(results[name].full_test.values()[m], 2) for m in METRICS}
     paired = paired_bootstrap(
         results["uint8"].predictions,

@@ -61,6 +61,12 @@ CANDIDATES = (
     "xmoto-data",
     "supertuxkart-data",
     "0ad-data",
+    # more free game soundtracks in Debian, beyond the issue's list
+    "wesnoth-1.16-music",
+    "warzone2100-music",
+    "flare-game",
+    "extremetuxracer-data",
+    "ardentryst",
 )
 TRACKER_SUFFIXES = frozenset({".xm", ".mod", ".it", ".s3m"})  # no decoder for them in this PyAV
 MIN_MUSIC_SECONDS = 30.0  # jingles, voices and effects are shorter; the shortest game loops are longer
@@ -75,6 +81,7 @@ MUSIC_ARCHIVES = {"0ad-data": "*/mods/public/public.zip"}
 MAX_DOWNLOAD_MB = 1500.0
 # data_prep.demo's proportions (4/8, 1/8, 3/8): a test split large enough for paired comparisons of probes
 SPLITS = (("train", 0.5), ("valid", 0.125), ("test", 0.375))
+GENRE_PREFIX = "genre:"  # the manifest's second kind of tag (game_genres)
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_FIELDS = ("path", "track_id", "tags", "split", "source", "version", "folder", "seconds")
 
@@ -88,6 +95,7 @@ class Track:
     source: str
     version: str
     seconds: float
+    genres: tuple[str, ...] = ()
 
     @property
     def split(self) -> str:
@@ -111,6 +119,7 @@ class SourceSummary:
     tracks: int = 0
     hours: float = 0.0
     splits: dict[str, int] = field(default_factory=dict)
+    genres: tuple[str, ...] = ()
 
 
 @dataclass
@@ -124,6 +133,7 @@ class CorpusReport:
     hours: float
     used_sources: int
     splits: dict[str, int]
+    genres: list[str]
 
 
 def split_of(track_id: str) -> str:
@@ -137,13 +147,54 @@ def split_of(track_id: str) -> str:
     return SPLITS[-1][0]
 
 
-def package_info(package: str) -> tuple[str, float] | None:
-    """The candidate version and download size (MB) `apt-cache show` gives, or None if apt does not know it."""
+def apt_fields(package: str) -> dict[str, str] | None:
+    """The fields `apt-cache show` gives for the candidate version (folded lines joined), or None if apt does
+    not know the package."""
     result = subprocess.run(["apt-cache", "show", "--no-all-versions", package], capture_output=True, text=True)
     if result.returncode != 0 or not result.stdout.strip():
         return None
-    fields = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line and line[0] != " ")
+    return parse_control(result.stdout)
+
+
+def parse_control(text: str) -> dict[str, str]:
+    """The fields of the first paragraph of a Debian control text, folded lines joined with a space."""
+    fields: dict[str, str] = {}
+    name = ""
+    for line in text.split("\n\n", 1)[0].splitlines():
+        if line[:1] in (" ", "\t") and name:
+            fields[name] += " " + line.strip()
+        elif ": " in line:
+            name, value = line.split(": ", 1)
+            fields[name] = value
+    return fields
+
+
+def genres_of(debtags: str) -> set[str]:
+    """The `game::` facets of a Tag field as manifest tags: "game::strategy, role::app-data" -> genre:strategy."""
+    tags = (tag.strip() for tag in debtags.split(","))
+    return {GENRE_PREFIX + tag.removeprefix("game::") for tag in tags if tag.startswith("game::")}
+
+
+def package_info(package: str) -> tuple[str, float] | None:
+    """The candidate version and download size (MB) `apt-cache show` gives, or None if apt does not know it."""
+    fields = apt_fields(package)
+    if fields is None:
+        return None
     return fields.get("Version", ""), int(fields.get("Size", "0")) / 1e6
+
+
+def game_genres(package: str) -> tuple[str, ...]:
+    """The genres Debian's debtags give the package or the programs that depend on it or recommend it
+    (`game::strategy` -> `genre:strategy`): the game its soundtrack was written for, read from the archive."""
+    depending = subprocess.run(
+        ["apt-cache", "rdepends", "--no-suggests", "--no-conflicts", "--no-breaks", "--no-replaces",
+         "--no-enhances", package],
+        capture_output=True, text=True,
+    ).stdout.splitlines()[2:]  # fmt: skip
+    genres: set[str] = set()
+    for name in {package, *(line.strip().lstrip("|") for line in depending if line.strip())}:
+        genres |= genres_of((apt_fields(name) or {}).get("Tag", ""))
+    return tuple(sorted(genres))
 
 
 def download(package: str, debs: Path) -> Path:
@@ -258,7 +309,7 @@ def write_manifest(tracks: Sequence[Track], manifest: Path) -> None:
                 {
                     "path": track.path.relative_to(manifest.parent).as_posix(),
                     "track_id": track.track_id,
-                    "tags": TAG_SEPARATOR.join([track.source]),
+                    "tags": TAG_SEPARATOR.join([track.source, *track.genres]),
                     "split": track.split,
                     "source": track.source,
                     "version": track.version,
@@ -293,7 +344,13 @@ def collect(package: str, out: Path, max_download_mb: float, seen: dict[str, str
     summary.tracks, summary.hours = len(tracks), sum(t.seconds for t in tracks) / 3600
     summary.splits = split_counts(tracks)
     modules = sum(f.suffix.lower() in TRACKER_SUFFIXES for f in files)
+    if tracks and not (summary.splits["train"] and summary.splits["test"]):
+        summary.reason = f"its {len(tracks)} music tracks leave no train or no test track: its tag can't be probed"
+        return summary, []
     if tracks:
+        summary.genres = game_genres(package)
+        for track in tracks:
+            track.genres = summary.genres
         summary.used, summary.reason = (
             True,
             f"{len(tracks)} of {len(files)} audio files are music of >= {MIN_MUSIC_SECONDS:g} s",
@@ -328,6 +385,7 @@ def build(out: Path, packages: Sequence[str], max_download_mb: float) -> tuple[C
         hours=sum(t.seconds for t in tracks) / 3600,
         used_sources=sum(s.used for s in summaries),
         splits=split_counts(tracks),
+        genres=sorted({genre for track in tracks for genre in track.genres}),
     )
     return report, tracks
 
@@ -336,13 +394,16 @@ def print_report(report: CorpusReport) -> None:
     """The per-source table and the totals."""
     names = [name for name, _ in SPLITS]
     rows = [
-        [s.package, s.version, s.download_mb, s.tracks, s.hours, *(s.splits.get(n, 0) for n in names), s.reason]
+        [s.package, s.version, s.download_mb, s.tracks if s.used else 0, s.hours if s.used else 0.0,
+         *(s.splits.get(n, 0) if s.used else 0 for n in names), ",".join(g.removeprefix(GENRE_PREFIX)
+         for g in s.genres) or "-", s.reason]
         for s in report.sources
-    ]
-    rows.append(["total", "", sum(s.download_mb for s in report.sources if s.used), report.tracks, report.hours,
-                 *(report.splits[n] for n in names), f"{report.used_sources} sources used"])  # fmt: skip
-    specs = ["<20", "<22", ">8.1f", ">7", ">6.2f", *([">6"] * len(names))]
-    print_table(["source", "version", "MB", "tracks", "hours", *names, "why"], rows, specs, notes=True)
+    ]  # fmt: skip
+    total_mb = sum(s.download_mb for s in report.sources if s.used)
+    rows.append(["total", "", total_mb, report.tracks, report.hours, *(report.splits[n] for n in names),
+                 f"{len(report.genres)} genres", f"{report.used_sources} sources used"])  # fmt: skip
+    specs = ["<20", "<22", ">8.1f", ">7", ">6.2f", *([">6"] * len(names)), "<16"]
+    print_table(["source", "version", "MB", "tracks", "hours", *names, "genres", "why"], rows, specs, notes=True)
     print(f"manifest: {report.manifest}")
 
 

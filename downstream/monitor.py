@@ -75,8 +75,9 @@ class QuickProbeHook:
         self.batch_size = batch_size
 
     def due(self, step: int) -> bool:
-        """Whether the hook should run after optimizer step `step` (every `every_steps` steps)."""
-        return step > 0 and step % self.every_steps == 0
+        """Whether the hook should run after optimizer step `step`: every `every_steps` steps, and at step 0 (the
+        untrained weights, before the first step) so that the curve starts where random weights stand."""
+        return step % self.every_steps == 0
 
     def __call__(self, step: int, backbone: nn.Module) -> dict[str, float]:
         """Metrics of the backbone at training step `step`; every module's train/eval mode is restored."""

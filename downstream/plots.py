@@ -32,6 +32,7 @@ METRIC_LABELS = {
     "roc_auc_clipwise": "ROC-AUC (clip-wise)",
     "pr_auc_clipwise": "PR-AUC / mAP (clip-wise)",
     PRECISION_AT_K: f"precision@{PRECISION_K} (shared tag)",
+    "probe/knn_roc_auc": "kNN monitor ROC-AUC (tag-wise)",
 }
 PanelKey = tuple[str, str]  # (metric, task)
 PUBLISHED_COLOUR = "tab:red"

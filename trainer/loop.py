@@ -294,9 +294,11 @@ class Trainer:
             desc=config.pretext,
             disable=not self.accelerator.is_main_process,
         )
-        self.window_start = (time.perf_counter(), state.step)
         self.student.train()
         try:
+            if state.step == 0:  # the untrained weights: where a monitor's curve starts
+                self._run_hooks(0, progress)
+            self.window_start = (time.perf_counter(), state.step)
             while state.step < config.total_steps:
                 report, out = self._step(stop.signal_name is not None)
                 losses.append(report.loss)
@@ -430,12 +432,16 @@ class Trainer:
             diagnostics |= self.pretext.extra_metrics()
             self.tracker.log_metrics({f"diag/{k}": v for k, v in diagnostics.items()}, step=step)
             collapsed = self._check_collapse(step, diagnostics, progress)
+        self._run_hooks(step, progress)
+        return collapsed
+
+    def _run_hooks(self, step: int, progress: tqdm) -> None:
+        """Run the hooks due at `step` on the unwrapped backbone and log what they return."""
         for hook in self.hooks:
             if hook.due(step):
                 probe = hook(step, self.accelerator.unwrap_model(self.student).backbone)
                 self.tracker.log_metrics(probe, step=step)
                 progress.write(f"step {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in probe.items()))
-        return collapsed
 
     def _check_collapse(self, step: int, diagnostics: dict[str, float], progress: tqdm) -> bool:
         """Feed the collapse alarm rank 0's diagnostics (each rank measures its own batch), so that every rank

@@ -74,3 +74,41 @@ def test_audio_members_of_a_music_archive_are_unpacked_beside_it(tmp_path: Path)
     written = real_corpus.unzip_audio(archive, frozenset({".wav"}))
     assert written == [tmp_path / "game/public.zip.d/audio/music/theme.wav"] and not archive.exists()
     assert written[0].read_bytes() == tone.read_bytes()
+
+
+def test_genres_are_the_game_facets_of_debtags_folded_over_lines() -> None:
+    shown = (
+        "Package: ardentryst\nVersion: 1.71-9\nTag: game::rpg, implemented-in::python,\n"
+        " interface::graphical, game::arcade\nSize: 24200000\n\nPackage: ardentryst\nVersion: 1.70-1\n"
+    )
+    fields = real_corpus.parse_control(shown)
+    assert (fields["Version"], fields["Size"]) == ("1.71-9", "24200000")
+    assert real_corpus.genres_of(fields["Tag"]) == {"genre:rpg", "genre:arcade"}
+    assert real_corpus.genres_of("role::app-data, made-of::audio") == set()
+
+
+def test_a_source_is_dropped_when_its_tracks_leave_no_train_or_no_test_track(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A soundtrack whose every track hashes to one split gives a tag that cannot be both learned and tested."""
+    monkeypatch.setattr(real_corpus, "MIN_MUSIC_SECONDS", 2.0)
+    names = {real_corpus.split_of(f"game-data/music/t{i}.wav"): f"t{i}.wav" for i in range(40)}
+    monkeypatch.setattr(real_corpus, "package_info", lambda package: ("1.0-1", 1.0))
+    monkeypatch.setattr(real_corpus, "download", lambda package, debs: debs / "game-data.deb")
+    monkeypatch.setattr(real_corpus, "game_genres", lambda package: ("genre:strategy",))
+
+    def unpack(split_names: list[str]) -> None:
+        def extract_audio(deb: Path, target: Path, archive: str | None = None) -> list[Path]:
+            return [_tone(target / "music" / names[split], 3.0 + i / 10) for i, split in enumerate(split_names)]
+
+        monkeypatch.setattr(real_corpus, "extract_audio", extract_audio)
+
+    unpack(["train", "valid"])
+    summary, tracks = real_corpus.collect("game-data", tmp_path, 100.0, seen={})
+    assert not summary.used and tracks == [] and "no train or no test" in summary.reason
+    unpack(["train", "test"])
+    summary, tracks = real_corpus.collect("game-data", tmp_path, 100.0, seen={})
+    assert summary.used and summary.genres == ("genre:strategy",)
+    assert sorted(t.split for t in tracks) == ["test", "train"] and all(t.genres == summary.genres for t in tracks)
+    real_corpus.write_manifest(tracks, tmp_path / real_corpus.MANIFEST_NAME)
+    assert [t.tags for t in find_inputs(tmp_path / real_corpus.MANIFEST_NAME)] == [["game-data", "genre:strategy"]] * 2

@@ -40,7 +40,7 @@ def test_hook_reads_at_most_windows_per_track_and_runs_on_schedule(labelled_set:
         ShardSet.open(labelled_set), backbone.num_samples, backbone.sample_rate, 5, windows_per_track=2
     )
     assert [len(windows) for windows in hook._windows] == [2] * 16
-    assert [step for step in range(16) if hook.due(step)] == [5, 10, 15]
+    assert [step for step in range(16) if hook.due(step)] == [0, 5, 10, 15]
 
 
 def test_hook_refuses_a_backbone_of_another_window_length(labelled_set: Path) -> None:

@@ -448,3 +448,26 @@ def test_a_training_that_fails_before_its_first_step_ends_its_mlflow_run_failed(
     client = mlflow.MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("setup").experiment_id])
     assert run.info.status == "FAILED"
+
+
+def test_hooks_see_the_untrained_weights_at_step_0_once_and_then_run_on_their_schedule(
+    tmp_path: Path, shards: str
+) -> None:
+    """A monitor's curve starts at the run's random weights, before the first step; a resumed run does not
+    probe its step again."""
+    seen: list[tuple[int, torch.Tensor]] = []
+
+    class EveryOtherStep:
+        def due(self, step: int) -> bool:
+            return step % 2 == 0
+
+        def __call__(self, step: int, backbone: torch.nn.Module) -> dict[str, float]:
+            seen.append((step, torch.cat([p.detach().flatten() for p in backbone.parameters()]).clone()))
+            return {"probe/steps": float(step)}
+
+    config = tiny_config(tmp_path / "run", shards)
+    first = train(config, hook_factories=[lambda backbone: EveryOtherStep()], stop_after_steps=3)
+    assert first.preempted and [step for step, _ in seen] == [0, 2]
+    assert not torch.equal(seen[0][1], seen[1][1])  # step 0 is before the first update
+    train(config, hook_factories=[lambda backbone: EveryOtherStep()])
+    assert [step for step, _ in seen] == [0, 2, 4, 6]
