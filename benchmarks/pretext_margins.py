@@ -195,7 +195,7 @@ def measure_seed(args: Args, work: Path, shards: Path, pretext: str, seed: int) 
     train = train_command(args.preset, pretext, shards, seed, output, args.train_flags)
     train += ["--monitor.data", str(shards), "--monitor.every-steps", str(args.monitor_every)]
     started = time.perf_counter()
-    cpu_seconds = run_logged(train, work, folder / "train.log")
+    cpu_seconds = run_logged(train, folder, folder / "train.log")  # MLflow artifacts: folder/mlruns
     train_seconds = time.perf_counter() - started
     results = {
         "random" if random_init else "pretrained": probe(
@@ -243,8 +243,9 @@ def launch_job(args: Args, work: Path, shards: Path, pretext: str, seed: int) ->
     folder = work / pretext / f"seed-{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    with (folder / "job.log").open("w") as log:
-        done = subprocess.run(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    with (folder / "job.log").open("w") as log:  # run in its folder, where MLflow puts the probes' artifacts
+        done = subprocess.run(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
     if done.returncode:
         raise SystemExit(f"{pretext} seed {seed} failed; see {folder / 'job.log'}")
     margin = finished(args, work, shards, pretext, seed)

@@ -87,11 +87,12 @@ def test_genres_are_the_game_facets_of_debtags_folded_over_lines() -> None:
     assert real_corpus.genres_of("role::app-data, made-of::audio") == set()
 
 
-def test_a_source_is_dropped_when_its_tracks_leave_no_train_or_no_test_track(
+def test_a_source_is_dropped_when_its_tracks_leave_too_few_train_or_test_tracks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A soundtrack whose every track hashes to one split gives a tag that cannot be both learned and tested."""
+    """A soundtrack with fewer than MIN_SPLIT_TRACKS train or test tracks gives a tag too thin to probe."""
     monkeypatch.setattr(real_corpus, "MIN_MUSIC_SECONDS", 2.0)
+    monkeypatch.setattr(real_corpus, "MIN_SPLIT_TRACKS", 1)
     names = {real_corpus.split_of(f"game-data/music/t{i}.wav"): f"t{i}.wav" for i in range(40)}
     monkeypatch.setattr(real_corpus, "package_info", lambda package: ("1.0-1", 1.0))
     monkeypatch.setattr(real_corpus, "download", lambda package, debs: debs / "game-data.deb")
@@ -105,7 +106,7 @@ def test_a_source_is_dropped_when_its_tracks_leave_no_train_or_no_test_track(
 
     unpack(["train", "valid"])
     summary, tracks = real_corpus.collect("game-data", tmp_path, 100.0, seen={})
-    assert not summary.used and tracks == [] and "no train or no test" in summary.reason
+    assert not summary.used and tracks == [] and "0 test tracks of its 2" in summary.reason
     unpack(["train", "test"])
     summary, tracks = real_corpus.collect("game-data", tmp_path, 100.0, seen={})
     assert summary.used and summary.genres == ("genre:strategy",)
