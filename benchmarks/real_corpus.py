@@ -7,7 +7,7 @@ nothing is installed. Each candidate package (CANDIDATES, or --packages) is look
 fetched with `apt-get download` into DIR/debs (no root needed) and only its audio files are unpacked, from
 `dpkg-deb --fsys-tarfile`, into DIR/extracted/PKG (the rest of a game's data, textures and models, is never
 kept; 0ad-data's music, inside a zip of its data, goes to extracted/0ad-data/.../public.zip.d/). Packages whose
-download is over --max-download-mb are skipped (all candidates together: about 3.5 GB).
+download is over --max-download-mb are skipped (all candidates together: about 3.9 GB).
 
 A track is kept when it is music, not a sound effect: an audio file that data_prep decodes (data_prep's
 AUDIO_EXTENSIONS; tracker modules .xm/.mod/.it/.s3m are counted but skipped, the PyAV build here has no module
@@ -17,10 +17,11 @@ tileset winds, supertuxkart's radio static) beside their music; the folder alone
 short jingles. A file whose bytes another kept file already has (one track shipped twice) is dropped.
 
 DIR/manifest.csv is a data_prep manifest (`python -m musicssl.data_prep DIR/manifest.csv --out SHARDS`, or
---shards here): track_id = PKG/path inside the package, tags = the package (the soundtrack it comes from: the
-one label readable from every package), split by `split_of(track_id)`, a hash, so a track keeps its split
-whatever else the corpus holds; extra columns `source`, `version`, `folder` (the file's folder in the
-package) and `seconds`. Prints per source the tracks and hours, and why each candidate was used or skipped.
+--shards here): track_id = PKG/path inside the package, tags = the package (the soundtrack it comes from) and the
+game's genres from Debian's debtags (`game_genres`), split by `split_of(track_id)`, a hash, so a track keeps its
+split whatever else the corpus holds; extra columns `source`, `version`, `folder` (the file's folder in the
+package) and `seconds`. A source is kept when it has MIN_SPLIT_TRACKS train and test tracks. Prints per source
+the tracks, hours and genres, and why each candidate was used or skipped.
 """
 
 from __future__ import annotations
