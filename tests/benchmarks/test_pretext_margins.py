@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
+
 from benchmarks import pretext_margins
 from benchmarks.pretext_margins import Args, SeedMargin
 
@@ -38,8 +40,36 @@ def test_the_table_says_on_how_many_seeds_a_pretext_holds_and_plots_the_shared_s
     ]
     assert [m.holds for m in margins] == [True, False]
     text = pretext_margins.table(margins)
-    assert "vicreg: above random weights on 1 of 2 seeds (mean tag-wise ROC-AUC difference +2.00)" in text
+    assert (
+        "vicreg: above random weights on 1 of 2 seeds (mean tag-wise ROC-AUC difference +2.00); precision@10 above on 1"
+        in text
+    )
     assert "0: 70.0 (+0.0), 75: 72.5 (+2.5), 150: 74.0 (+4.0)" in text
     plot = pretext_margins.plot_knn_curves(margins, tmp_path / "curves.png")
     assert plot is not None and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pretext_margins.plot_knn_curves([_margin(0, 0.5, [], {})], tmp_path / "none.png") is None
+
+
+def test_a_training_runs_once_per_settings_and_other_settings_start_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finished training is reused by the next probe; one with other settings loses its checkpoints first (or
+    train.py would resume them)."""
+    trainings: list[list[str]] = []
+
+    def fake_run(command: list[str], cwd: Path, log: Path) -> float:
+        output = Path(command[command.index("--output-dir") + 1])
+        assert not (output / "old-checkpoint").exists()
+        (output / "old-checkpoint").mkdir(parents=True)
+        trainings.append(command)
+        return 12.5
+
+    monkeypatch.setattr(pretext_margins, "run_logged", fake_run)
+    shards, folder = tmp_path / "shards", tmp_path / "byol" / "seed-0"
+    folder.mkdir(parents=True)
+    args = Args(data=shards)
+    first = pretext_margins.train_once(args, shards, "byol", 0, folder)
+    assert pretext_margins.train_once(args, shards, "byol", 0, folder) == first and first[1] == 12.5
+    assert len(trainings) == 1
+    pretext_margins.train_once(Args(data=shards, train_flags="--epochs 54"), shards, "byol", 0, folder)
+    assert len(trainings) == 2 and "54" in trainings[1] and "54" not in trainings[0]
