@@ -5,13 +5,15 @@ corpus of `benchmarks.real_corpus`, or by default the demo corpus, built once), 
 every --monitor-every steps from step 0 (the untrained weights); then the same probe (`evaluate.py`'s settings in
 the Makefile: 10 epochs x 32 steps) on the pre-trained backbone and on the architecture with random weights (seed
 S), and the paired bootstrap of their difference over the same test tracks (`downstream.paired`, --paired-resamples
-draws of all test tracks). A recipe holds for a seed when the interval of the tag-wise ROC-AUC difference lies
-above 0. Printed per run: training wall and CPU seconds, the scores, the differences, the kNN curve and the last
-collapse diagnostics; WORK/knn_curves.png plots the curves (mean +- std over seeds per pretext).
+draws of all test tracks), for the probes' scores and for precision@10 of a shared tag among the test tracks'
+embeddings (their neighbours, no probe). A recipe holds for a seed when the interval of the tag-wise ROC-AUC
+difference lies above 0. Printed per run: training wall and CPU seconds, the scores, the differences, the kNN curve
+and the last collapse diagnostics; WORK/knn_curves.png plots the curves (mean +- std over seeds per pretext).
 
-Each (pretext, seed) keeps its results in WORK/PRETEXT/seed-S/margin.json and is not run again with the same
-settings, so an interrupted benchmark resumes (and a killed training resumes from its checkpoint). --parallel N
-runs N of them at once, each in its own process with OMP_NUM_THREADS = cores / N (faster on few cores).
+Each (pretext, seed) keeps its results in WORK/PRETEXT/seed-S/margin.json and is not measured again with the same
+settings, and its finished training is not run again (a killed one resumes from its checkpoint), so an interrupted
+benchmark resumes. --parallel N runs N of them at once, each in its own process with OMP_NUM_THREADS = cores / N
+(faster on few cores).
 
     python -m benchmarks.real_corpus --out /tmp/rc --shards                          # the real corpus, once
     python -m benchmarks.pretext_margins --data /tmp/rc/shards --work /tmp/rm --parallel 2
@@ -348,7 +350,7 @@ def main(args: Args) -> None:
         pretext, seed = job
         done = finished(args, work, shards, pretext, seed)
         if done is None:
-            print(f"{pretext} seed {seed}: training ({work / pretext / f'seed-{seed}'})", file=sys.stderr)
+            print(f"{pretext} seed {seed}: measuring ({work / pretext / f'seed-{seed}'})", file=sys.stderr)
             if args.parallel == 1:
                 return measure_seed(args, work, shards, pretext, seed)
             return launch_job(args, work, shards, pretext, seed)
