@@ -345,15 +345,15 @@ def collect(package: str, out: Path, max_download_mb: float, seen: dict[str, str
     files = extract_audio(download(package, out / "debs"), root, MUSIC_ARCHIVES.get(package))
     summary.audio_files = len(files)
     tracks = music_tracks(files, root, package, version, seen)
-    summary.tracks, summary.hours = len(tracks), sum(t.seconds for t in tracks) / 3600
-    summary.splits = split_counts(tracks)
-    modules = sum(f.suffix.lower() in TRACKER_SUFFIXES for f in files)
-    if tracks and min(summary.splits["train"], summary.splits["test"]) < MIN_SPLIT_TRACKS:
+    splits = split_counts(tracks)
+    if tracks and min(splits["train"], splits["test"]) < MIN_SPLIT_TRACKS:
         summary.reason = (
-            f"{summary.splits['train']} train and {summary.splits['test']} test tracks of its {len(tracks)}: "
+            f"{splits['train']} train and {splits['test']} test tracks of its {len(tracks)}: "
             f"its tag needs >= {MIN_SPLIT_TRACKS} in each"
         )
         return summary, []
+    summary.tracks, summary.hours, summary.splits = len(tracks), sum(t.seconds for t in tracks) / 3600, splits
+    modules = sum(f.suffix.lower() in TRACKER_SUFFIXES for f in files)
     if tracks:
         summary.genres = game_genres(package)
         for track in tracks:
@@ -401,8 +401,8 @@ def print_report(report: CorpusReport) -> None:
     """The per-source table and the totals."""
     names = [name for name, _ in SPLITS]
     rows = [
-        [s.package, s.version, s.download_mb, s.tracks if s.used else 0, s.hours if s.used else 0.0,
-         *(s.splits.get(n, 0) if s.used else 0 for n in names), ",".join(g.removeprefix(GENRE_PREFIX)
+        [s.package, s.version, s.download_mb, s.tracks, s.hours, *(s.splits.get(n, 0) for n in names),
+         ",".join(g.removeprefix(GENRE_PREFIX)
          for g in s.genres) or "-", s.reason]
         for s in report.sources
     ]  # fmt: skip
