@@ -111,11 +111,11 @@ class SeedMargin:
         return self.difference["roc_auc_tagwise"]["low"] > 0
 
 
-def run_logged(command: list[str], cwd: Path, log: Path) -> float:
+def run_logged(command: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> float:
     """Run a command of the project with this interpreter, its output into `log`; the CPU seconds it and its
     children used. Fails loudly with the log's end."""
     with log.open("w") as sink:
-        process = subprocess.Popen([sys.executable, *command], cwd=cwd, stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, *command], cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
@@ -268,17 +268,14 @@ def finished(args: Args, work: Path, shards: Path, pretext: str, seed: int) -> S
 def launch_job(args: Args, work: Path, shards: Path, pretext: str, seed: int) -> SeedMargin:
     """Measure (pretext, seed) in a child process with its share of the cores; read the result it wrote."""
     threads = max(1, (os.cpu_count() or 1) // args.parallel)
-    command = [sys.executable, "-m", "benchmarks.pretext_margins", "--job", f"{pretext}:{seed}", "--work", str(work)]
+    command = ["-m", "benchmarks.pretext_margins", "--job", f"{pretext}:{seed}", "--work", str(work)]
     command += ["--data", str(shards), "--preset", args.preset, f"--train-flags={args.train_flags}"]
     command += ["--monitor-every", str(args.monitor_every), "--paired-resamples", str(args.paired_resamples)]
     folder = work / pretext / f"seed-{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    with (folder / "job.log").open("w") as log:  # run in its folder, where MLflow puts the probes' artifacts
-        done = subprocess.run(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
-    if done.returncode:
-        raise SystemExit(f"{pretext} seed {seed} failed; see {folder / 'job.log'}")
+    run_logged(command, folder, folder / "job.log", env)  # in its folder, where MLflow puts the probes' artifacts
     margin = finished(args, work, shards, pretext, seed)
     assert margin is not None, f"{folder / RESULT_NAME} was not written"
     return margin
