@@ -45,15 +45,26 @@ def answers(uri: str) -> bool:
         return False
 
 
+SHARED_MEMORY = Path("/dev/shm")
+
+
+def huey_stores() -> set[Path]:
+    """Folders of /dev/shm holding an `mlflow server`'s job store (it makes one at start and never removes it)."""
+    return {store.parent for store in SHARED_MEMORY.glob("*/*.mlflow-huey-store")} if SHARED_MEMORY.is_dir() else set()
+
+
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`mlflow server` with a sqlite backend and served artifacts on a free loopback port; stopped afterwards."""
+    """`mlflow server` with a sqlite backend and served artifacts on a free loopback port; stopped afterwards,
+    leaving nothing behind (its job execution, which the tests do not use, is off: its store would stay in /dev/shm)."""
+    stores_before = huey_stores()
     port = free_port()
     command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
                "--artifacts-destination", str(tmp_path / "artifacts")]  # fmt: skip
     log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: answers(uri) or server.poll() is not None, 120, "the mlflow server")
@@ -62,6 +73,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
     finally:
         stop(server)
         log.close()
+    assert huey_stores() <= stores_before, "the mlflow server left its job store in /dev/shm"
 
 
 def stop(server: subprocess.Popen) -> None:
