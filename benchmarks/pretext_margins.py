@@ -8,7 +8,8 @@ S), and the paired bootstrap of their difference over the same test tracks (`dow
 draws of all test tracks), for the probes' scores and for precision@10 of a shared tag among the test tracks'
 embeddings (their neighbours, no probe). A recipe holds for a seed when the interval of the tag-wise ROC-AUC
 difference lies above 0. Printed per run: training wall and CPU seconds, the scores, the differences, the kNN curve
-and the last collapse diagnostics; WORK/knn_curves.png plots the curves (mean +- std over seeds per pretext).
+and the last collapse diagnostics; WORK/knn_curves.png plots the curves (mean +- std over seeds per pretext) and
+WORK/differences.png every run's paired differences with their intervals, one panel per metric.
 
 Each (pretext, seed) keeps its results in WORK/PRETEXT/seed-S/margin.json and is not measured again with the same
 settings, and its finished training is not run again (a killed one resumes from its checkpoint), so an interrupted
@@ -17,7 +18,7 @@ benchmark resumes. --parallel N runs N of them at once, each in its own process 
 
     python -m benchmarks.real_corpus --out /tmp/rc --shards                          # the real corpus, once
     python -m benchmarks.pretext_margins --data /tmp/rc/shards --work /tmp/rm --parallel 2
-    python -m benchmarks.pretext_margins --data /tmp/rc/shards --preset real-short --pretexts contrastive
+    python -m benchmarks.pretext_margins --data /tmp/rc/shards --preset paper --pretexts contrastive
     python -m benchmarks.pretext_margins --seeds 3                                   # the demo corpus
     python -m benchmarks.pretext_margins "--train-flags=--epochs 54" --json          # other settings
 """
@@ -45,7 +46,7 @@ from musicssl.downstream.cli import EvaluateArgs, evaluate
 from musicssl.downstream.evaluation import EvaluationResult
 from musicssl.downstream.metrics import PRECISION_AT_K
 from musicssl.downstream.paired import PairedConfig, paired_bootstrap
-from musicssl.downstream.plots import Curve, plot_curves
+from musicssl.downstream.plots import METRIC_LABELS, Curve, Interval, plot_curves, plot_differences
 from musicssl.downstream.tracking import RANDOM_PRETEXT
 from musicssl.trainer.pretexts import PRETEXTS
 
@@ -332,6 +333,19 @@ def plot_knn_curves(margins: list[SeedMargin], path: Path) -> Path | None:
     return plot_curves({(MONITOR_METRIC, "kNN monitor"): curves}, path, "training step", log_x=False)
 
 
+def plot_margins(margins: list[SeedMargin], path: Path) -> Path:
+    """Each (pretext, seed)'s paired difference and interval against a line at 0, the metrics side by side."""
+    panels = {
+        ("pre-trained - random", METRIC_LABELS[metric]): [
+            Interval(f"{m.pretext} seed {m.seed}", d["observed"], d["low"], d["high"])
+            for m in margins
+            if (d := m.difference.get(metric))
+        ]
+        for metric in METRICS
+    }
+    return plot_differences({key: rows for key, rows in panels.items() if rows}, path)
+
+
 def main(args: Args) -> None:
     """Measure every (pretext, seed) not measured yet, then print the table or JSON and plot the curves."""
     work = (args.work or Path(tempfile.mkdtemp(prefix="pretext-margin-"))).resolve()
@@ -356,11 +370,13 @@ def main(args: Args) -> None:
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         margins = list(pool.map(measure, jobs))
     plot = plot_knn_curves(margins, work / "knn_curves.png")
+    differences = plot_margins(margins, work / "differences.png")
     if args.json:
         print_json({"preset": args.preset, "train_flags": args.train_flags, "runs": [asdict(m) for m in margins]})
     else:
         print(table(margins))
         print(f"kNN curves: {plot}" if plot else "no kNN curve logged")
+        print(f"paired differences: {differences}")
 
 
 if __name__ == "__main__":

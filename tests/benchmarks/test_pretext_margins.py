@@ -1,5 +1,5 @@
 """benchmarks/pretext_margins.py's bookkeeping, without training: which stored results are reused, the summary
-per pretext and the kNN curves' plot."""
+per pretext and the plots of the kNN curves and of the paired differences."""
 
 from __future__ import annotations
 
@@ -48,6 +48,8 @@ def test_the_table_says_on_how_many_seeds_a_pretext_holds_and_plots_the_shared_s
     plot = pretext_margins.plot_knn_curves(margins, tmp_path / "curves.png")
     assert plot is not None and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pretext_margins.plot_knn_curves([_margin(0, 0.5, [], {})], tmp_path / "none.png") is None
+    differences = pretext_margins.plot_margins(margins, tmp_path / "differences.png")
+    assert differences.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_training_runs_once_per_settings_and_other_settings_start_afresh(
